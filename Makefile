@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make morning-check` and `make test`.
+# Each bootstraps the virtualenv it needs; re-running with nothing changed does nothing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= demo
+# The install stamp is keyed on pyproject.toml's content, not its mtime.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
+LAB_VENV := .venv-lab
+LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
+
+.PHONY: morning-check lab test lint bench demo bootstrap
+
+bootstrap: $(STAMP)
+
+# uv installs the ~90 packages in ~8 s where pip takes ~45 s; it compiles bytecode
+# because this environment sets PYTHONDONTWRITEBYTECODE, without which every kernel
+# start would pay ~2 s of recompilation.
+$(STAMP): pyproject.toml
+	@echo "bootstrapping $(VENV) (once per pyproject.toml change)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -e '.[test]'
+	@$(BIN)/python -m ipykernel install --sys-prefix --name opslib --display-name "opslib" >/dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+morning-check: $(STAMP)
+	@$(BIN)/opslib demo --if-stale
+	@$(BIN)/opslib run morning-check --profile $(PROFILE)
+
+demo: $(STAMP)
+	@$(BIN)/opslib demo
+
+test: $(STAMP)
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/python -m pytest -q tests
+	@$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	@$(BIN)/python bench/runner_overhead.py
+
+# JupyterLab gets its own environment: its extras slow every nbformat import by ~0.7 s,
+# which scheduled runs should not pay. It sees the `opslib` kernel registered in $(VENV).
+$(LAB_STAMP): pyproject.toml $(STAMP)
+	@test -x $(LAB_VENV)/bin/python || $(PYTHON) -m venv $(LAB_VENV)
+	@$(LAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	@VIRTUAL_ENV=$(CURDIR)/$(LAB_VENV) $(LAB_VENV)/bin/uv pip install --quiet --compile-bytecode 'jupyterlab>=4'
+	@rm -f $(LAB_VENV)/.installed-*
+	@touch $@
+
+lab: $(LAB_STAMP)
+	@$(BIN)/opslib demo --if-stale
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(LAB_VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -1,0 +1,159 @@
+"""Remediation as plan → apply → audit, the one mechanism every fix goes through.
+
+`plan()` computes exactly what would change and a short hash of it. Nothing changes
+unless the run says `apply=True` (the plan is shown right above, in the same run) or
+`approve=<hash>` matches the freshly computed plan (an unattended run carrying out a plan
+a person reviewed in an earlier report). Apply re-checks its condition inside the
+change, keeps a before-image of whatever it rewrites, and appends an audit record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from html import escape
+from typing import Any, Protocol
+
+import pandas as pd
+
+from opslib import display
+from opslib.archive import Ledger
+from opslib.checks import CheckResult, Status
+from opslib.context import RunContext
+from opslib.redact import scrub
+
+HASH_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an action would change. Only `action`, `target` and `changes` are hashed:
+    context such as ages moves every second and must not invalidate an approval."""
+
+    action: str
+    target: str
+    summary: str
+    changes: tuple[dict[str, Any], ...]
+    context: pd.DataFrame | None = field(default=None, compare=False)
+
+    @cached_property
+    def hash(self) -> str:
+        canonical = json.dumps(
+            {"action": self.action, "target": self.target, "changes": list(self.changes)},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def _repr_html_(self) -> str:
+        heading = (
+            f"<p><b>Plan {escape(self.action)}</b> on {escape(self.target)}: {escape(self.summary)}"
+        )
+        if self.empty:
+            return heading + "</p>"
+        shown = self.context if self.context is not None else pd.DataFrame(list(self.changes))
+        return f"{heading} — plan hash <code>{self.hash}</code></p>{display.table(shown)}"
+
+
+@dataclass
+class Applied:
+    """What apply actually did; `skipped` are planned items whose condition no longer held."""
+
+    changed: int
+    before_count: int
+    after_count: int
+    changes: list[dict[str, Any]]
+    skipped: list[Any]
+    backup: dict[str, Any] | None
+
+
+class Action(Protocol):
+    name: str
+
+    def plan(self) -> Plan: ...
+
+    def apply(self, plan: Plan) -> Applied: ...
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    mode: str  # nothing-to-do | dry-run | stale-approval | applied | failed
+    message: str
+    result: CheckResult
+
+    def _repr_html_(self) -> str:
+        return display.result_line(self.result)
+
+
+def execute(
+    action: Action, context: RunContext, *, apply: bool = False, approve: str = ""
+) -> Outcome:
+    """Plan, then apply only when the run asks for it, and audit what was applied."""
+    plan = action.plan()
+    name = f"action:{action.name}"
+    if plan.empty:
+        return _outcome(plan, "nothing-to-do", f"nothing to do: {plan.summary}", Status.OK, name)
+    if approve and approve != plan.hash:
+        message = (
+            f"not applied: approved plan {approve} is stale, the current plan is {plan.hash}; "
+            "review the plan above and approve its hash"
+        )
+        return _outcome(plan, "stale-approval", message, Status.WARNING, name)
+    if not (apply or approve):
+        message = (
+            f"dry run: would {plan.summary}; apply with -p apply=true or -p approve={plan.hash}"
+        )
+        return _outcome(plan, "dry-run", message, Status.OK, name)
+    try:
+        applied = action.apply(plan)
+    except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
+        return _outcome(
+            plan,
+            "failed",
+            f"apply failed, nothing audited: {scrub(str(exc))}",
+            Status.UNKNOWN,
+            name,
+        )
+    Ledger().record_audit(
+        {
+            "at": datetime.now(UTC).replace(tzinfo=None),
+            "os_user": context.os_user,
+            "run_by": context.by,
+            "runbook": context.runbook,
+            "profile": context.profile,
+            "run_id": context.run_id,
+            "action": action.name,
+            "plan_hash": plan.hash,
+            "target": plan.target,
+            "summary": plan.summary,
+            "changes": applied.changes,
+            "before_count": applied.before_count,
+            "after_count": applied.after_count,
+            "backup": applied.backup,
+        }
+    )
+    skipped = (
+        f"; {len(applied.skipped)} left alone, no longer matching: {applied.skipped}"
+        if applied.skipped
+        else ""
+    )
+    message = (
+        f"applied plan {plan.hash}: {applied.changed} changed "
+        f"(matching before {applied.before_count}, after {applied.after_count}){skipped}"
+    )
+    return _outcome(plan, "applied", message, Status.OK, name, value=applied.changed)
+
+
+def _outcome(
+    plan: Plan, mode: str, message: str, status: Status, name: str, value: float | None = None
+) -> Outcome:
+    result = CheckResult(name=name, status=status, value=value, unit="changes", summary=message)
+    return Outcome(plan, mode, message, result)

@@ -1,0 +1,206 @@
+"""The archive: report paths, the ledger of runs, checks and audits, and the index page.
+
+The ledger is SQLAlchemy, a SQLite file beside the reports by default and any URL via
+OPSLIB_LEDGER_URL (PostgreSQL for a shared archive). Every write is one transaction, so
+a run killed half-way leaves either its whole row set or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from opslib import paths
+from opslib.checks import CheckResult
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("runbook", sa.String(200), nullable=False, index=True),
+    sa.Column("profile", sa.String(200), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("notebook_path", sa.Text),
+    sa.Column("html_path", sa.Text),
+    sa.Column("git_sha", sa.String(64)),
+    sa.Column("os_user", sa.String(200)),
+    sa.Column("run_by", sa.String(200)),
+    sa.Column("host", sa.String(200)),
+    sa.Column("parameters", sa.Text, nullable=False, default="{}"),
+)
+
+check_results = sa.Table(
+    "check_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("unit", sa.String(32)),
+    sa.Column("summary", sa.Text),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("os_user", sa.String(200), nullable=False),
+    sa.Column("run_by", sa.String(200)),
+    sa.Column("runbook", sa.String(200), nullable=False),
+    sa.Column("profile", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("plan_hash", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("before_count", sa.Integer),
+    sa.Column("after_count", sa.Integer),
+    sa.Column("backup", sa.Text),
+)
+
+
+def ledger_url() -> str:
+    return (
+        os.environ.get("OPSLIB_LEDGER_URL") or f"sqlite:///{paths.reports_dir() / 'ledger.sqlite'}"
+    )
+
+
+def report_stem(runbook: str, profile: str, started: datetime) -> Path:
+    """`YYYY/MM/DD/<runbook>--<profile>--<HHMMSS>` relative to the reports dir."""
+    return (
+        Path(started.strftime("%Y/%m/%d")) / f"{runbook}--{profile}--{started.strftime('%H%M%S')}"
+    )
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    runbook: str
+    profile: str
+    started_at: datetime
+    duration_s: float
+    status: str
+    exit_code: int
+    summary: str
+    notebook_path: str | None
+    html_path: str | None
+    git_sha: str | None
+    os_user: str
+    run_by: str
+    host: str
+    parameters: dict[str, Any]
+
+
+class Ledger:
+    """History queries without re-reading notebooks; created on first use."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or ledger_url()
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(
+            self.url, poolclass=NullPool, connect_args=_connect_args(self.url)
+        )
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def record_run(self, run: RunRecord, results: list[CheckResult]) -> None:
+        row = {
+            **run.__dict__,
+            "parameters": json.dumps(run.parameters, sort_keys=True, default=str),
+        }
+        with self.engine.begin() as connection:
+            connection.execute(runs.insert().values(**row))
+            if results:
+                connection.execute(
+                    check_results.insert(),
+                    [
+                        {
+                            "run_id": run.run_id,
+                            "name": r.name,
+                            "status": r.status.name,
+                            "value": r.value,
+                            "unit": r.unit,
+                            "summary": r.summary,
+                        }
+                        for r in results
+                    ],
+                )
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        row = {
+            **entry,
+            "changes": json.dumps(entry["changes"], default=str),
+            "backup": json.dumps(entry.get("backup"), default=str),
+        }
+        with self.engine.begin() as connection:
+            connection.execute(audit.insert().values(**row))
+
+    def history(
+        self, runbook: str | None = None, profile: str | None = None, limit: int = 20
+    ) -> list[dict]:
+        query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if runbook:
+            query = query.where(runs.c.runbook == runbook)
+        if profile:
+            query = query.where(runs.c.profile == profile)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def latest(self) -> list[dict]:
+        """The newest run of every runbook × profile."""
+        newest = (
+            sa.select(
+                runs.c.runbook, runs.c.profile, sa.func.max(runs.c.started_at).label("started_at")
+            )
+            .group_by(runs.c.runbook, runs.c.profile)
+            .subquery()
+        )
+        query = (
+            sa.select(runs)
+            .join(
+                newest,
+                sa.and_(
+                    runs.c.runbook == newest.c.runbook,
+                    runs.c.profile == newest.c.profile,
+                    runs.c.started_at == newest.c.started_at,
+                ),
+            )
+            .order_by(runs.c.runbook, runs.c.profile)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def checks_of(self, run_id: str) -> list[dict]:
+        query = (
+            sa.select(check_results)
+            .where(check_results.c.run_id == run_id)
+            .order_by(check_results.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def audits(self, limit: int = 20) -> list[dict]:
+        query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """Concurrent runs wait for each other's short ledger transactions instead of failing."""
+    return {"timeout": 30} if url.startswith("sqlite") else {"connect_timeout": 10}

@@ -1,0 +1,204 @@
+"""`opslib`: run, list, profile check, history, index, demo.
+
+Exit codes follow monitoring plugins: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN — and 3
+for anything that stopped a run from happening (bad input included), always as one line
+on stderr. `--debug` shows the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from opslib.checks import Status
+from opslib.errors import OpslibError
+
+USAGE_ERROR = int(Status.UNKNOWN)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 3 like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"opslib: {message} (see {self.prog} --help)\n")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from opslib.profiles import default_profile_name
+    from opslib.runner import run
+
+    outcome = run(
+        args.runbook,
+        args.profile or default_profile_name(),
+        args.parameter,
+        by=args.by,
+        wait=args.wait,
+        cell_timeout_s=args.cell_timeout,
+        total_timeout_s=args.timeout,
+    )
+    print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
+    for result in outcome.attention:
+        print(f"  {result.status.name:<8} {result.name}: {result.summary}")
+    print(
+        f"report: {_shown(outcome.html_path) if outcome.html_path else 'none (the run produced no notebook)'}"
+    )
+    return outcome.exit_code
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _cmd_list(_args: argparse.Namespace) -> int:
+    from opslib.runbooks import purpose
+    from opslib.runner import declared_parameters, runbook_paths
+
+    for name, path in runbook_paths().items():
+        parameters = ", ".join(
+            f"{key}={spec['default']}"
+            for key, spec in declared_parameters(path).items()
+            if key != "profile"
+        )
+        print(f"{name:<24} {path.parent.name:<10} {purpose(path)}")
+        print(f"{'':<24} {'':<10} parameters: {parameters or 'none'}")
+    return 0
+
+
+def _cmd_profile_check(args: argparse.Namespace) -> int:
+    from opslib.profiles import load_profile
+    from opslib.targets import check_targets
+
+    profile = load_profile(args.name)
+    profile.resolve_all()
+    results = check_targets(profile)
+    for result in results:
+        print(f"{result.status.name:<8} {result.name}: {result.summary}")
+    worst = Status.worst([r.status for r in results])
+    print(
+        f"{worst.name} profile {profile.name} ({profile.source}): valid, {len(results)} target(s) checked"
+    )
+    return int(worst)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from opslib.archive import Ledger
+
+    rows = Ledger().history(args.runbook, args.profile, args.limit)
+    if not rows:
+        print("no runs recorded")
+    for row in rows:
+        print(
+            f"{row['started_at']:%Y-%m-%d %H:%M:%S}  {row['status']:<8} {row['runbook']:<20} "
+            f"{row['profile']:<10} {row['duration_s']:6.1f} s  {row['html_path'] or '-'}"
+        )
+    return 0
+
+
+def _cmd_index(_args: argparse.Namespace) -> int:
+    from opslib.index import write_index
+
+    print(f"index: {_shown(write_index())}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from opslib import demo
+
+    if args.if_stale and demo.is_fresh():
+        return 0
+    print(f"demo pipeline created in {_shown(demo.create())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="opslib", description="Executable operations runbooks for data pipelines."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = commands.add_parser(
+        "run", help="execute a runbook, archive its report, exit with its status"
+    )
+    run.add_argument("runbook")
+    run.add_argument(
+        "--profile", help="profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
+    )
+    run.add_argument("-p", dest="parameter", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    run.add_argument("--by", default="", help="who asked for this run, for the audit trail")
+    run.add_argument(
+        "--wait", action="store_true", help="wait for a running instance instead of refusing"
+    )
+    run.add_argument("--timeout", type=float, default=900.0, help="total run timeout in seconds")
+    run.add_argument(
+        "--cell-timeout", type=float, default=300.0, help="per-cell timeout in seconds"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    commands.add_parser("list", help="runbooks, their group, purpose and parameters").set_defaults(
+        handler=_cmd_list
+    )
+
+    profile = commands.add_parser("profile", help="profile commands")
+    profile_commands = profile.add_subparsers(
+        dest="profile_command", required=True, parser_class=OneLineParser
+    )
+    check = profile_commands.add_parser(
+        "check", help="validate a profile and test that its targets answer"
+    )
+    check.add_argument("name")
+    check.set_defaults(handler=_cmd_profile_check)
+
+    history = commands.add_parser("history", help="past runs from the ledger")
+    history.add_argument("--runbook")
+    history.add_argument("--profile")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    history.set_defaults(handler=_cmd_history)
+
+    index = commands.add_parser("index", help="rebuild reports/index.html from the ledger")
+    index.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    index.set_defaults(handler=_cmd_index)
+
+    demo = commands.add_parser("demo", help="(re)create the demo pipeline database and logs")
+    demo.add_argument(
+        "--if-stale", action="store_true", help="only when missing or older than 12 h"
+    )
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "reports", None):
+        os.environ["OPSLIB_REPORTS_DIR"] = str(args.reports.resolve())
+    try:
+        return args.handler(args)
+    except OpslibError as exc:
+        print(f"opslib: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("opslib: interrupted", file=sys.stderr)
+        return USAGE_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        from opslib.redact import scrub
+
+        print(
+            f"opslib: internal error: {type(exc).__name__}: {scrub(str(exc))} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

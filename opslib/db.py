@@ -1,0 +1,102 @@
+"""Database connections that cannot hang a probe or become the competing process.
+
+SQLite is opened read-only through a URI (a probe can never create or lock the file for
+writing) with a busy timeout, and every statement gets a deadline enforced by SQLite's
+progress handler. PostgreSQL gets connect_timeout, statement_timeout and lock_timeout,
+read-only transactions and `application_name=opslib`. Driver errors become `ProbeError`s
+with a scrubbed, one-line reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import NullPool
+
+from opslib.checks import Status
+from opslib.probes import ProbeError, TargetUnreachable
+from opslib.profiles import Profile
+from opslib.redact import scrub
+
+_PROGRESS_EVERY_OPS = 1000
+
+
+def engine(profile: Profile, *, readonly: bool = True) -> sa.Engine:
+    """An engine for the profile's database with every timeout the profile sets."""
+    target = profile.targets.database
+    if target is None:
+        raise ProbeError(f"{profile.source} has no targets.database")
+    url = sa.make_url(profile.database_url())
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, readonly, target.connect_timeout, target.statement_timeout)
+    if url.get_backend_name() == "postgresql":
+        options = {
+            "statement_timeout": int(target.statement_timeout * 1000),
+            "lock_timeout": int(target.lock_timeout * 1000),
+            "TimeZone": "UTC",
+        }
+        if readonly:
+            options["default_transaction_read_only"] = "on"
+        return sa.create_engine(
+            url.set(drivername="postgresql+psycopg"),
+            poolclass=NullPool,
+            connect_args={
+                "connect_timeout": max(1, round(target.connect_timeout)),
+                "application_name": "opslib",
+                "options": " ".join(f"-c {key}={value}" for key, value in options.items()),
+            },
+        )
+    raise ProbeError(f"{profile.source}: unsupported database {url.get_backend_name()!r}")
+
+
+def _sqlite_engine(
+    url: sa.URL, readonly: bool, busy_timeout_s: float, statement_timeout_s: float
+) -> sa.Engine:
+    path = url.database or ""
+    if readonly:
+        url = url.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+    created = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(created, "connect")
+    def _install_deadline(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        deadline = [float("inf")]
+        dbapi_connection.set_progress_handler(
+            lambda: time.monotonic() > deadline[0], _PROGRESS_EVERY_OPS
+        )
+        record.info["opslib_deadline"] = deadline
+
+    @event.listens_for(created, "before_cursor_execute")
+    def _arm_deadline(conn, *_args) -> None:  # type: ignore[no-untyped-def]
+        conn.connection.info["opslib_deadline"][0] = time.monotonic() + statement_timeout_s
+
+    return created
+
+
+def _classify(exc: Exception) -> ProbeError:
+    message = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+    lowered = message.lower()
+    if (
+        "interrupted" in lowered
+        or "statement timeout" in lowered
+        or "canceling statement" in lowered
+    ):
+        return ProbeError(f"query did not finish within its timeout ({message})")
+    if "not a database" in lowered or "malformed" in lowered:
+        return ProbeError(f"database file is damaged: {message}", Status.CRITICAL)
+    if isinstance(exc, sa.exc.OperationalError):
+        return TargetUnreachable(message)
+    return ProbeError(message)
+
+
+@contextlib.contextmanager
+def connect(profile: Profile, *, readonly: bool = True) -> Iterator[sa.Connection]:
+    """A short-lived connection; any driver error leaves as a classified `ProbeError`."""
+    try:
+        with engine(profile, readonly=readonly).connect() as connection:
+            yield connection
+    except sa.exc.SQLAlchemyError as exc:
+        raise _classify(exc) from None

@@ -1,0 +1,69 @@
+"""HTML fragments a notebook shows: status badges, result lines, tables, plans.
+
+Shared by the runbook API and the report so a status looks the same everywhere.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from opslib.checks import CheckResult, Status, format_value
+
+STATUS_COLOURS = {
+    Status.OK: "#2e7d32",
+    Status.WARNING: "#b26a00",
+    Status.CRITICAL: "#c62828",
+    Status.UNKNOWN: "#6a1b9a",
+}
+MAX_TABLE_ROWS = 50
+
+
+def badge(status: Status) -> str:
+    colour = STATUS_COLOURS[status]
+    return (
+        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'font-weight:600;font-family:sans-serif;font-size:85%">{status.name}</span>'
+    )
+
+
+def result_line(result: CheckResult) -> str:
+    value = format_value(result.value, result.unit)
+    limits = ", ".join(
+        f"{kind} {spec}"
+        for kind, spec in (("warn", result.warning), ("crit", result.critical))
+        if spec
+    )
+    extra = f' <span style="color:#666">({escape(limits)})</span>' if limits else ""
+    return (
+        f"<p>{badge(result.status)} <b>{escape(result.name)}</b> = {escape(value)}{extra}"
+        f" — {escape(result.summary)}</p>"
+    )
+
+
+def table(frame: pd.DataFrame | None) -> str:
+    if frame is None or frame.empty:
+        return ""
+    numbered_rows = isinstance(frame.index, pd.RangeIndex)
+    shown = frame.head(MAX_TABLE_ROWS).to_html(
+        border=0, classes="dataframe opslib-table", index=not numbered_rows
+    )
+    more = len(frame) - MAX_TABLE_ROWS
+    return shown + (f"<p><i>… {more} more row(s)</i></p>" if more > 0 else "")
+
+
+def results_table(results: list[CheckResult]) -> str:
+    """Every check of a run, one row each: the table a reviewer reads first."""
+    rows = "".join(
+        f"<tr><td>{badge(r.status)}</td><td>{escape(r.name)}</td>"
+        f"<td>{escape(format_value(r.value, r.unit))}</td>"
+        f"<td>{escape(r.warning or '')}</td><td>{escape(r.critical or '')}</td>"
+        f"<td>{escape(r.summary)}</td></tr>"
+        for r in results
+    )
+    return (
+        '<table class="dataframe opslib-checks"><thead><tr><th>status</th><th>check</th>'
+        "<th>value</th><th>warning</th><th>critical</th><th>summary</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )

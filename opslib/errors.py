@@ -1,0 +1,19 @@
+"""Errors a user can act on: each prints as one line, never as a traceback."""
+
+from __future__ import annotations
+
+
+class OpslibError(Exception):
+    """A user-facing error: the message says what is wrong and where."""
+
+
+class ProfileError(OpslibError):
+    """A profile cannot be found, parsed, validated or resolved."""
+
+
+class RunbookError(OpslibError):
+    """A runbook or one of its parameters does not exist or has a bad value."""
+
+
+class RunInProgress(OpslibError):
+    """The same runbook is already running for the same profile."""

@@ -1,0 +1,57 @@
+"""One run of a runbook per profile at a time, and no collisions in the archive.
+
+The overlap lock is an `flock` on `reports/.locks/<runbook>--<profile>.lock`: the kernel
+drops it when the holder dies, even by `kill -9`, so a crashed run never blocks the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from opslib.errors import RunInProgress
+
+
+@contextlib.contextmanager
+def overlap_lock(
+    lock_dir: Path, runbook: str, profile: str, *, wait: bool = False
+) -> Iterator[None]:
+    """Hold the lock for the body; a second run refuses at once (or waits with `wait`)."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{runbook}--{profile}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInProgress(
+                f"{runbook} is already running for profile {profile} (pid {holder}); "
+                "not starting a second run (use --wait to queue behind it)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def link_unique(source: Path, stem: Path, suffix: str) -> Path:
+    """Hard-link `source` to `stem + suffix`, adding -2, -3 … if taken; atomic, never
+    overwrites, so two runs finishing in the same second both keep their report."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        target = stem.with_name(stem.name + (f"-{attempt}" if attempt > 1 else "") + suffix)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            continue
+        return target
+    raise RuntimeError(f"cannot find a free report name for {stem}")

@@ -1,0 +1,273 @@
+"""Profiles: what pipeline to operate, validated, with secrets resolved only at use time.
+
+A profile is `parameters/profiles/<name>.yaml` (or any YAML path). Values may hold
+`${VAR}` or `${VAR:-default}` references; they stay unresolved in the model and are
+expanded by `Profile.expand` when a probe needs them, so a notebook or a report only
+ever sees the profile's *name*.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
+
+from opslib import paths
+from opslib.checks import Threshold, parse_quantity
+from opslib.errors import ProfileError
+from opslib.redact import is_location_variable, mask_url, register_secret
+
+_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def _seconds(value: Any) -> float:
+    return parse_quantity(str(value))
+
+
+def _threshold(value: Any) -> str | None:
+    if value is None:
+        return None
+    Threshold.parse(value)
+    return str(value)
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a misspelt key must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseTarget(StrictModel):
+    url: str
+    connect_timeout: Seconds = 5.0
+    statement_timeout: Seconds = 10.0
+    lock_timeout: Seconds = 2.0
+
+
+class LogsTarget(StrictModel):
+    paths: list[str]
+
+
+class Targets(StrictModel):
+    database: DatabaseTarget | None = None
+    logs: LogsTarget | None = None
+    disks: dict[str, str] = {}
+
+
+class QueueColumns(StrictModel):
+    id: str = "id"
+    stage: str | None = "stage"
+    status: str = "status"
+    created_at: str = "created_at"
+    started_at: str = "started_at"
+    finished_at: str = "finished_at"
+    cost: str | None = None
+    error: str | None = None
+
+
+class QueueStatuses(StrictModel):
+    queued: str = "queued"
+    processing: str = "processing"
+    completed: str = "completed"
+    failed: str = "failed"
+
+
+class Queue(StrictModel):
+    """Which table is the job queue and what its columns and status values are called."""
+
+    table: str
+    columns: QueueColumns = QueueColumns()
+    statuses: QueueStatuses = QueueStatuses()
+    stuck_after: Seconds = 1800.0
+
+
+class CheckSettings(StrictModel):
+    enabled: bool = True
+    warning: ThresholdSpec = None
+    critical: ThresholdSpec = None
+
+
+class Profile(StrictModel):
+    name: str
+    description: str = ""
+    targets: Targets = Targets()
+    queue: Queue | None = None
+    checks: dict[str, CheckSettings] = {}
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str:
+        """Where the profile came from, for error messages."""
+        return f"profile {self.name}" if self._source is None else _display_path(self._source)
+
+    def expand(self, raw: str, key: str) -> str:
+        """`raw` with its `${VAR}` references resolved from the environment now.
+
+        A missing variable without a default is a one-line error naming the key; resolved
+        values are registered as secrets unless the variable names a location.
+        """
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group("name"), match.group("default")
+            value = os.environ.get(name)
+            if value is None:
+                if default is None:
+                    raise ProfileError(
+                        f"{self.source}: {key}: environment variable {name} is not set"
+                    )
+                return default
+            if not is_location_variable(name):
+                register_secret(value)
+            return value
+
+        return _REFERENCE.sub(replace, raw)
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        """Every (key path, raw string) in the profile that holds a `${VAR}` reference."""
+        yield from _walk_references(self.model_dump(), "")
+
+    def resolve_all(self) -> None:
+        """Expand every reference once: fails early on a missing variable and registers
+        every secret, so the runner can scrub them from whatever a run produces."""
+        for key, raw in self.references():
+            self.expand(raw, key)
+
+    def database_url(self) -> str:
+        """The database URL resolved for use; relative SQLite paths from the project root."""
+        if self.targets.database is None:
+            raise ProfileError(f"{self.source}: targets.database is not set")
+        url = self.expand(self.targets.database.url, "targets.database.url")
+        prefix, _, rest = url.partition(":///")
+        if prefix.startswith("sqlite") and rest and not rest.startswith("/"):
+            url = f"{prefix}:///{paths.resolve_path(rest)}"
+        return url
+
+    def database_display(self) -> str:
+        """The database URL as a report may show it: password masked."""
+        return mask_url(self.database_url())
+
+    def log_globs(self) -> list[str]:
+        if self.targets.logs is None:
+            return []
+        return [
+            str(paths.resolve_path(self.expand(raw, f"targets.logs.paths[{i}]")))
+            for i, raw in enumerate(self.targets.logs.paths)
+        ]
+
+    def disk_paths(self) -> dict[str, Path]:
+        return {
+            label: paths.resolve_path(self.expand(raw, f"targets.disks.{label}"))
+            for label, raw in self.targets.disks.items()
+        }
+
+    def provides(self, need: str) -> bool:
+        """Whether the profile has what a check needs: a target kind, `queue` or `sqlite`."""
+        if need == "sqlite":
+            database = self.targets.database
+            return database is not None and database.url.startswith("sqlite")
+        if need == "queue":
+            return self.queue is not None and self.targets.database is not None
+        if need == "disks":
+            return bool(self.targets.disks)
+        return getattr(self.targets, need, None) is not None
+
+    def check_settings(self, check: str) -> CheckSettings:
+        return self.checks.get(check, CheckSettings())
+
+
+def _walk_references(node: Any, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            yield from _walk_references(child, f"{key}.{child_key}" if key else str(child_key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _walk_references(child, f"{key}[{index}]")
+    elif isinstance(node, str) and _REFERENCE.search(node):
+        yield key, node
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(paths.project_root()))
+    except ValueError:
+        return str(path)
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in paths.profiles_dir().glob("*.yaml"))
+
+
+def default_profile_name() -> str:
+    return os.environ.get("OPSLIB_PROFILE") or "demo"
+
+
+def _locate(name_or_path: str) -> Path:
+    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
+        path = Path(name_or_path).expanduser().resolve()
+        if not path.is_file():
+            raise ProfileError(f"profile file {name_or_path} does not exist")
+        return path
+    path = paths.profiles_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = available_profiles()
+        close = difflib.get_close_matches(name_or_path, known, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+        raise ProfileError(f"no profile named {name_or_path!r} in parameters/profiles/ ({hint})")
+    return path
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if error["type"] == "missing":
+        return f"missing key {key!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def load_profile(name_or_path: str | None = None) -> Profile:
+    """Load and validate a profile by name (`parameters/profiles/NAME.yaml`) or path.
+
+    Every problem is a `ProfileError` whose message names the file and the key.
+    """
+    from opslib.catalogue import check_names
+
+    path = _locate(name_or_path or default_profile_name())
+    shown = _display_path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ProfileError(f"{shown}:{where}: {problem}") from None
+    except OSError as exc:
+        raise ProfileError(f"{shown}: cannot read ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{shown}: a profile is a mapping of keys, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ProfileError(f"{shown}: {problems}") from None
+    unknown = sorted(set(profile.checks) - set(check_names()))
+    if unknown:
+        raise ProfileError(
+            f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
+            f"(known: {', '.join(check_names())})"
+        )
+    profile._source = path
+    return profile

@@ -1,0 +1,1 @@
+"""Concrete remediation actions, one module per target kind, all built on `opslib.actions`."""

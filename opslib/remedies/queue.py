@@ -1,0 +1,79 @@
+"""Queue remedies: put jobs stuck in processing back in the queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.actions import Applied, Plan
+from opslib.probes.queue import QueueTable, stuck_job_rows, utc_now
+from opslib.profiles import Profile
+
+
+@dataclass
+class ResetStuckJobs:
+    """Set stuck jobs back to queued (and clear started_at) so a worker picks them up."""
+
+    profile: Profile
+    name: str = "reset_stuck_jobs"
+
+    @property
+    def queue(self) -> QueueTable:
+        return QueueTable.of(self.profile)
+
+    def plan(self) -> Plan:
+        rows = stuck_job_rows(self.profile)
+        id_column = self.queue.config.columns.id
+        statuses = self.queue.config.statuses
+        changes = tuple(
+            {"id": job_id, "status": [statuses.processing, statuses.queued]}
+            for job_id in rows[id_column].tolist()
+        )
+        return Plan(
+            action=self.name,
+            target=f"{self.profile.database_display()} table {self.queue.config.table}",
+            summary=f"reset {len(changes)} stuck job(s) to {statuses.queued}",
+            changes=changes,
+            context=rows,
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        """One transaction; the WHERE repeats the stuck rule so a job that finished or
+        moved on since the plan was made is left alone."""
+        queue = self.queue
+        planned = [change["id"] for change in plan.changes]
+        id_column = queue.column("id")
+        still_stuck = sa.and_(id_column.in_(planned), queue.stuck_condition(utc_now()))
+        with db.engine(self.profile, readonly=False).begin() as connection:
+            before = [
+                dict(row)
+                for row in connection.execute(sa.select(queue.table).where(still_stuck)).mappings()
+            ]
+            changed = connection.execute(
+                sa.update(queue.table)
+                .where(still_stuck)
+                .values(
+                    {
+                        queue.column("status"): queue.config.statuses.queued,
+                        queue.column("started_at"): None,
+                    }
+                )
+            ).rowcount
+            after = connection.execute(
+                sa.select(sa.func.count()).select_from(queue.table).where(still_stuck)
+            ).scalar_one()
+        reset_ids = [row[id_column.name] for row in before]
+        return Applied(
+            changed=changed,
+            before_count=len(before),
+            after_count=after,
+            changes=[
+                {"id": job_id, "status": list(plan_change["status"])}
+                for job_id, plan_change in zip(planned, plan.changes, strict=True)
+                if job_id in reset_ids
+            ],
+            skipped=[job_id for job_id in planned if job_id not in reset_ids],
+            backup={"before_image": before},
+        )

@@ -1,0 +1,54 @@
+"""The HTML report: code hidden, a status banner on top, nothing fetched from the web.
+
+scrapbook's recorded results are display outputs nbconvert cannot render (it warns for
+each); they stay in the archived notebook for `scrapbook.read_notebook` and are dropped
+from the HTML by `DropScraps`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import Preprocessor
+
+TEMPLATES = Path(__file__).with_name("templates")
+SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
+
+
+class DropScraps(Preprocessor):
+    """Remove scrapbook's machine-readable outputs, which have no visual form."""
+
+    def preprocess_cell(self, cell, resources, index):  # type: ignore[no-untyped-def]
+        if cell.cell_type == "code":
+            cell.outputs = [
+                output
+                for output in cell.outputs
+                if not any(key.startswith(SCRAP_MIMETYPE_PREFIX) for key in output.get("data", {}))
+            ]
+        return cell, resources
+
+
+@functools.cache
+def _exporter() -> HTMLExporter:
+    exporter = HTMLExporter(
+        template_name="opslib_report",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    exporter.register_preprocessor(DropScraps(), enabled=True)
+    return exporter
+
+
+def render_html(nb: nbformat.NotebookNode, banner: dict[str, Any]) -> str:
+    """The report page for an executed notebook and the run facts in `banner`."""
+    facts = {**banner, "parameters": json.dumps(banner.get("parameters", {}), sort_keys=True)}
+    body, _ = _exporter().from_notebook_node(copy.deepcopy(nb), resources={"opslib": facts})
+    return body

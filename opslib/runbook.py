@@ -1,0 +1,153 @@
+"""The API a runbook notebook calls: open a profile, evaluate checks, act, record.
+
+One code cell per step: `rb.evaluate("stuck_jobs")` runs the probe the catalogue names,
+judges it with the profile's thresholds and shows the result and its table. A probe that
+fails becomes UNKNOWN or CRITICAL with its reason: one broken step never hides the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+import pandas as pd
+import scrapbook
+from IPython.display import HTML, display
+
+from opslib import actions
+from opslib import display as show
+from opslib.catalogue import CheckSpec, catalogue
+from opslib.checks import CheckResult, Status, judge
+from opslib.context import RunContext
+from opslib.errors import OpslibError
+from opslib.probes import Metric, ProbeError
+from opslib.profiles import Profile, load_profile
+from opslib.redact import scrub
+
+RESULTS_SCRAP = "opslib_results"
+
+
+@dataclass
+class Finding:
+    """What one `evaluate` produced; shows itself as status lines and the probe's table."""
+
+    check: str
+    results: list[CheckResult] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    skipped: str = ""
+
+    def _repr_html_(self) -> str:
+        return self._lines() + show.table(self.table)
+
+    def _lines(self) -> str:
+        if self.skipped:
+            return f"<p><i>{escape(self.check)} skipped: {escape(self.skipped)}</i></p>"
+        return "".join(show.result_line(r) for r in self.results)
+
+    def status_only(self) -> HTML:
+        """The status lines without the table, for a step that charts the table instead."""
+        return HTML(self._lines())
+
+
+class Runbook:
+    """One execution of a runbook against one profile, collecting every check result."""
+
+    def __init__(self, name: str, profile: Profile) -> None:
+        self.name = name
+        self.profile = profile
+        self.context = RunContext.current(name, profile.name)
+        self.results: list[CheckResult] = []
+
+    @classmethod
+    def open(cls, name: str, profile: str = "") -> Runbook:
+        """Load the profile (empty: $OPSLIB_PROFILE, else `demo`) and show what it targets."""
+        runbook = cls(name, load_profile(profile or None))
+        display(HTML(runbook._header()))
+        return runbook
+
+    def _header(self) -> str:
+        profile = self.profile
+        targets = []
+        if profile.targets.database is not None:
+            targets.append(f"database {escape(profile.database_display())}")
+        targets += [f"logs {escape(pattern)}" for pattern in profile.log_globs()]
+        items = "".join(f"<li>{t}</li>" for t in targets)
+        return (
+            f"<p><b>{escape(self.name)}</b> on profile <b>{escape(profile.name)}</b> — "
+            f"{escape(profile.description)}</p><ul>{items}</ul>"
+        )
+
+    def evaluate(self, check: str, **probe_args: Any) -> Finding:
+        """Measure and judge one catalogue check; skipped when the profile lacks its target."""
+        spec = catalogue()[check]
+        settings = self.profile.check_settings(check)
+        if not settings.enabled:
+            return Finding(check, skipped=f"disabled in {self.profile.source}")
+        if not self.profile.provides(spec.needs):
+            return Finding(check, skipped=f"profile {self.profile.name} has no {spec.needs} target")
+        warning, critical = spec.thresholds(settings.warning, settings.critical)
+        try:
+            measured = spec.probe_function()(self.profile, **probe_args)
+        except ProbeError as exc:
+            failure = self._failure(spec, exc.status, exc.reason, warning, critical)
+            return self._keep(Finding(check, [failure]))
+        except (OpslibError, OSError) as exc:
+            failure = self._failure(spec, Status.UNKNOWN, str(exc), warning, critical)
+            return self._keep(Finding(check, [failure]))
+        metrics = measured if isinstance(measured, list) else [measured]
+        results = [self._judge(spec, metric, warning, critical) for metric in metrics]
+        table = metrics[0].table if len(metrics) == 1 else None
+        return self._keep(Finding(check, results, table))
+
+    def _judge(self, spec: CheckSpec, metric: Metric, warning: Any, critical: Any) -> CheckResult:
+        return CheckResult(
+            name=f"{spec.name}[{metric.label}]" if metric.label else spec.name,
+            status=judge(metric.value, warning, critical),
+            value=None if metric.value is None else float(metric.value),
+            unit=spec.unit,
+            warning=str(warning) if warning else None,
+            critical=str(critical) if critical else None,
+            summary=scrub(metric.summary),
+        )
+
+    def _failure(
+        self, spec: CheckSpec, status: Status, reason: str, warning: Any, critical: Any
+    ) -> CheckResult:
+        return CheckResult(
+            name=spec.name,
+            status=status,
+            unit=spec.unit,
+            warning=str(warning) if warning else None,
+            critical=str(critical) if critical else None,
+            summary=scrub(reason),
+        )
+
+    def _keep(self, finding: Finding) -> Finding:
+        self.results.extend(finding.results)
+        return finding
+
+    def act(
+        self, action: actions.Action, *, apply: bool = False, approve: str = ""
+    ) -> actions.Outcome:
+        """Plan the action, show the plan, and apply it only if the run asks for it."""
+        outcome = actions.execute(action, self.context, apply=apply, approve=approve)
+        display(outcome.plan)
+        self.results.append(outcome.result)
+        return outcome
+
+    @property
+    def status(self) -> Status:
+        return Status.worst([r.status for r in self.results])
+
+    def finish(self) -> None:
+        """Show every check in one table and record the results for the runner."""
+        counts = pd.Series([r.status.name for r in self.results]).value_counts().to_dict()
+        tally = ", ".join(f"{counts[s.name]} {s.name}" for s in Status if s.name in counts)
+        display(
+            HTML(
+                f"<p>Overall {show.badge(self.status)} — {len(self.results)} check(s): {tally}</p>"
+            )
+        )
+        display(HTML(show.results_table(self.results)))
+        scrapbook.glue(RESULTS_SCRAP, [r.to_record() for r in self.results], encoder="json")

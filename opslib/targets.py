@@ -1,0 +1,37 @@
+"""`opslib profile check`: does every target the profile names answer, within its timeout."""
+
+from __future__ import annotations
+
+from opslib.checks import CheckResult, Status
+from opslib.probes import ProbeError
+from opslib.probes.database import reachable
+from opslib.probes.logs import log_files
+from opslib.profiles import Profile
+
+
+def check_targets(profile: Profile) -> list[CheckResult]:
+    """One result per target: CRITICAL/UNKNOWN with the reason when it does not answer."""
+    results = []
+    if profile.targets.database is not None:
+        try:
+            results.append(CheckResult("database", Status.OK, summary=reachable(profile).summary))
+        except ProbeError as exc:
+            results.append(CheckResult("database", exc.status, summary=exc.reason))
+    if profile.targets.logs is not None:
+        try:
+            files = log_files(profile)
+            results.append(
+                CheckResult("logs", Status.OK, summary=f"{len(files)} log file(s) match")
+            )
+        except ProbeError as exc:
+            results.append(CheckResult("logs", exc.status, summary=exc.reason))
+    for label, path in profile.disk_paths().items():
+        status = Status.OK if path.exists() else Status.WARNING
+        results.append(
+            CheckResult(
+                f"disk[{label}]",
+                status,
+                summary=f"{path} {'exists' if path.exists() else 'does not exist yet'}",
+            )
+        )
+    return results

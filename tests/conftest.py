@@ -1,0 +1,112 @@
+"""Fixtures: every test gets its own data dir, archive and (when it needs one) project
+tree, and runs the real `opslib` command in a subprocess, as cron would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Workspace:
+    """An isolated place to run opslib: data, reports and optionally a project tree."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def reports(self) -> Path:
+        return Path(self.env["OPSLIB_REPORTS_DIR"])
+
+    @property
+    def data(self) -> Path:
+        return Path(self.env["OPSLIB_DATA_DIR"])
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env.get("OPSLIB_HOME", PROJECT))
+
+    def opslib(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opslib", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "opslib", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.root,
+        )
+
+    def archive_files(self) -> set[Path]:
+        """Report files (not the ledger, locks or temp dirs) currently in the archive."""
+        if not self.reports.exists():
+            return set()
+        return {
+            p
+            for p in self.reports.rglob("*")
+            if p.is_file() and p.suffix in {".html", ".ipynb"} and p.name != "index.html"
+        }
+
+    def add_runbook(self, name: str, *cells: str, parameters: str = 'profile = ""') -> Path:
+        """A runbook notebook in this workspace's own project tree."""
+        self._own_project()
+        nb = nbformat.v4.new_notebook()
+        first = nbformat.v4.new_code_cell(parameters)
+        first.metadata["tags"] = ["parameters"]
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nA test runbook."), first]
+        nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+        nb.metadata.kernelspec = {"name": "opslib", "display_name": "opslib", "language": "python"}
+        path = self.home / "notebooks" / "test" / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        return path
+
+    def _own_project(self) -> None:
+        if "OPSLIB_HOME" in self.env:
+            return
+        home = self.root / "project"
+        shutil.copytree(PROJECT / "notebooks", home / "notebooks")
+        shutil.copytree(PROJECT / "parameters", home / "parameters")
+        self.env["OPSLIB_HOME"] = str(home)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo pipeline, created once; tests get copies they may damage."""
+    data = tmp_path_factory.mktemp("demo-template")
+    env = {**os.environ, "OPSLIB_DATA_DIR": str(data)}
+    subprocess.run(
+        [sys.executable, "-m", "opslib", "demo"], env=env, check=True, capture_output=True
+    )
+    return data
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, demo_template: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    data = tmp_path / "data"
+    shutil.copytree(demo_template, data)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPSLIB_")}
+    env.update(OPSLIB_DATA_DIR=str(data), OPSLIB_REPORTS_DIR=str(tmp_path / "reports"))
+    for key in [k for k in os.environ if k.startswith("OPSLIB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OPSLIB_DATA_DIR", env["OPSLIB_DATA_DIR"])
+    monkeypatch.setenv("OPSLIB_REPORTS_DIR", env["OPSLIB_REPORTS_DIR"])
+    return Workspace(tmp_path, env)

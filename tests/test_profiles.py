@@ -1,0 +1,111 @@
+"""Profiles: validation names the file and key; secrets resolve only at use time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opslib.errors import ProfileError
+from opslib.profiles import load_profile
+from opslib.redact import known_secrets, mask_url, scrub
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_demo_profile_loads_with_its_queue_mapping() -> None:
+    profile = load_profile("demo")
+    assert profile.queue is not None and profile.queue.table == "jobs"
+    assert profile.queue.stuck_after == 1800
+    assert profile.provides("sqlite") and profile.provides("logs") and profile.provides("queue")
+
+
+def test_misspelt_key_names_file_and_key_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\ntargets:\n  databse:\n    url: sqlite:///x.db\n")
+    with pytest.raises(ProfileError) as error:
+        load_profile(path)
+    assert str(tmp_path / "p.yaml") in str(error.value)
+    assert "targets.databse" in str(error.value)
+
+
+def test_unknown_check_is_rejected_with_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nchecks:\n  stuk_jobs: {warning: '1'}\n")
+    with pytest.raises(ProfileError, match=r"checks\.stuk_jobs.*known: .*stuck_jobs"):
+        load_profile(path)
+
+
+def test_bad_threshold_and_bad_duration_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"checks\.stuck_jobs\.warning"):
+        load_profile(write(tmp_path, "name: x\nchecks:\n  stuck_jobs: {warning: 'lots'}\n"))
+    with pytest.raises(ProfileError, match=r"queue\.stuck_after"):
+        load_profile(
+            write(tmp_path, "name: x\nqueue: {table: jobs, stuck_after: 'a while'}\n", "q.yaml")
+        )
+
+
+def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"line 2"):
+        load_profile(write(tmp_path, "name: x\nfoo: bar: baz\n"))
+
+
+def test_missing_profile_suggests_close_names() -> None:
+    with pytest.raises(ProfileError, match="did you mean demo"):
+        load_profile("dmeo")
+
+
+def test_references_resolve_at_use_time_not_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPSLIB_TEST_DSN", raising=False)
+    profile = load_profile(
+        write(tmp_path, "name: x\ntargets:\n  database:\n    url: ${OPSLIB_TEST_DSN}\n")
+    )
+    assert profile.targets.database.url == "${OPSLIB_TEST_DSN}"
+    with pytest.raises(
+        ProfileError,
+        match=r"targets\.database\.url: environment variable OPSLIB_TEST_DSN is not set",
+    ):
+        profile.database_url()
+    monkeypatch.setenv("OPSLIB_TEST_DSN", "postgresql://ops:hunter2-secret@db/pipeline")
+    assert profile.database_url() == "postgresql://ops:hunter2-secret@db/pipeline"
+    assert profile.database_display() == "postgresql://ops:***@db/pipeline"
+    assert "postgresql://ops:hunter2-secret@db/pipeline" in known_secrets()
+
+
+def test_defaults_apply_when_the_variable_is_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPSLIB_TEST_DIR", raising=False)
+    profile = load_profile(
+        write(tmp_path, "name: x\ntargets:\n  disks:\n    data: ${OPSLIB_TEST_DIR:-/srv/data}\n")
+    )
+    assert profile.disk_paths() == {"data": Path("/srv/data")}
+
+
+def test_location_variables_are_shown_and_others_scrubbed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLIB_TEST_HOME", "/srv/pipeline-home")
+    monkeypatch.setenv("OPSLIB_TEST_TOKEN", "tok-0123456789")
+    profile = load_profile(
+        write(
+            tmp_path,
+            "name: x\ntargets:\n  disks:\n    a: ${OPSLIB_TEST_HOME}\n    b: /x/${OPSLIB_TEST_TOKEN}\n",
+        )
+    )
+    profile.resolve_all()
+    assert (
+        scrub("home /srv/pipeline-home token tok-0123456789") == "home /srv/pipeline-home token ***"
+    )
+
+
+def test_url_passwords_are_masked_everywhere() -> None:
+    assert (
+        mask_url("failed: postgresql://u:p4ss@h:5432/db") == "failed: postgresql://u:***@h:5432/db"
+    )
+    assert mask_url("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
+    assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
