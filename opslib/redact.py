@@ -16,7 +16,11 @@ MASK = "***"
 _MIN_SECRET_LENGTH = 4
 _LOCATION_SUFFIXES = ("_DIR", "_HOME", "_PATH")
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|dsn", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)", re.I)
+# The lookbehind anchors the scheme at its first letter: without it a long run of letters
+# (a base64 image in a report) is rescanned from every position, quadratically.
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)", re.I
+)
 
 _secrets: set[str] = set()
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import scrapbook
 from IPython.display import HTML, display
 
-from opslib import actions
 from opslib import display as show
 from opslib.catalogue import CheckSpec, catalogue
 from opslib.checks import CheckResult, Status, judge
@@ -24,8 +23,10 @@ from opslib.errors import OpslibError
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile, load_profile
 from opslib.redact import scrub
+from opslib.runbooks import RESULTS_SCRAP
 
-RESULTS_SCRAP = "opslib_results"
+if TYPE_CHECKING:
+    from opslib.actions import Action, Outcome
 
 
 @dataclass
@@ -127,10 +128,10 @@ class Runbook:
         self.results.extend(finding.results)
         return finding
 
-    def act(
-        self, action: actions.Action, *, apply: bool = False, approve: str = ""
-    ) -> actions.Outcome:
+    def act(self, action: Action, *, apply: bool = False, approve: str = "") -> Outcome:
         """Plan the action, show the plan, and apply it only if the run asks for it."""
+        from opslib import actions  # the ledger and SQLAlchemy only when a fix is planned
+
         outcome = actions.execute(action, self.context, apply=apply, approve=approve)
         display(outcome.plan)
         self.results.append(outcome.result)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The scrapbook name a runbook records its check results under, for the runner to read.
+RESULTS_SCRAP = "opslib_results"
+
 
 def purpose(notebook: Path) -> str:
     """The first plain line of the notebook's first markdown cell."""

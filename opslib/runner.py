@@ -8,16 +8,15 @@ temp name and linked into place, so no reader ever sees half a file.
 
 from __future__ import annotations
 
-import contextlib
+import ast
 import difflib
 import json
+import logging
 import os
-import socket
 import subprocess
-import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,18 +25,21 @@ from typing import Any
 import nbformat
 
 from opslib import paths
-from opslib.archive import Ledger, RunRecord, report_stem
 from opslib.checks import CheckResult, Status
 from opslib.context import RunContext
 from opslib.errors import RunbookError
+from opslib.execution import KernelSession, execute
 from opslib.locking import link_unique, overlap_lock
 from opslib.profiles import load_profile
 from opslib.redact import known_secrets, redact_parameters, scrub
+from opslib.runbooks import RESULTS_SCRAP
 
-KERNEL_NAME = "opslib"
+# papermill and nbclient log cell errors and timeouts; the run's outcome reports them
+# once, in the status line and the report, so they are not printed twice.
+logging.getLogger("papermill").addHandler(logging.NullHandler())
+
 DEFAULT_CELL_TIMEOUT_S = 300.0
 DEFAULT_TOTAL_TIMEOUT_S = 900.0
-KERNEL_START_TIMEOUT_S = 60.0
 TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off"}
 
@@ -84,6 +86,17 @@ def _coerce(key: str, raw: str, type_name: str) -> Any:
     return raw
 
 
+def _type_name(spec: dict[str, Any]) -> str:
+    """The declared type (from an annotation), else the type of the default literal."""
+    declared = spec.get("inferred_type_name", "None")
+    if declared not in {"None", ""}:
+        return declared
+    try:
+        return type(ast.literal_eval(spec.get("default", "None"))).__name__
+    except (ValueError, SyntaxError):
+        return "str"
+
+
 def parse_overrides(
     runbook: str, overrides: list[str], declared: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -101,7 +114,7 @@ def parse_overrides(
             raise RunbookError(
                 f"unknown parameter {key!r} for {runbook} (valid: {', '.join(settable) or 'none'})"
             )
-        values[key] = _coerce(key, raw, declared[key].get("inferred_type_name", "str"))
+        values[key] = _coerce(key, raw, _type_name(declared[key]))
     return values
 
 
@@ -146,94 +159,9 @@ def git_sha() -> str | None:
     return f"{sha}+dirty" if dirty else sha
 
 
-@contextlib.contextmanager
-def _kernel_environment(values: dict[str, str]) -> Iterator[None]:
-    """Environment the kernel inherits for this run only (run id, who, where)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _execute(
-    notebook: Path, parameters: dict[str, Any], cell_timeout_s: float, total_timeout_s: float
-) -> tuple[nbformat.NotebookNode | None, str]:
-    """Execute on the `opslib` kernel; returns the notebook as far as it ran and the
-    reason it stopped early ("" when it ran to the end without an error)."""
-    import papermill
-    from jupyter_client.manager import KernelManager
-    from papermill.engines import NBClientEngine, papermill_engines
-
-    executed: list[Any] = []
-
-    class CapturingEngine(NBClientEngine):
-        """Keeps a handle on the notebook so a run that dies still has a report."""
-
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):  # type: ignore[no-untyped-def]
-            executed.append(nb_man)
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
-
-    papermill_engines.register("opslib", CapturingEngine)
-    deadline = time.monotonic() + total_timeout_s
-
-    def cell_timeout(_cell: Any) -> float:
-        return max(0.1, min(cell_timeout_s, deadline - time.monotonic()))
-
-    with tempfile.TemporaryDirectory(prefix="opslib-kernel-") as sockets:
-        # IPC sockets: no TCP port to collide on, and no "unencrypted TCP" warning per run.
-        kernel = KernelManager(
-            kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(sockets, "k")
-        )
-        reason = ""
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                None,
-                parameters=parameters,
-                engine_name="opslib",
-                kernel_name=KERNEL_NAME,
-                progress_bar=False,
-                start_timeout=min(KERNEL_START_TIMEOUT_S, total_timeout_s),
-                cwd=str(paths.project_root()),
-                km=kernel,
-                timeout_func=cell_timeout,
-            )
-        except Exception as exc:  # noqa: BLE001 - every way a run can fail is UNKNOWN
-            reason = _failure_reason(exc, deadline, total_timeout_s)
-        finally:
-            # nbclient leaves a kernel it did not create running: stopping it is ours to do.
-            if kernel.has_kernel:
-                kernel.shutdown_kernel(now=True)
-    nb = executed[0].nb if executed else None
-    return nb, reason
-
-
-def _failure_reason(exc: Exception, deadline: float, total_timeout_s: float) -> str:
-    name = type(exc).__name__
-    if name == "PapermillExecutionError":
-        return f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"  # type: ignore[attr-defined]
-    if name == "CellTimeoutError" or isinstance(exc, TimeoutError):
-        if time.monotonic() >= deadline - 0.5:
-            return f"run exceeded its total timeout of {total_timeout_s:g} s"
-        return f"a cell exceeded its timeout: {str(exc).splitlines()[0] if str(exc) else name}"
-    if name == "DeadKernelError":
-        return "the kernel died during the run"
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{name}: {first_line}" if first_line else name
-
-
 def recorded_results(nb: nbformat.NotebookNode) -> list[CheckResult] | None:
     """The results the runbook glued with scrapbook, or None if it recorded nothing."""
     import scrapbook
-
-    from opslib.runbook import RESULTS_SCRAP
 
     scraps = scrapbook.models.Notebook(nb).scraps
     if RESULTS_SCRAP not in scraps:
@@ -281,94 +209,143 @@ def run(
     notebook = find_runbook(runbook)
     profile = load_profile(profile_name)
     profile.resolve_all()
-    # The notebook gets the profile as the user named it (a name or a YAML path), never
-    # anything resolved from it.
-    parameters = {
-        "profile": profile_name or profile.name,
-        **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
-    }
     reports = paths.reports_dir()
-    temp_dir = reports / ".tmp"
-    with overlap_lock(reports / ".locks", runbook, profile.name, wait=wait):
-        temp_dir.mkdir(parents=True, exist_ok=True)
-        _sweep_temp(temp_dir)
-        started = datetime.now(UTC).replace(tzinfo=None)
-        run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        context = RunContext.current(runbook, profile.name)
-        clock = time.monotonic()
-        kernel_env = {
-            "OPSLIB_RUN_ID": run_id,
-            "OPSLIB_RUN_BY": by,
-            "OPSLIB_REPORTS_DIR": str(reports),
+    run_id = uuid.uuid4().hex[:12]
+    kernel_env = {"OPSLIB_RUN_ID": run_id, "OPSLIB_RUN_BY": by, "OPSLIB_REPORTS_DIR": str(reports)}
+    # The kernel boots while the parameters are checked; bad input only costs its shutdown.
+    with KernelSession(paths.project_root(), kernel_env) as kernel:
+        # The notebook gets the profile as the user named it (a name or a YAML path),
+        # never anything resolved from it.
+        parameters = {
+            "profile": profile_name or profile.name,
+            **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
         }
-        with _kernel_environment(kernel_env):
-            nb, failure = _execute(notebook, parameters, cell_timeout_s, total_timeout_s)
-        results = (recorded_results(nb) if nb is not None else None) or []
-        if not failure and not results:
-            failure = "the runbook recorded no results"
-        if failure:
-            results.append(CheckResult("run", Status.UNKNOWN, summary=scrub(failure)))
-        status = Status.worst([r.status for r in results])
-        attention = [r for r in results if r.status is not Status.OK]
-        headline = (
-            f"{len(results)} check(s), all OK"
-            if not attention
-            else f"{len(attention)} of {len(results)} check(s) need attention"
-        )
-        outcome = RunOutcome(
-            runbook, profile.name, status, headline, results, run_id=run_id, attention=attention
-        )
-        public_parameters = redact_parameters(parameters)
-        banner = {
-            "status": status.name,
-            "runbook": runbook,
-            "profile": profile.name,
-            "headline": headline,
-            "attention": [r.to_record() for r in attention],
-            "started": started.strftime("%Y-%m-%d %H:%M:%S"),
-            "duration_s": time.monotonic() - clock,
-            "run_id": run_id,
-            "who": f"{context.os_user}" + (f" (by {by})" if by else ""),
-            "host": context.host,
-            "git_sha": git_sha(),
-            "parameters": public_parameters,
-        }
-        stem = reports / report_stem(runbook, profile.name, started)
-        if nb is not None:
-            from opslib.report import render_html
-
-            nb = scrub_notebook(nb)
-            prefix = f"{os.getpid()}-{run_id}"
-            notebook_temp = _write_temp(temp_dir, f"{prefix}.ipynb.part", nbformat.writes(nb))
-            html_temp = _write_temp(temp_dir, f"{prefix}.html.part", scrub(render_html(nb, banner)))
-            outcome.notebook_path = link_unique(notebook_temp, stem, ".ipynb")
-            outcome.html_path = outcome.notebook_path.with_suffix(".html")
-            os.replace(html_temp, outcome.html_path)
-            notebook_temp.unlink()
-        Ledger().record_run(
-            RunRecord(
-                run_id=run_id,
-                runbook=runbook,
-                profile=profile.name,
-                started_at=started,
-                duration_s=banner["duration_s"],
-                status=status.name,
-                exit_code=int(status),
-                summary=headline,
-                notebook_path=_relative(outcome.notebook_path, reports),
-                html_path=_relative(outcome.html_path, reports),
-                git_sha=banner["git_sha"],
-                os_user=context.os_user,
-                run_by=by,
-                host=socket.gethostname(),
-                parameters=public_parameters,
-            ),
-            results,
-        )
+        with overlap_lock(reports / ".locks", runbook, profile.name, wait=wait):
+            started = datetime.now(UTC).replace(tzinfo=None)
+            clock = time.monotonic()
+            # The second core prepares the report machinery while the kernel runs.
+            warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
+            warm_up.start()
+            nb, failure = execute(kernel, notebook, parameters, cell_timeout_s, total_timeout_s)
+            warm_up.join()
+            facts = RunFacts(runbook, profile.name, run_id, started, clock, by, parameters)
+            outcome = _archive(facts, nb, failure, reports)
     from opslib.index import write_index
 
     write_index()
     return outcome
+
+
+@dataclass
+class RunFacts:
+    """What is known about a run before its results: the ledger row's identity."""
+
+    runbook: str
+    profile: str
+    run_id: str
+    started: datetime
+    clock: float
+    by: str
+    parameters: dict[str, Any]
+
+
+def _judge_run(nb: nbformat.NotebookNode | None, failure: str) -> list[CheckResult]:
+    """The recorded results, plus an UNKNOWN `run` result for whatever went wrong."""
+    results = (recorded_results(nb) if nb is not None else None) or []
+    if not failure and not results:
+        failure = "the runbook recorded no results"
+    if failure:
+        results.append(CheckResult("run", Status.UNKNOWN, summary=scrub(failure)))
+    return results
+
+
+def _archive(
+    facts: RunFacts, nb: nbformat.NotebookNode | None, failure: str, reports: Path
+) -> RunOutcome:
+    """Write the notebook and HTML (temp name, then linked into place) and the ledger row."""
+    from opslib.archive import Ledger, RunRecord, report_stem
+    from opslib.report import render_html
+
+    results = _judge_run(nb, failure)
+    status = Status.worst([r.status for r in results])
+    attention = [r for r in results if r.status is not Status.OK]
+    headline = (
+        f"{len(results)} check(s), all OK"
+        if not attention
+        else f"{len(attention)} of {len(results)} check(s) need attention"
+    )
+    outcome = RunOutcome(
+        facts.runbook,
+        facts.profile,
+        status,
+        headline,
+        results,
+        run_id=facts.run_id,
+        attention=attention,
+    )
+    context = RunContext.current(facts.runbook, facts.profile)
+    public_parameters = redact_parameters(facts.parameters)
+    sha = git_sha()
+    duration_s = time.monotonic() - facts.clock
+    if nb is not None:
+        banner = {
+            "status": status.name,
+            "runbook": facts.runbook,
+            "profile": facts.profile,
+            "headline": headline,
+            "attention": [r.to_record() for r in attention],
+            "started": facts.started.strftime("%Y-%m-%d %H:%M:%S"),
+            "duration_s": duration_s,
+            "run_id": facts.run_id,
+            "who": context.os_user + (f" (by {facts.by})" if facts.by else ""),
+            "host": context.host,
+            "git_sha": sha,
+            "parameters": public_parameters,
+        }
+        nb = scrub_notebook(nb)
+        temp_dir = reports / ".tmp"
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_temp(temp_dir)
+        prefix = f"{os.getpid()}-{facts.run_id}"
+        notebook_temp = _write_temp(temp_dir, f"{prefix}.ipynb.part", nbformat.writes(nb))
+        html_temp = _write_temp(temp_dir, f"{prefix}.html.part", scrub(render_html(nb, banner)))
+        stem = reports / report_stem(facts.runbook, facts.profile, facts.started)
+        outcome.notebook_path = link_unique(notebook_temp, stem, ".ipynb")
+        outcome.html_path = outcome.notebook_path.with_suffix(".html")
+        os.replace(html_temp, outcome.html_path)
+        notebook_temp.unlink()
+    Ledger().record_run(
+        RunRecord(
+            run_id=facts.run_id,
+            runbook=facts.runbook,
+            profile=facts.profile,
+            started_at=facts.started,
+            duration_s=duration_s,
+            status=status.name,
+            exit_code=int(status),
+            summary=headline,
+            notebook_path=_relative(outcome.notebook_path, reports),
+            html_path=_relative(outcome.html_path, reports),
+            git_sha=sha,
+            os_user=context.os_user,
+            run_by=facts.by,
+            host=context.host,
+            parameters=public_parameters,
+        ),
+        results,
+    )
+    return outcome
+
+
+def _prepare_reporting() -> None:
+    """Import and load what archiving needs (nbconvert, its template, scrapbook, the
+    ledger's SQLAlchemy)."""
+    import scrapbook.models  # noqa: F401
+
+    import opslib.archive  # noqa: F401
+    from opslib.report import prepare_exporter
+
+    prepare_exporter()
 
 
 def _relative(path: Path | None, base: Path) -> str | None:

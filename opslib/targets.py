@@ -5,6 +5,7 @@ from __future__ import annotations
 from opslib.checks import CheckResult, Status
 from opslib.probes import ProbeError
 from opslib.probes.database import reachable
+from opslib.probes.host import disk_free
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
 
@@ -25,13 +26,12 @@ def check_targets(profile: Profile) -> list[CheckResult]:
             )
         except ProbeError as exc:
             results.append(CheckResult("logs", exc.status, summary=exc.reason))
-    for label, path in profile.disk_paths().items():
-        status = Status.OK if path.exists() else Status.WARNING
-        results.append(
-            CheckResult(
-                f"disk[{label}]",
-                status,
-                summary=f"{path} {'exists' if path.exists() else 'does not exist yet'}",
-            )
-        )
+    if profile.targets.disks:
+        try:
+            for metric in disk_free(profile):
+                results.append(
+                    CheckResult(f"disk[{metric.label}]", Status.OK, summary=metric.summary)
+                )
+        except ProbeError as exc:
+            results.append(CheckResult("disks", exc.status, summary=exc.reason))
     return results

@@ -1,0 +1,125 @@
+"""Executing a runbook notebook on the `opslib` kernel, with timeouts that hold.
+
+The kernel is started first and boots in its own process while the caller validates
+parameters and imports papermill (two cores, no waiting). It talks over IPC sockets in a
+private folder: no TCP port to collide on, and no "kernel is running over TCP without
+encryption" warning on every run. Every cell gets min(cell timeout, time left of the
+run's total budget) through nbclient's `timeout_func`, so a run never outlives its budget.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from traitlets import default
+
+KERNEL_NAME = "opslib"
+KERNEL_START_TIMEOUT_S = 60
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """A kernel manager whose sockets live in a folder of its own."""
+
+    socket_dir = ""
+
+    @default("transport")
+    def _transport_default(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        return os.path.join(self.socket_dir, "kernel")
+
+
+class KernelSession:
+    """A started kernel, shut down (immediately) when the block ends, whatever happened."""
+
+    def __init__(self, cwd: Path, environment: dict[str, str]) -> None:
+        self.cwd = cwd
+        self.environment = environment
+        self.started = 0.0
+        self.manager: IpcKernelManager | None = None
+
+    def __enter__(self) -> KernelSession:
+        manager = IpcKernelManager(kernel_name=KERNEL_NAME)
+        manager.socket_dir = tempfile.mkdtemp(prefix="opslib-kernel-")
+        self.started = time.monotonic()
+        run_sync(manager.start_kernel)(cwd=str(self.cwd), env={**os.environ, **self.environment})
+        self.manager = manager
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.manager is not None:
+            if self.manager.has_kernel:
+                run_sync(self.manager.shutdown_kernel)(now=True)
+            shutil.rmtree(self.manager.socket_dir, ignore_errors=True)
+
+
+def execute(
+    session: KernelSession,
+    notebook: Path,
+    parameters: dict[str, Any],
+    cell_timeout_s: float,
+    total_timeout_s: float,
+) -> tuple[nbformat.NotebookNode | None, str]:
+    """Run the notebook in the session's kernel. Returns the notebook as far as it ran
+    (also when it failed) and the reason it stopped early ("" when it did not)."""
+    import papermill
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    executed: list[Any] = []
+
+    class CapturingEngine(NBClientEngine):
+        """Keeps a handle on the notebook so a run that dies still has a report."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):  # type: ignore[no-untyped-def]
+            executed.append(nb_man)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("opslib", CapturingEngine)
+    deadline = session.started + total_timeout_s
+
+    def cell_timeout(_cell: Any) -> float:
+        return max(0.1, min(cell_timeout_s, deadline - time.monotonic()))
+
+    reason = ""
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            None,
+            parameters=parameters,
+            engine_name="opslib",
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            start_timeout=max(1, int(min(KERNEL_START_TIMEOUT_S, deadline - time.monotonic()))),
+            km=session.manager,
+            timeout_func=cell_timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - every way a run can fail becomes its reason
+        reason = _failure_reason(exc, deadline, cell_timeout_s, total_timeout_s)
+    return (executed[0].nb if executed else None), reason
+
+
+def _failure_reason(
+    exc: Exception, deadline: float, cell_timeout_s: float, total_timeout_s: float
+) -> str:
+    name = type(exc).__name__
+    if name == "PapermillExecutionError":
+        return f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"  # type: ignore[attr-defined]
+    if name == "CellTimeoutError" or isinstance(exc, TimeoutError):
+        if time.monotonic() >= deadline - 0.5:
+            return f"run exceeded its total timeout of {total_timeout_s:g} s"
+        return f"a cell exceeded its timeout of {cell_timeout_s:g} s"
+    if name == "DeadKernelError":
+        return "the kernel died during the run"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{name}: {first_line}" if first_line else name

@@ -1,0 +1,80 @@
+"""Bad input gets one clear line on stderr, exit 3, no traceback and nothing archived."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Workspace
+
+
+def assert_one_line_refusal(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_unknown_runbook_names_it_and_the_closest(workspace: Workspace) -> None:
+    result = workspace.opslib("run", "morning-chek")
+    assert_one_line_refusal(result, "'morning-chek'", "morning-check")
+    assert workspace.archive_files() == set()
+
+
+def test_unknown_parameter_names_it_and_the_valid_ones(workspace: Workspace) -> None:
+    result = workspace.opslib("run", "morning-check", "-p", "nosuch=1")
+    assert_one_line_refusal(result, "'nosuch'", "window_hours")
+    assert workspace.archive_files() == set()
+
+
+def test_parameter_of_the_wrong_type_is_refused(workspace: Workspace) -> None:
+    result = workspace.opslib("run", "morning-check", "-p", "window_hours=yesterday")
+    assert_one_line_refusal(result, "window_hours", "number")
+    assert workspace.archive_files() == set()
+
+
+def test_misspelt_profile_key_names_file_and_key(workspace: Workspace) -> None:
+    profile = workspace.root / "typo.yaml"
+    profile.write_text("name: typo\ntargets:\n  databse:\n    url: sqlite:///x.db\n")
+    result = workspace.opslib("run", "morning-check", "--profile", str(profile))
+    assert_one_line_refusal(result, str(profile), "targets.databse")
+    assert workspace.archive_files() == set()
+
+
+@pytest.mark.parametrize("profile", ["no-such-profile", "/nonexistent/profile.yaml"])
+def test_profile_that_does_not_exist_is_refused(workspace: Workspace, profile: str) -> None:
+    result = workspace.opslib("run", "morning-check", "--profile", profile)
+    assert_one_line_refusal(result, profile)
+    assert workspace.archive_files() == set()
+
+
+def test_missing_environment_variable_is_named(workspace: Workspace) -> None:
+    profile = workspace.root / "env.yaml"
+    profile.write_text("name: env\ntargets:\n  database:\n    url: ${OPSLIB_NOT_SET_ANYWHERE}\n")
+    result = workspace.opslib("run", "morning-check", "--profile", str(profile))
+    assert_one_line_refusal(result, "targets.database.url", "OPSLIB_NOT_SET_ANYWHERE")
+
+
+def test_usage_errors_are_one_line_and_exit_3(workspace: Workspace) -> None:
+    assert_one_line_refusal(workspace.opslib("frobnicate"), "frobnicate")
+    assert_one_line_refusal(workspace.opslib("run"), "runbook")
+
+
+def test_profile_check_reports_each_target(workspace: Workspace) -> None:
+    result = workspace.opslib("profile", "check", "demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK       database" in result.stdout and "OK       logs" in result.stdout
+
+
+def test_profile_check_on_a_dead_target_is_critical(workspace: Workspace) -> None:
+    (workspace.data / "demo" / "pipeline.db").unlink()
+    result = workspace.opslib("profile", "check", "demo")
+    assert result.returncode == 2
+    assert "CRITICAL database" in " ".join(result.stdout.split())
+
+
+def test_list_shows_runbooks_with_purpose_and_parameters(workspace: Workspace) -> None:
+    result = workspace.opslib("list")
+    assert result.returncode == 0
+    assert "morning-check" in result.stdout and "scheduled" in result.stdout
+    assert "stuck-pipeline" in result.stdout and "apply=False" in result.stdout

@@ -1,0 +1,107 @@
+"""Every way a run can go wrong ends UNKNOWN (exit 3), never OK, with the archive intact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+from conftest import Workspace
+
+OPEN = 'from opslib.runbook import Runbook\nrb = Runbook.open("{name}", profile)'
+CHECK = 'rb.evaluate("database_reachable")'
+FINISH = "rb.finish()"
+
+
+def test_raising_cell_is_unknown_with_the_error_in_the_archived_report(
+    workspace: Workspace,
+) -> None:
+    workspace.add_runbook("raises", OPEN.format(name="raises"), CHECK, "1 / 0", FINISH)
+    result = workspace.opslib("run", "raises")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "UNKNOWN" in result.stdout and "ZeroDivisionError" in result.stdout
+    (html,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    page = html.read_text()
+    assert "opslib-UNKNOWN" in page and "ZeroDivisionError" in page
+
+
+def test_runbook_that_records_nothing_is_unknown(workspace: Workspace) -> None:
+    workspace.add_runbook("silent", "x = 1")
+    result = workspace.opslib("run", "silent")
+    assert result.returncode == 3
+    assert "recorded no results" in result.stdout
+
+
+def test_total_timeout_stops_the_run_as_unknown(workspace: Workspace) -> None:
+    workspace.add_runbook(
+        "slow", OPEN.format(name="slow"), CHECK, "import time\ntime.sleep(60)", FINISH
+    )
+    started = time.monotonic()
+    result = workspace.opslib("run", "slow", "--timeout", "6")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "total timeout of 6 s" in result.stdout
+    assert elapsed < 20, f"a 6 s budget took {elapsed:.1f} s"
+    assert any(p.suffix == ".html" for p in workspace.archive_files())
+
+
+def test_cell_timeout_is_reported_as_such(workspace: Workspace) -> None:
+    workspace.add_runbook(
+        "stalls", OPEN.format(name="stalls"), "import time\ntime.sleep(60)", FINISH
+    )
+    result = workspace.opslib("run", "stalls", "--cell-timeout", "2")
+    assert result.returncode == 3
+    assert "a cell exceeded its timeout" in result.stdout
+
+
+def test_second_concurrent_run_refuses_naming_the_running_pid(workspace: Workspace) -> None:
+    workspace.add_runbook(
+        "long", OPEN.format(name="long"), "import time\ntime.sleep(8)", CHECK, FINISH
+    )
+    first = workspace.popen("run", "long")
+    lock = workspace.reports / ".locks" / "long--demo.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = workspace.opslib("run", "long")
+    first_out, first_err = first.communicate(timeout=60)
+    assert second.returncode == 3
+    assert second.stderr.strip() == (
+        f"opslib: long is already running for profile demo (pid {first.pid}); "
+        "not starting a second run (use --wait to queue behind it)"
+    )
+    assert first.returncode == 0, first_out + first_err
+    assert len([p for p in workspace.archive_files() if p.suffix == ".html"]) == 1
+
+
+def test_kill_9_mid_run_leaves_no_partial_report_and_a_consistent_ledger(
+    workspace: Workspace,
+) -> None:
+    workspace.opslib("run", "morning-check")
+    workspace.add_runbook(
+        "killed", OPEN.format(name="killed"), CHECK, "import time\ntime.sleep(30)", FINISH
+    )
+    victim = workspace.popen("run", "killed")
+    lock = workspace.reports / ".locks" / "killed--demo.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # inside the sleeping cell by now
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    reports = {p.name for p in workspace.archive_files()}
+    assert not any(name.startswith("killed--") for name in reports)
+    assert not [p for p in workspace.reports.rglob("*.html") if p.name.startswith(".")]
+    with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
+        assert ledger.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        runs = ledger.execute("SELECT runbook, html_path FROM runs").fetchall()
+        orphans = ledger.execute(
+            "SELECT COUNT(*) FROM check_results WHERE run_id NOT IN (SELECT run_id FROM runs)"
+        ).fetchone()
+    assert [runbook for runbook, _ in runs] == ["morning-check"]
+    assert all((workspace.reports / html).exists() for _, html in runs)
+    assert orphans == (0,)
+    # the lock died with the process: the next run starts at once
+    again = workspace.opslib("run", "morning-check")
+    assert again.returncode == 1, again.stderr
