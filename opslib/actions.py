@@ -97,8 +97,13 @@ def execute(
     action: Action, context: RunContext, *, apply: bool = False, approve: str = ""
 ) -> Outcome:
     """Plan, then apply only when the run asks for it, and audit what was applied."""
-    plan = action.plan()
     name = f"action:{action.name}"
+    try:
+        plan = action.plan()
+    except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is UNKNOWN, not OK
+        reason = scrub(getattr(exc, "reason", None) or str(exc))
+        unplanned = Plan(action.name, target="", summary=f"no plan: {reason}", changes=())
+        return _outcome(unplanned, "failed", f"could not plan: {reason}", Status.UNKNOWN, name)
     if plan.empty:
         return _outcome(plan, "nothing-to-do", f"nothing to do: {plan.summary}", Status.OK, name)
     if approve and approve != plan.hash:
