@@ -56,4 +56,5 @@ $(LAB_STAMP): pyproject.toml $(STAMP)
 
 lab: $(LAB_STAMP)
 	@$(BIN)/opslib demo --if-stale
-	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(LAB_VENV)/bin/jupyter lab --notebook-dir=notebooks
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(LAB_VENV)/bin/jupyter lab --notebook-dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)

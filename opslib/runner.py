@@ -227,6 +227,7 @@ def run(
             warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
             warm_up.start()
             nb, failure = execute(kernel, notebook, parameters, cell_timeout_s, total_timeout_s)
+            kernel.release()
             warm_up.join()
             facts = RunFacts(runbook, profile.name, run_id, started, clock, by, parameters)
             outcome = _archive(facts, nb, failure, reports)

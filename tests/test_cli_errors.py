@@ -7,6 +7,7 @@ from conftest import Workspace
 
 
 def assert_one_line_refusal(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    """Exit 3, one line on stderr naming the fragments, no traceback."""
     assert result.returncode == 3, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -18,19 +19,19 @@ def assert_one_line_refusal(result, *fragments: str) -> None:  # type: ignore[no
 def test_unknown_runbook_names_it_and_the_closest(workspace: Workspace) -> None:
     result = workspace.opslib("run", "morning-chek")
     assert_one_line_refusal(result, "'morning-chek'", "morning-check")
-    assert workspace.archive_files() == set()
+    assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
 def test_unknown_parameter_names_it_and_the_valid_ones(workspace: Workspace) -> None:
     result = workspace.opslib("run", "morning-check", "-p", "nosuch=1")
     assert_one_line_refusal(result, "'nosuch'", "window_hours")
-    assert workspace.archive_files() == set()
+    assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
 def test_parameter_of_the_wrong_type_is_refused(workspace: Workspace) -> None:
     result = workspace.opslib("run", "morning-check", "-p", "window_hours=yesterday")
     assert_one_line_refusal(result, "window_hours", "number")
-    assert workspace.archive_files() == set()
+    assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
 def test_misspelt_profile_key_names_file_and_key(workspace: Workspace) -> None:
@@ -38,14 +39,14 @@ def test_misspelt_profile_key_names_file_and_key(workspace: Workspace) -> None:
     profile.write_text("name: typo\ntargets:\n  databse:\n    url: sqlite:///x.db\n")
     result = workspace.opslib("run", "morning-check", "--profile", str(profile))
     assert_one_line_refusal(result, str(profile), "targets.databse")
-    assert workspace.archive_files() == set()
+    assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
 @pytest.mark.parametrize("profile", ["no-such-profile", "/nonexistent/profile.yaml"])
 def test_profile_that_does_not_exist_is_refused(workspace: Workspace, profile: str) -> None:
     result = workspace.opslib("run", "morning-check", "--profile", profile)
     assert_one_line_refusal(result, profile)
-    assert workspace.archive_files() == set()
+    assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
 def test_missing_environment_variable_is_named(workspace: Workspace) -> None:
