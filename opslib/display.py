@@ -55,15 +55,19 @@ def table(frame: pd.DataFrame | None) -> str:
 
 def results_table(results: list[CheckResult]) -> str:
     """Every check of a run, one row each: the table a reviewer reads first."""
+    cell = '<td style="text-align:left">'
     rows = "".join(
-        f"<tr><td>{badge(r.status)}</td><td>{escape(r.name)}</td>"
-        f"<td>{escape(format_value(r.value, r.unit))}</td>"
-        f"<td>{escape(r.warning or '')}</td><td>{escape(r.critical or '')}</td>"
-        f"<td>{escape(r.summary)}</td></tr>"
+        f"<tr>{cell}{badge(r.status)}</td>{cell}{escape(r.name)}</td>"
+        f"{cell}{escape(format_value(r.value, r.unit))}</td>"
+        f"{cell}{escape(r.warning or '')}</td>{cell}{escape(r.critical or '')}</td>"
+        f"{cell}{escape(r.summary)}</td></tr>"
         for r in results
     )
+    headings = "".join(
+        f'<th style="text-align:left">{name}</th>'
+        for name in ("status", "check", "value", "warning", "critical", "summary")
+    )
     return (
-        '<table class="dataframe opslib-checks"><thead><tr><th>status</th><th>check</th>'
-        "<th>value</th><th>warning</th><th>critical</th><th>summary</th></tr></thead>"
+        f'<table class="dataframe opslib-checks"><thead><tr>{headings}</tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )

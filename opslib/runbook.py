@@ -126,7 +126,13 @@ class Runbook:
 
     def _keep(self, finding: Finding) -> Finding:
         self.results.extend(finding.results)
+        self._record()
         return finding
+
+    def _record(self) -> None:
+        """Record every result so far: if a later cell dies, the runner still reports
+        what was found before it (the last recording wins when read back)."""
+        scrapbook.glue(RESULTS_SCRAP, [r.to_record() for r in self.results], encoder="json")
 
     def act(self, action: Action, *, apply: bool = False, approve: str = "") -> Outcome:
         """Plan the action, show the plan, and apply it only if the run asks for it."""
@@ -135,6 +141,7 @@ class Runbook:
         outcome = actions.execute(action, self.context, apply=apply, approve=approve)
         display(outcome.plan)
         self.results.append(outcome.result)
+        self._record()
         return outcome
 
     @property
@@ -142,7 +149,7 @@ class Runbook:
         return Status.worst([r.status for r in self.results])
 
     def finish(self) -> None:
-        """Show every check in one table and record the results for the runner."""
+        """Show every check in one table (the results are already recorded)."""
         counts = pd.Series([r.status.name for r in self.results]).value_counts().to_dict()
         tally = ", ".join(f"{counts[s.name]} {s.name}" for s in Status if s.name in counts)
         display(
@@ -151,4 +158,3 @@ class Runbook:
             )
         )
         display(HTML(show.results_table(self.results)))
-        scrapbook.glue(RESULTS_SCRAP, [r.to_record() for r in self.results], encoder="json")

@@ -135,25 +135,22 @@ class RunOutcome:
         return int(self.status)
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=paths.project_root(),
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=True,
+    ).stdout.strip()
+
+
 def git_sha() -> str | None:
     """The project's commit, `+dirty` when the tree has changes; None outside git."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=paths.project_root(),
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=paths.project_root(),
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha
@@ -211,6 +208,8 @@ def run(
     profile.resolve_all()
     reports = paths.reports_dir()
     run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC).replace(tzinfo=None)
+    clock = time.monotonic()
     kernel_env = {"OPSLIB_RUN_ID": run_id, "OPSLIB_RUN_BY": by, "OPSLIB_REPORTS_DIR": str(reports)}
     # The kernel boots while the parameters are checked; bad input only costs its shutdown.
     with KernelSession(paths.project_root(), kernel_env) as kernel:
@@ -221,8 +220,6 @@ def run(
             **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
         }
         with overlap_lock(reports / ".locks", runbook, profile.name, wait=wait):
-            started = datetime.now(UTC).replace(tzinfo=None)
-            clock = time.monotonic()
             # The second core prepares the report machinery while the kernel runs.
             warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
             warm_up.start()

@@ -17,10 +17,13 @@ FINISH = "rb.finish()"
 def test_raising_cell_is_unknown_with_the_error_in_the_archived_report(
     workspace: Workspace,
 ) -> None:
-    workspace.add_runbook("raises", OPEN.format(name="raises"), CHECK, "1 / 0", FINISH)
+    workspace.add_runbook(
+        "raises", OPEN.format(name="raises"), 'rb.evaluate("stuck_jobs")', "1 / 0", FINISH
+    )
     result = workspace.opslib("run", "raises")
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "UNKNOWN" in result.stdout and "ZeroDivisionError" in result.stdout
+    assert "UNKNOWN  run: cell 5 raised ZeroDivisionError" in result.stdout
+    assert "WARNING  stuck_jobs" in result.stdout, "what was found before the error is kept"
     (html,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
     page = html.read_text()
     assert "opslib-UNKNOWN" in page and "ZeroDivisionError" in page
