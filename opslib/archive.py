@@ -1,4 +1,4 @@
-"""The archive: report paths, the ledger of runs, checks and audits, and the index page.
+"""The archive: report files, and the ledger of runs, check results and audits.
 
 The ledger is SQLAlchemy, a SQLite file beside the reports by default and any URL via
 OPSLIB_LEDGER_URL (PostgreSQL for a shared archive). Every write is one transaction, so
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from opslib import paths
 from opslib.checks import CheckResult
+from opslib.locking import link_unique
 
 metadata = sa.MetaData()
 
@@ -88,6 +90,45 @@ def report_stem(runbook: str, profile: str, started: datetime) -> Path:
     )
 
 
+def write_report(
+    reports: Path, stem: Path, run_id: str, notebook: str, html: str
+) -> tuple[Path, Path]:
+    """Write the executed notebook and its HTML under `reports/<stem>.{ipynb,html}`.
+
+    Both are written in full under a temp name in `reports/.tmp` and only then linked or
+    renamed into place, so a reader (or a `kill -9`) never meets half a report.
+    """
+    temp_dir = reports / ".tmp"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_temp(temp_dir)
+    prefix = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
+    notebook_temp = temp_dir / f"{prefix}.ipynb.part"
+    html_temp = temp_dir / f"{prefix}.html.part"
+    notebook_temp.write_text(notebook, encoding="utf-8")
+    html_temp.write_text(html, encoding="utf-8")
+    notebook_path = link_unique(notebook_temp, reports / stem, ".ipynb")
+    html_path = notebook_path.with_suffix(".html")
+    os.replace(html_temp, html_path)
+    notebook_temp.unlink()
+    return notebook_path, html_path
+
+
+def _sweep_temp(temp_dir: Path) -> None:
+    """Remove temp files this host's dead runs left behind (a `kill -9` does). Files of
+    other hosts sharing the archive are theirs to sweep."""
+    host = socket.gethostname()
+    for stale in temp_dir.glob(f"{host}-*.part"):
+        pid = stale.name.removeprefix(f"{host}-").split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
 @dataclass
 class RunRecord:
     run_id: str
@@ -117,7 +158,16 @@ class Ledger:
         self.engine = sa.create_engine(
             self.url, poolclass=NullPool, connect_args=_connect_args(self.url)
         )
-        metadata.create_all(self.engine, checkfirst=True)
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create missing tables; two runs creating a new ledger at once both succeed."""
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc):
+                raise
+            metadata.create_all(self.engine, checkfirst=True)
 
     def record_run(self, run: RunRecord, results: list[CheckResult]) -> None:
         row = {
@@ -183,20 +233,6 @@ class Ledger:
             )
             .order_by(runs.c.runbook, runs.c.profile)
         )
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
-
-    def checks_of(self, run_id: str) -> list[dict]:
-        query = (
-            sa.select(check_results)
-            .where(check_results.c.run_id == run_id)
-            .order_by(check_results.c.id)
-        )
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
-
-    def audits(self, limit: int = 20) -> list[dict]:
-        query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 

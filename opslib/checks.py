@@ -31,7 +31,8 @@ class Status(enum.IntEnum):
         return max(statuses, default=cls.OK)
 
 
-_SIZE_UNIT = re.compile(r"^\s*[\d.]+\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib|p|pb|pib)\s*$", re.I)
+# Sizes need their B (`1 GB`, `512 MiB`): a bare `30m` is thirty minutes, not megabytes.
+_SIZE_UNIT = re.compile(r"^\s*[\d.]+\s*(b|kb|kib|mb|mib|gb|gib|tb|tib|pb|pib)\s*$", re.I)
 
 
 def parse_quantity(text: str) -> float:

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from opslib.checks import Status
 from opslib.errors import OpslibError
+from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
 USAGE_ERROR = int(Status.UNKNOWN)
 
@@ -31,6 +32,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from opslib.profiles import default_profile_name
     from opslib.runner import run
 
+    if args.profile == "":
+        raise OpslibError("--profile needs a name or a YAML path")
     outcome = run(
         args.runbook,
         args.profile or default_profile_name(),
@@ -41,8 +44,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         total_timeout_s=args.timeout,
     )
     print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
-    for result in outcome.attention:
-        print(f"  {result.status.name:<8} {result.name}: {result.summary}")
+    for result in outcome.results:
+        if result.status is not Status.OK or result.name.startswith("action:"):
+            print(f"  {result.status.name:<8} {result.name}: {result.summary}")
     print(
         f"report: {_shown(outcome.html_path) if outcome.html_path else 'none (the run produced no notebook)'}"
     )
@@ -57,8 +61,7 @@ def _shown(path: Path) -> str:
 
 
 def _cmd_list(_args: argparse.Namespace) -> int:
-    from opslib.runbooks import purpose
-    from opslib.runner import declared_parameters, runbook_paths
+    from opslib.runbooks import declared_parameters, purpose, runbook_paths
 
     for name, path in runbook_paths().items():
         parameters = ", ".join(
@@ -117,6 +120,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """A timeout: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="opslib", description="Executable operations runbooks for data pipelines."
@@ -137,9 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--wait", action="store_true", help="wait for a running instance instead of refusing"
     )
-    run.add_argument("--timeout", type=float, default=900.0, help="total run timeout in seconds")
     run.add_argument(
-        "--cell-timeout", type=float, default=300.0, help="per-cell timeout in seconds"
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TOTAL_TIMEOUT_S,
+        help="total run timeout, seconds",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=_seconds,
+        default=DEFAULT_CELL_TIMEOUT_S,
+        help="per-cell timeout, seconds",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -177,9 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from opslib.paths import absolutize_environment
+
     args = build_parser().parse_args(argv)
     if getattr(args, "reports", None):
-        os.environ["OPSLIB_REPORTS_DIR"] = str(args.reports.resolve())
+        os.environ["OPSLIB_REPORTS_DIR"] = str(args.reports)
+    absolutize_environment()
     try:
         return args.handler(args)
     except OpslibError as exc:
@@ -193,8 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from opslib.redact import scrub
 
+        first_line = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"opslib: internal error: {type(exc).__name__}: {scrub(str(exc))} (--debug shows the traceback)",
+            f"opslib: internal error: {type(exc).__name__}: {scrub(first_line)} "
+            "(--debug shows the traceback)",
             file=sys.stderr,
         )
         return USAGE_ERROR

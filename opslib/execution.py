@@ -22,8 +22,11 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from traitlets import default
 
+from opslib.redact import scrub
+
 KERNEL_NAME = "opslib"
 KERNEL_START_TIMEOUT_S = 60
+KERNEL_DIED = "the kernel died during the run"
 
 
 class IpcKernelManager(AsyncKernelManager):
@@ -50,17 +53,31 @@ class KernelSession:
     def __init__(self, cwd: Path, environment: dict[str, str]) -> None:
         self.cwd = cwd
         self.environment = environment
-        self.started = 0.0
         self.manager: IpcKernelManager | None = None
         self._shutdown: threading.Thread | None = None
 
     def __enter__(self) -> KernelSession:
         manager = IpcKernelManager(kernel_name=KERNEL_NAME)
         manager.socket_dir = tempfile.mkdtemp(prefix="opslib-kernel-")
-        self.started = time.monotonic()
-        run_sync(manager.start_kernel)(cwd=str(self.cwd), env={**os.environ, **self.environment})
+        # The kernel's own stdout/stderr go to a file, not the terminal: what a cell
+        # writes there unscrubbed must not reach a cron mail.
+        self._log = open(os.path.join(manager.socket_dir, "kernel.log"), "w+b")  # noqa: SIM115
+        run_sync(manager.start_kernel)(
+            cwd=str(self.cwd),
+            env={**os.environ, **self.environment},
+            stdout=self._log,
+            stderr=self._log,
+        )
         self.manager = manager
         return self
+
+    def last_words(self) -> str:
+        """The kernel's last line of output, scrubbed, for the report of a dead kernel."""
+        self._log.seek(0)
+        lines = [
+            line for line in self._log.read().decode(errors="replace").splitlines() if line.strip()
+        ]
+        return f" (its last output: {scrub(lines[-1][:300])})" if lines else ""
 
     def release(self) -> None:
         if self._shutdown is None:
@@ -71,6 +88,7 @@ class KernelSession:
         if self.manager is not None:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)
+            self._log.close()
             shutil.rmtree(self.manager.socket_dir, ignore_errors=True)
 
     def __exit__(self, *_exc: object) -> None:
@@ -86,8 +104,9 @@ def execute(
     cell_timeout_s: float,
     total_timeout_s: float,
 ) -> tuple[nbformat.NotebookNode | None, str]:
-    """Run the notebook in the session's kernel. Returns the notebook as far as it ran
-    (also when it failed) and the reason it stopped early ("" when it did not)."""
+    """Run the notebook in the session's kernel within `total_timeout_s` from now.
+    Returns the notebook as far as it ran (also when it failed) and the reason it
+    stopped early ("" when it did not)."""
     import papermill
     from papermill.engines import NBClientEngine, papermill_engines
 
@@ -102,7 +121,7 @@ def execute(
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register("opslib", CapturingEngine)
-    deadline = session.started + total_timeout_s
+    deadline = time.monotonic() + total_timeout_s
 
     def cell_timeout(_cell: Any) -> float:
         return max(0.1, min(cell_timeout_s, deadline - time.monotonic()))
@@ -122,6 +141,8 @@ def execute(
         )
     except Exception as exc:  # noqa: BLE001 - every way a run can fail becomes its reason
         reason = _failure_reason(exc, deadline, cell_timeout_s, total_timeout_s)
+        if reason == KERNEL_DIED:
+            reason += session.last_words()
     return (executed[0].nb if executed else None), reason
 
 
@@ -136,6 +157,6 @@ def _failure_reason(
             return f"run exceeded its total timeout of {total_timeout_s:g} s"
         return f"a cell exceeded its timeout of {cell_timeout_s:g} s"
     if name == "DeadKernelError":
-        return "the kernel died during the run"
+        return KERNEL_DIED
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{name}: {first_line}" if first_line else name

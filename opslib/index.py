@@ -21,7 +21,7 @@ def write_index(ledger: Ledger | None = None) -> Path:
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=True,
     )
-    page = environment.get_template("index.html.j2").render(
+    page = environment.get_template("archive_index.html.j2").render(
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         latest=ledger.latest(),
         recent=ledger.history(limit=RECENT_RUNS),

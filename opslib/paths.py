@@ -1,7 +1,8 @@
 """Where things live: the project tree, the data dir and the report archive.
 
-Every location can be moved with an environment variable so tests, cron jobs and
-object-storage deployments do not have to run from the source tree.
+Every location can be moved with an environment variable so tests and cron jobs do not
+have to run from the source tree. Relative values are taken from the current directory;
+the CLI makes them absolute before a kernel (whose cwd is the project root) inherits them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 def project_root() -> Path:
     """The tree holding notebooks/, parameters/ and (by default) reports/."""
-    return Path(os.environ.get("OPSLIB_HOME") or Path(__file__).resolve().parent.parent)
+    return Path(os.environ.get("OPSLIB_HOME") or Path(__file__).resolve().parent.parent).absolute()
 
 
 def notebooks_dir() -> Path:
@@ -25,15 +26,25 @@ def profiles_dir() -> Path:
 
 def data_dir() -> Path:
     """Runtime data that is not an archive (the demo pipeline); git-ignored."""
-    return Path(os.environ.get("OPSLIB_DATA_DIR") or project_root() / "data")
+    return Path(os.environ.get("OPSLIB_DATA_DIR") or project_root() / "data").absolute()
 
 
 def reports_dir() -> Path:
     """The archive the runner writes; `opslib run --reports DIR` sets OPSLIB_REPORTS_DIR."""
-    return Path(os.environ.get("OPSLIB_REPORTS_DIR") or project_root() / "reports")
+    return Path(os.environ.get("OPSLIB_REPORTS_DIR") or project_root() / "reports").absolute()
 
 
 def resolve_path(raw: str | os.PathLike[str]) -> Path:
     """A profile path: absolute as written, relative ones from the project root."""
     path = Path(raw).expanduser()
     return path if path.is_absolute() else project_root() / path
+
+
+LOCATION_VARIABLES = ("OPSLIB_HOME", "OPSLIB_DATA_DIR", "OPSLIB_REPORTS_DIR")
+
+
+def absolutize_environment() -> None:
+    """Make relative location variables absolute, for child processes with another cwd."""
+    for name in LOCATION_VARIABLES:
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).absolute())

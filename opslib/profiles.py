@@ -11,23 +11,35 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+)
 
 from opslib import paths
 from opslib.checks import Threshold, parse_quantity
 from opslib.errors import ProfileError
 from opslib.redact import is_location_variable, mask_url, register_secret
 
+_URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@")
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
 def _seconds(value: Any) -> float:
-    return parse_quantity(str(value))
+    seconds = parse_quantity(str(value))
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{value!r} must be a positive duration")
+    return seconds
 
 
 def _threshold(value: Any) -> str | None:
@@ -98,7 +110,8 @@ class CheckSettings(StrictModel):
 
 
 class Profile(StrictModel):
-    name: str
+    # The name goes into report file names and lock names: no path separators.
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     description: str = ""
     targets: Targets = Targets()
     queue: Queue | None = None
@@ -111,14 +124,27 @@ class Profile(StrictModel):
         """Where the profile came from, for error messages."""
         return f"profile {self.name}" if self._source is None else _display_path(self._source)
 
-    def expand(self, raw: str, key: str) -> str:
+    @property
+    def reference(self) -> str:
+        """How a notebook should ask for this profile: its name if it lives in
+        parameters/profiles/, else its absolute path (the kernel's cwd may differ)."""
+        if self._source is None or self._source.parent == paths.profiles_dir().resolve():
+            return self.name
+        return str(self._source)
+
+    def expand(self, raw: str, key: str, *, url: bool = False) -> str:
         """`raw` with its `${VAR}` references resolved from the environment now.
 
         A missing variable without a default is a one-line error naming the key; resolved
-        values are registered as secrets unless the variable names a location.
+        values are registered as secrets unless the variable names a location. In a URL,
+        a variable inside the user:password part is percent-encoded, so `p@ss/word`
+        cannot be misread as a host.
         """
+        userinfo = _URL_USERINFO.match(raw) if url else None
+        credentials = userinfo.span(1) if userinfo else (0, 0)
 
         def replace(match: re.Match[str]) -> str:
+            encode = credentials[0] <= match.start() < credentials[1]
             name, default = match.group("name"), match.group("default")
             value = os.environ.get(name)
             if value is None:
@@ -126,10 +152,10 @@ class Profile(StrictModel):
                     raise ProfileError(
                         f"{self.source}: {key}: environment variable {name} is not set"
                     )
-                return default
-            if not is_location_variable(name):
-                register_secret(value)
-            return value
+                value = default
+            elif not is_location_variable(name):
+                register_secret(value, name=name)
+            return urllib.parse.quote(value, safe="") if encode else value
 
         return _REFERENCE.sub(replace, raw)
 
@@ -147,7 +173,7 @@ class Profile(StrictModel):
         """The database URL resolved for use; relative SQLite paths from the project root."""
         if self.targets.database is None:
             raise ProfileError(f"{self.source}: targets.database is not set")
-        url = self.expand(self.targets.database.url, "targets.database.url")
+        url = self.expand(self.targets.database.url, "targets.database.url", url=True)
         prefix, _, rest = url.partition(":///")
         if prefix.startswith("sqlite") and rest and not rest.startswith("/"):
             url = f"{prefix}:///{paths.resolve_path(rest)}"
@@ -172,10 +198,10 @@ class Profile(StrictModel):
         }
 
     def provides(self, need: str) -> bool:
-        """Whether the profile has what a check needs: a target kind, `queue` or `sqlite`."""
+        """Whether the profile has what a check needs: a target kind (`database`, `logs`,
+        `disks`), `queue` (a queue table in a database) or `sqlite`."""
         if need == "sqlite":
-            database = self.targets.database
-            return database is not None and database.url.startswith("sqlite")
+            return self.targets.database is not None and self.database_url().startswith("sqlite")
         if need == "queue":
             return self.queue is not None and self.targets.database is not None
         if need == "disks":
@@ -269,5 +295,5 @@ def load_profile(name_or_path: str | None = None) -> Profile:
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
             f"(known: {', '.join(check_names())})"
         )
-    profile._source = path
+    profile._source = path.resolve()
     return profile

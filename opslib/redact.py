@@ -1,19 +1,22 @@
 """Keeping secrets out of reports, logs and error messages.
 
-Profiles name secrets as `${ENV_VAR}` references; every value resolved from the
-environment is registered here (unless the variable names a location, see
-`is_location_variable`) and `scrub` replaces it wherever text leaves opslib:
-check summaries, exception messages, the executed notebook before it is archived.
+Profiles name secrets as `${ENV_VAR}` references. Every value resolved from the
+environment is registered here, unless its variable names a location (`*_DIR`, `*_HOME`,
+`*_PATH`) or the value is too short to tell from ordinary words; `scrub` then masks it, in
+its plain, HTML-escaped and URL-encoded forms, wherever text leaves opslib: check
+summaries, exception messages, the executed notebook before it is archived.
 """
 
 from __future__ import annotations
 
+import html
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
-_MIN_SECRET_LENGTH = 4
+_MIN_SECRET_LENGTH = 6
 _LOCATION_SUFFIXES = ("_DIR", "_HOME", "_PATH")
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|dsn", re.IGNORECASE)
 # The lookbehind anchors the scheme at its first letter: without it a long run of letters
@@ -30,14 +33,26 @@ def is_location_variable(name: str) -> bool:
     return name.upper().endswith(_LOCATION_SUFFIXES)
 
 
-def register_secret(value: str) -> None:
-    """Remember a resolved secret so `scrub` can remove it from any later text."""
-    if value and len(value) >= _MIN_SECRET_LENGTH:
+def register_secret(value: str, *, name: str = "") -> None:
+    """Remember a resolved secret so `scrub` can remove it from any later text. Short
+    values are only taken from variables whose name says they are secret: masking a
+    four-letter user name would garble every word it appears in."""
+    if value and (len(value) >= _MIN_SECRET_LENGTH or _SECRET_KEY.search(name)):
         _secrets.add(value)
 
 
 def known_secrets() -> frozenset[str]:
     return frozenset(_secrets)
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a secret can appear in text: as is, HTML-escaped, percent-encoded."""
+    return {
+        secret,
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        urllib.parse.quote(secret, safe=""),
+    }
 
 
 def mask_url(url: str) -> str:
@@ -47,20 +62,27 @@ def mask_url(url: str) -> str:
 
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
     """Text with every registered (or given) secret and URL password masked."""
-    values = sorted(set(secrets or ()) | _secrets, key=len, reverse=True)
-    for value in values:
-        text = text.replace(value, MASK)
+    forms = {form for secret in set(secrets or ()) | _secrets for form in _forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return mask_url(text)
+
+
+def scrub_values(node: Any) -> Any:
+    """A copy of a JSON-like structure with every string *value* scrubbed; keys are left
+    alone, so a secret that happens to equal a key cannot break the structure."""
+    if isinstance(node, Mapping):
+        return type(node)({key: scrub_values(value) for key, value in node.items()})
+    if isinstance(node, list):
+        return [scrub_values(item) for item in node]
+    if isinstance(node, str):
+        return scrub(node)
+    return node
 
 
 def redact_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters fit for the ledger: secret-looking keys masked, known secrets scrubbed."""
-    redacted: dict[str, Any] = {}
-    for key, value in parameters.items():
-        if _SECRET_KEY.search(key):
-            redacted[key] = MASK
-        elif isinstance(value, str):
-            redacted[key] = scrub(value)
-        else:
-            redacted[key] = value
-    return redacted
+    return {
+        key: MASK if _SECRET_KEY.search(key) else scrub_values(value)
+        for key, value in parameters.items()
+    }

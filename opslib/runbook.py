@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import scrapbook
+from IPython import get_ipython
 from IPython.display import HTML, display
 
 from opslib import display as show
@@ -132,7 +133,8 @@ class Runbook:
     def _record(self) -> None:
         """Record every result so far: if a later cell dies, the runner still reports
         what was found before it (the last recording wins when read back)."""
-        scrapbook.glue(RESULTS_SCRAP, [r.to_record() for r in self.results], encoder="json")
+        if get_ipython() is not None:  # outside a kernel (a script, the bench) there is no reader
+            scrapbook.glue(RESULTS_SCRAP, [r.to_record() for r in self.results], encoder="json")
 
     def act(self, action: Action, *, apply: bool = False, approve: str = "") -> Outcome:
         """Plan the action, show the plan, and apply it only if the run asks for it."""

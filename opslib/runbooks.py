@@ -1,17 +1,66 @@
-"""What a runbook notebook says about itself, for `opslib list`."""
+"""The runbooks: which notebooks exist, what they say about themselves, and which
+parameter values a run may give them.
+
+A runbook is `notebooks/<group>/<name>.ipynb`; its first code cell is tagged `parameters`
+and declares typed defaults (`window_hours: int = 24`) that papermill can inspect.
+"""
 
 from __future__ import annotations
 
+import ast
+import difflib
 import json
 from pathlib import Path
+from typing import Any
+
+from opslib import paths
+from opslib.errors import RunbookError
 
 # The scrapbook name a runbook records its check results under, for the runner to read.
 RESULTS_SCRAP = "opslib_results"
+TRUE_WORDS = {"true", "yes", "1", "on"}
+FALSE_WORDS = {"false", "no", "0", "off"}
+
+
+def runbook_paths() -> dict[str, Path]:
+    """Every runbook by name; two notebooks with one name would make `run NAME` ambiguous."""
+    found: dict[str, Path] = {}
+    for path in sorted(paths.notebooks_dir().rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        if path.stem in found:
+            raise RunbookError(f"two runbooks are named {path.stem}: {found[path.stem]} and {path}")
+        found[path.stem] = path
+    return found
+
+
+def find_runbook(name: str) -> Path:
+    known = runbook_paths()
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+    raise RunbookError(f"no runbook named {name!r} under notebooks/ ({hint})")
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """The parameters cell's names, inferred types, defaults and help, via papermill."""
+    import papermill
+
+    try:
+        return papermill.inspect_notebook(str(notebook))
+    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is one user-facing line
+        raise RunbookError(
+            f"{notebook}: cannot read its parameters ({type(exc).__name__})"
+        ) from None
 
 
 def purpose(notebook: Path) -> str:
     """The first plain line of the notebook's first markdown cell."""
-    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return "(unreadable notebook)"
     for cell in cells:
         if cell.get("cell_type") != "markdown":
             continue
@@ -19,3 +68,52 @@ def purpose(notebook: Path) -> str:
             if line.strip() and not line.lstrip().startswith("#"):
                 return line.strip()
     return ""
+
+
+def _type_name(spec: dict[str, Any]) -> str:
+    """The declared type (from an annotation), else the type of the default literal."""
+    declared = spec.get("inferred_type_name", "None")
+    if declared not in {"None", ""}:
+        return declared
+    try:
+        return type(ast.literal_eval(spec.get("default", "None"))).__name__
+    except (ValueError, SyntaxError):
+        return "str"
+
+
+def _coerce(key: str, raw: str, type_name: str) -> Any:
+    if type_name == "bool":
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise RunbookError(f"parameter {key} takes true or false, got {raw!r}")
+    if type_name in {"int", "float"}:
+        try:
+            return int(raw) if type_name == "int" else float(raw)
+        except ValueError:
+            raise RunbookError(
+                f"parameter {key} takes a number ({type_name}), got {raw!r}"
+            ) from None
+    return raw
+
+
+def parse_overrides(
+    runbook: str, overrides: list[str], declared: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """`KEY=VALUE` strings checked against the declared parameters and typed like them."""
+    values: dict[str, Any] = {}
+    settable = sorted(name for name in declared if name != "profile")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RunbookError(f"parameter {item!r} is not KEY=VALUE")
+        if key == "profile":
+            raise RunbookError("set the profile with --profile NAME, not -p profile=…")
+        if key not in declared:
+            raise RunbookError(
+                f"unknown parameter {key!r} for {runbook} (valid: {', '.join(settable) or 'none'})"
+            )
+        values[key] = _coerce(key, raw, _type_name(declared[key]))
+    return values

@@ -1,22 +1,21 @@
 """Run a runbook: validate, execute with papermill, archive, and return a status.
 
 The run's outcome is a monitoring status, never a bare "completed": a cell that raises,
-a dead kernel, a run past its timeout or a runbook that recorded nothing are UNKNOWN
-(exit 3); otherwise the worst recorded check decides. Reports are written to a private
-temp name and linked into place, so no reader ever sees half a file.
+a dead kernel, a run past its timeout, a run stopped by a signal or by `sys.exit`, or a
+runbook that recorded nothing are UNKNOWN (exit 3); otherwise the worst recorded check
+decides. What was found before a failure is kept, and the report is archived either way.
 """
 
 from __future__ import annotations
 
-import ast
-import difflib
-import json
+import contextlib
 import logging
-import os
+import signal
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,95 +26,37 @@ import nbformat
 from opslib import paths
 from opslib.checks import CheckResult, Status
 from opslib.context import RunContext
-from opslib.errors import RunbookError
+from opslib.errors import OpslibError
 from opslib.execution import KernelSession, execute
-from opslib.locking import link_unique, overlap_lock
+from opslib.locking import overlap_lock
 from opslib.profiles import load_profile
-from opslib.redact import known_secrets, redact_parameters, scrub
-from opslib.runbooks import RESULTS_SCRAP
+from opslib.redact import redact_parameters, scrub, scrub_values
+from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
+from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
 # papermill and nbclient log cell errors and timeouts; the run's outcome reports them
 # once, in the status line and the report, so they are not printed twice.
 logging.getLogger("papermill").addHandler(logging.NullHandler())
 
-DEFAULT_CELL_TIMEOUT_S = 300.0
-DEFAULT_TOTAL_TIMEOUT_S = 900.0
-TRUE_WORDS = {"true", "yes", "1", "on"}
-FALSE_WORDS = {"false", "no", "0", "off"}
+
+class Terminated(OpslibError):
+    """The run was told to stop (SIGTERM from cron or Kubernetes, Ctrl-C)."""
 
 
-def runbook_paths() -> dict[str, Path]:
-    """Every runbook by name: `notebooks/**/<name>.ipynb`."""
-    found = {}
-    for path in sorted(paths.notebooks_dir().rglob("*.ipynb")):
-        if ".ipynb_checkpoints" not in path.parts:
-            found[path.stem] = path
-    return found
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into `Terminated`, so a stopped run is archived as
+    UNKNOWN instead of vanishing from the history."""
 
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(f"terminated by {signal.Signals(signum).name}")
 
-def find_runbook(name: str) -> Path:
-    known = runbook_paths()
-    if name in known:
-        return known[name]
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
-    raise RunbookError(f"no runbook named {name!r} under notebooks/ ({hint})")
-
-
-def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
-    """The parameters cell's names, inferred types, defaults and help, via papermill."""
-    import papermill
-
-    return papermill.inspect_notebook(str(notebook))
-
-
-def _coerce(key: str, raw: str, type_name: str) -> Any:
-    if type_name == "bool":
-        if raw.lower() in TRUE_WORDS:
-            return True
-        if raw.lower() in FALSE_WORDS:
-            return False
-        raise RunbookError(f"parameter {key} takes true or false, got {raw!r}")
-    if type_name in {"int", "float"}:
-        try:
-            return int(raw) if type_name == "int" else float(raw)
-        except ValueError:
-            raise RunbookError(
-                f"parameter {key} takes a number ({type_name}), got {raw!r}"
-            ) from None
-    return raw
-
-
-def _type_name(spec: dict[str, Any]) -> str:
-    """The declared type (from an annotation), else the type of the default literal."""
-    declared = spec.get("inferred_type_name", "None")
-    if declared not in {"None", ""}:
-        return declared
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return type(ast.literal_eval(spec.get("default", "None"))).__name__
-    except (ValueError, SyntaxError):
-        return "str"
-
-
-def parse_overrides(
-    runbook: str, overrides: list[str], declared: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """`KEY=VALUE` strings checked against the declared parameters and typed like them."""
-    values: dict[str, Any] = {}
-    settable = sorted(name for name in declared if name != "profile")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise RunbookError(f"parameter {item!r} is not KEY=VALUE")
-        if key == "profile":
-            raise RunbookError("set the profile with --profile NAME, not -p profile=…")
-        if key not in declared:
-            raise RunbookError(
-                f"unknown parameter {key!r} for {runbook} (valid: {', '.join(settable) or 'none'})"
-            )
-        values[key] = _coerce(key, raw, _type_name(declared[key]))
-    return values
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -166,29 +107,33 @@ def recorded_results(nb: nbformat.NotebookNode) -> list[CheckResult] | None:
     return [CheckResult.from_record(record) for record in scraps[RESULTS_SCRAP].data]
 
 
-def scrub_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook with every known secret masked, in any output or metadata."""
-    secrets = known_secrets()
-    if not secrets:
-        return nb
-    text = nbformat.writes(nb)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(json.dumps(secret)[1:-1], "***")
-    return nbformat.reads(text, as_version=4)
+def unexecuted_cells(nb: nbformat.NotebookNode) -> list[int]:
+    """Code cells that never ran: after `sys.exit()` papermill stops without an error."""
+    return [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None
+    ]
 
 
-def _write_temp(temp_dir: Path, name: str, content: str) -> Path:
-    path = temp_dir / name
-    path.write_text(content, encoding="utf-8")
-    return path
-
-
-def _sweep_temp(temp_dir: Path) -> None:
-    """Remove temp files of runs whose process is gone (a `kill -9` leaves them)."""
-    for stale in temp_dir.glob("*.part"):
-        pid = stale.name.split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            stale.unlink(missing_ok=True)
+def _judge_run(nb: nbformat.NotebookNode | None, failure: str) -> list[CheckResult]:
+    """The recorded results, plus an UNKNOWN `run` result for whatever went wrong."""
+    results: list[CheckResult] = []
+    if nb is not None:
+        try:
+            results = recorded_results(nb) or []
+        except (KeyError, TypeError, ValueError) as exc:
+            failure = (
+                failure or f"the recorded results are unreadable ({type(exc).__name__}: {exc})"
+            )
+        skipped = unexecuted_cells(nb)
+        if not failure and skipped:
+            failure = f"the run stopped early: {len(skipped)} cell(s) never ran"
+    if not failure and not results:
+        failure = "the runbook recorded no results"
+    if failure:
+        results.append(CheckResult("run", Status.UNKNOWN, summary=scrub(failure)))
+    return results
 
 
 def run(
@@ -212,14 +157,14 @@ def run(
     clock = time.monotonic()
     kernel_env = {"OPSLIB_RUN_ID": run_id, "OPSLIB_RUN_BY": by, "OPSLIB_REPORTS_DIR": str(reports)}
     # The kernel boots while the parameters are checked; bad input only costs its shutdown.
-    with KernelSession(paths.project_root(), kernel_env) as kernel:
-        # The notebook gets the profile as the user named it (a name or a YAML path),
-        # never anything resolved from it.
+    with _stop_on_signals(), KernelSession(paths.project_root(), kernel_env) as kernel:
+        # The notebook gets the profile by name or absolute path, never anything resolved.
         parameters = {
-            "profile": profile_name or profile.name,
+            "profile": profile.reference,
             **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
         }
-        with overlap_lock(reports / ".locks", runbook, profile.name, wait=wait):
+        lock_wait_s = total_timeout_s if wait else 0.0
+        with overlap_lock(reports / ".locks", runbook, profile.name, wait_s=lock_wait_s):
             # The second core prepares the report machinery while the kernel runs.
             warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
             warm_up.start()
@@ -261,7 +206,7 @@ def _archive(
     facts: RunFacts, nb: nbformat.NotebookNode | None, failure: str, reports: Path
 ) -> RunOutcome:
     """Write the notebook and HTML (temp name, then linked into place) and the ledger row."""
-    from opslib.archive import Ledger, RunRecord, report_stem
+    from opslib.archive import Ledger, RunRecord, report_stem, write_report
     from opslib.report import render_html
 
     results = _judge_run(nb, failure)
@@ -300,18 +245,14 @@ def _archive(
             "git_sha": sha,
             "parameters": public_parameters,
         }
-        nb = scrub_notebook(nb)
-        temp_dir = reports / ".tmp"
-        temp_dir.mkdir(parents=True, exist_ok=True)
-        _sweep_temp(temp_dir)
-        prefix = f"{os.getpid()}-{facts.run_id}"
-        notebook_temp = _write_temp(temp_dir, f"{prefix}.ipynb.part", nbformat.writes(nb))
-        html_temp = _write_temp(temp_dir, f"{prefix}.html.part", scrub(render_html(nb, banner)))
-        stem = reports / report_stem(facts.runbook, facts.profile, facts.started)
-        outcome.notebook_path = link_unique(notebook_temp, stem, ".ipynb")
-        outcome.html_path = outcome.notebook_path.with_suffix(".html")
-        os.replace(html_temp, outcome.html_path)
-        notebook_temp.unlink()
+        nb = nbformat.from_dict(scrub_values(nb))
+        outcome.notebook_path, outcome.html_path = write_report(
+            reports,
+            report_stem(facts.runbook, facts.profile, facts.started),
+            facts.run_id,
+            nbformat.writes(nb),
+            scrub(render_html(nb, banner)),
+        )
     Ledger().record_run(
         RunRecord(
             run_id=facts.run_id,
