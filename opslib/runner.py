@@ -192,16 +192,6 @@ class RunFacts:
     parameters: dict[str, Any]
 
 
-def _judge_run(nb: nbformat.NotebookNode | None, failure: str) -> list[CheckResult]:
-    """The recorded results, plus an UNKNOWN `run` result for whatever went wrong."""
-    results = (recorded_results(nb) if nb is not None else None) or []
-    if not failure and not results:
-        failure = "the runbook recorded no results"
-    if failure:
-        results.append(CheckResult("run", Status.UNKNOWN, summary=scrub(failure)))
-    return results
-
-
 def _archive(
     facts: RunFacts, nb: nbformat.NotebookNode | None, failure: str, reports: Path
 ) -> RunOutcome:

@@ -79,3 +79,31 @@ def test_list_shows_runbooks_with_purpose_and_parameters(workspace: Workspace) -
     assert result.returncode == 0
     assert "morning-check" in result.stdout and "scheduled" in result.stdout
     assert "stuck-pipeline" in result.stdout and "apply=False" in result.stdout
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_timeouts_must_be_positive_finite_seconds(workspace: Workspace, timeout: str) -> None:
+    assert_one_line_refusal(
+        workspace.opslib("run", "morning-check", "--timeout", timeout), "--timeout"
+    )
+    assert not workspace.reports.exists()
+
+
+@pytest.mark.parametrize("content", ["", "- a\n- b\n", "name: a/b\n"])
+def test_profiles_that_are_not_profiles_are_refused(workspace: Workspace, content: str) -> None:
+    profile = workspace.root / "odd.yaml"
+    profile.write_text(content)
+    assert_one_line_refusal(
+        workspace.opslib("run", "morning-check", "--profile", str(profile)), "odd.yaml"
+    )
+    assert not workspace.reports.exists()
+
+
+def test_relative_profile_path_means_the_file_in_the_current_directory(
+    workspace: Workspace,
+) -> None:
+    demo = (workspace.home / "parameters" / "profiles" / "demo.yaml").read_text()
+    (workspace.root / "mine.yaml").write_text(demo.replace("name: demo", "name: mine"))
+    result = workspace.opslib("run", "morning-check", "--profile", "mine.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("WARNING morning-check on mine")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 import sqlite3
+from urllib.parse import quote
 
 import nbformat
 import scrapbook
@@ -101,3 +103,33 @@ def test_secret_in_profile_never_reaches_the_archive(workspace: Workspace) -> No
     ]
     assert leaks == []
     assert any(p.suffix == ".html" for p in workspace.archive_files())
+
+
+def test_database_password_never_reaches_the_archive_in_any_form(workspace: Workspace) -> None:
+    password = f"Tom&Jerry<{secrets.token_hex(6)}>@x/y"
+    workspace.env["OPSLIB_TEST_PGPW"] = password
+    profile = workspace.root / "pg.yaml"
+    profile.write_text(
+        "name: pg\ntargets:\n  database:\n"
+        "    url: postgresql://ops:${OPSLIB_TEST_PGPW}@127.0.0.1:1/pipeline\n"
+        "    connect_timeout: 1 s\n"
+        "queue: {table: jobs}\n"
+    )
+    result = workspace.opslib(
+        "run", "morning-check", "--profile", str(profile), "--by", "<b>eve</b>"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    forms = {
+        password,
+        html.escape(password),
+        html.escape(password, quote=False),
+        quote(password, safe=""),
+    }
+    fragments = {"Tom&Jerry", "Jerry<", password.split("@")[1]}
+    everything = result.stdout + result.stderr
+    for path in workspace.reports.rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes().decode(errors="replace")
+    assert [form for form in forms | fragments if form in everything] == []
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    assert "<b>eve</b>" not in page.read_text() and "&lt;b&gt;eve&lt;/b&gt;" in page.read_text()

@@ -108,3 +108,57 @@ def test_kill_9_mid_run_leaves_no_partial_report_and_a_consistent_ledger(
     # the lock died with the process: the next run starts at once
     again = workspace.opslib("run", "morning-check")
     assert again.returncode == 1, again.stderr
+
+
+def test_sys_exit_in_a_cell_is_unknown_not_ok(workspace: Workspace) -> None:
+    workspace.add_runbook(
+        "exits",
+        OPEN.format(name="exits"),
+        CHECK,
+        "raise SystemExit(0)",
+        'rb.evaluate("stuck_jobs")',
+        FINISH,
+    )
+    result = workspace.opslib("run", "exits")
+    assert result.returncode == 3, result.stdout
+    assert "the run stopped early: 2 cell(s) never ran" in result.stdout
+
+
+def test_sigterm_mid_run_is_archived_as_unknown(workspace: Workspace) -> None:
+    workspace.add_runbook(
+        "stopped", OPEN.format(name="stopped"), CHECK, "import time\ntime.sleep(30)", FINISH
+    )
+    victim = workspace.popen("run", "stopped")
+    lock = workspace.reports / ".locks" / "stopped--demo.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)
+    victim.send_signal(signal.SIGTERM)
+    out, err = victim.communicate(timeout=30)
+    assert victim.returncode == 3, out + err
+    assert "terminated by SIGTERM" in out
+    assert any(p.suffix == ".html" for p in workspace.archive_files())
+    with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
+        assert ledger.execute("SELECT status FROM runs").fetchall() == [("UNKNOWN",)]
+
+
+def test_wait_queues_behind_a_running_instance_but_not_past_the_timeout(
+    workspace: Workspace,
+) -> None:
+    workspace.add_runbook(
+        "busy", OPEN.format(name="busy"), "import time\ntime.sleep(20)", CHECK, FINISH
+    )
+    first = workspace.popen("run", "busy")
+    lock = workspace.reports / ".locks" / "busy--demo.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    second = workspace.opslib("run", "busy", "--wait", "--timeout", "3")
+    waited = time.monotonic() - started
+    first.kill()
+    first.wait()
+    assert second.returncode == 3
+    assert "not starting a second run after waiting 3 s" in second.stderr
+    assert 2.5 < waited < 10
