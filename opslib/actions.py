@@ -4,7 +4,8 @@
 unless the run says `apply=True` (the plan is shown right above, in the same run) or
 `approve=<hash>` matches the freshly computed plan (an unattended run carrying out a plan
 a person reviewed in an earlier report). Apply re-checks its condition inside the
-change, keeps a before-image of whatever it rewrites, and appends an audit record.
+change and keeps a before-image of whatever it rewrites. The audit record is opened
+before the change starts and closed with its outcome, so no change goes unrecorded.
 """
 
 from __future__ import annotations
@@ -117,17 +118,8 @@ def execute(
             f"dry run: would {plan.summary}; apply with -p apply=true or -p approve={plan.hash}"
         )
         return _outcome(plan, "dry-run", message, Status.OK, name)
-    try:
-        applied = action.apply(plan)
-    except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
-        return _outcome(
-            plan,
-            "failed",
-            f"apply failed, nothing audited: {scrub(str(exc))}",
-            Status.UNKNOWN,
-            name,
-        )
-    Ledger().record_audit(
+    ledger = Ledger()
+    audit_id = ledger.open_audit(
         {
             "at": datetime.now(UTC).replace(tzinfo=None),
             "os_user": context.os_user,
@@ -139,11 +131,23 @@ def execute(
             "plan_hash": plan.hash,
             "target": plan.target,
             "summary": plan.summary,
-            "changes": applied.changes,
-            "before_count": applied.before_count,
-            "after_count": applied.after_count,
-            "backup": applied.backup,
         }
+    )
+    try:
+        applied = action.apply(plan)
+    except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
+        reason = scrub(getattr(exc, "reason", None) or str(exc))
+        ledger.close_audit(audit_id, "failed", error=reason)
+        return _outcome(
+            plan, "failed", f"apply failed, nothing changed: {reason}", Status.UNKNOWN, name
+        )
+    ledger.close_audit(
+        audit_id,
+        "applied",
+        changes=applied.changes,
+        before_count=applied.before_count,
+        after_count=applied.after_count,
+        backup=applied.backup,
     )
     skipped = (
         f"; {len(applied.skipped)} left alone, no longer matching: {applied.skipped}"

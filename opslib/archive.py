@@ -74,6 +74,8 @@ audit = sa.Table(
     sa.Column("before_count", sa.Integer),
     sa.Column("after_count", sa.Integer),
     sa.Column("backup", sa.Text),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
 )
 
 
@@ -192,14 +194,22 @@ class Ledger:
                     ],
                 )
 
-    def record_audit(self, entry: dict[str, Any]) -> None:
-        row = {
-            **entry,
-            "changes": json.dumps(entry["changes"], default=str),
-            "backup": json.dumps(entry.get("backup"), default=str),
-        }
+    def open_audit(self, entry: dict[str, Any]) -> int:
+        """Record a change about to be applied (outcome `applying`), before it starts:
+        a change whose process dies half-way still leaves its trace."""
+        row = {**entry, "outcome": "applying", "changes": "[]"}
         with self.engine.begin() as connection:
-            connection.execute(audit.insert().values(**row))
+            return connection.execute(audit.insert().values(**row)).inserted_primary_key[0]
+
+    def close_audit(self, audit_id: int, outcome: str, **facts: Any) -> None:
+        """Complete an audit record: `applied` with what changed, or `failed` with why."""
+        for key in ("changes", "backup"):
+            if key in facts:
+                facts[key] = json.dumps(facts[key], default=str)
+        with self.engine.begin() as connection:
+            connection.execute(
+                audit.update().where(audit.c.id == audit_id).values(outcome=outcome, **facts)
+            )
 
     def history(
         self, runbook: str | None = None, profile: str | None = None, limit: int = 20

@@ -73,6 +73,17 @@ def _sqlite_engine(
     def _arm_deadline(conn, *_args) -> None:  # type: ignore[no-untyped-def]
         conn.connection.info["opslib_deadline"][0] = time.monotonic() + statement_timeout_s
 
+    if not readonly:
+        # pysqlite would only BEGIN at the first write, letting the rows a change reads
+        # drift before it writes them; BEGIN IMMEDIATE takes the write lock up front.
+        @event.listens_for(created, "connect")
+        def _manual_transactions(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(created, "begin")
+        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     return created
 
 
@@ -97,6 +108,17 @@ def connect(profile: Profile, *, readonly: bool = True) -> Iterator[sa.Connectio
     """A short-lived connection; any driver error leaves as a classified `ProbeError`."""
     try:
         with engine(profile, readonly=readonly).connect() as connection:
+            yield connection
+    except sa.exc.SQLAlchemyError as exc:
+        raise _classify(exc) from None
+
+
+@contextlib.contextmanager
+def change(profile: Profile) -> Iterator[sa.Connection]:
+    """One write transaction for a remedy, holding the write lock from its first read
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: the remedy selects FOR UPDATE)."""
+    try:
+        with engine(profile, readonly=False).begin() as connection:
             yield connection
     except sa.exc.SQLAlchemyError as exc:
         raise _classify(exc) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +48,33 @@ def _exporter() -> HTMLExporter:
     return exporter
 
 
-_WARM_UP_BANNER = {
-    "status": "OK",
-    "runbook": "",
-    "profile": "",
-    "headline": "",
-    "attention": [],
-    "started": "",
-    "duration_s": 0.0,
-    "run_id": "",
-    "who": "",
-    "host": "",
-    "git_sha": "",
-    "parameters": {},
-}
+@dataclass
+class Banner:
+    """The run facts shown above the notebook: status, what needs attention, who, when."""
+
+    status: str = "OK"
+    runbook: str = ""
+    profile: str = ""
+    headline: str = ""
+    attention: list[dict[str, Any]] = field(default_factory=list)
+    started: str = ""
+    duration_s: float = 0.0
+    run_id: str = ""
+    who: str = ""
+    host: str = ""
+    git_sha: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_exporter() -> None:
     """Render an empty notebook once, ahead of use: it loads the templates and compiles
     the CSS selectors nbconvert's post-processing uses, ~0.3 s the runner spends on its
     second core while the kernel runs instead of after it."""
-    render_html(nbformat.v4.new_notebook(), _WARM_UP_BANNER)
+    render_html(nbformat.v4.new_notebook(), Banner())
 
 
-def render_html(nb: nbformat.NotebookNode, banner: dict[str, Any]) -> str:
+def render_html(nb: nbformat.NotebookNode, banner: Banner) -> str:
     """The report page for an executed notebook and the run facts in `banner`."""
-    facts = {**banner, "parameters": json.dumps(banner.get("parameters", {}), sort_keys=True)}
+    facts = {**asdict(banner), "parameters": json.dumps(banner.parameters, sort_keys=True)}
     body, _ = _exporter().from_notebook_node(copy.deepcopy(nb), resources={"opslib": facts})
     return body

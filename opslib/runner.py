@@ -197,7 +197,7 @@ def _archive(
 ) -> RunOutcome:
     """Write the notebook and HTML (temp name, then linked into place) and the ledger row."""
     from opslib.archive import Ledger, RunRecord, report_stem, write_report
-    from opslib.report import render_html
+    from opslib.report import Banner, render_html
 
     results = _judge_run(nb, failure)
     status = Status.worst([r.status for r in results])
@@ -221,20 +221,20 @@ def _archive(
     sha = git_sha()
     duration_s = time.monotonic() - facts.clock
     if nb is not None:
-        banner = {
-            "status": status.name,
-            "runbook": facts.runbook,
-            "profile": facts.profile,
-            "headline": headline,
-            "attention": [r.to_record() for r in attention],
-            "started": facts.started.strftime("%Y-%m-%d %H:%M:%S"),
-            "duration_s": duration_s,
-            "run_id": facts.run_id,
-            "who": context.os_user + (f" (by {facts.by})" if facts.by else ""),
-            "host": context.host,
-            "git_sha": sha,
-            "parameters": public_parameters,
-        }
+        banner = Banner(
+            status=status.name,
+            runbook=facts.runbook,
+            profile=facts.profile,
+            headline=headline,
+            attention=[r.to_record() for r in attention],
+            started=facts.started.strftime("%Y-%m-%d %H:%M:%S"),
+            duration_s=duration_s,
+            run_id=facts.run_id,
+            who=context.os_user + (f" (by {facts.by})" if facts.by else ""),
+            host=context.host,
+            git_sha=sha,
+            parameters=public_parameters,
+        )
         nb = nbformat.from_dict(scrub_values(nb))
         outcome.notebook_path, outcome.html_path = write_report(
             reports,

@@ -40,6 +40,7 @@ def audit_rows(workspace: Workspace) -> list[tuple]:
     with sqlite3.connect(ledger) as db:
         return db.execute(
             "SELECT action, plan_hash, before_count, after_count, changes, backup FROM audit"
+            " WHERE outcome = 'applied'"
         ).fetchall()
 
 
@@ -137,7 +138,7 @@ def test_plan_hash_ignores_ages_but_not_the_rows(workspace: Workspace, demo_prof
     assert ResetStuckJobs(demo_profile).plan().hash != first.hash
 
 
-def test_apply_against_a_locked_database_is_unknown_changes_nothing_and_is_not_audited(
+def test_apply_against_a_locked_database_is_unknown_changes_nothing_and_is_audited_failed(
     workspace: Workspace, demo_profile
 ) -> None:  # type: ignore[no-untyped-def]
     before = job_rows(workspace)
@@ -155,3 +156,6 @@ def test_apply_against_a_locked_database_is_unknown_changes_nothing_and_is_not_a
     assert "locked" in outcome.message
     assert job_rows(workspace) == before
     assert audit_rows(workspace) == []
+    with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
+        ((outcome_recorded, error),) = ledger.execute("SELECT outcome, error FROM audit").fetchall()
+    assert outcome_recorded == "failed" and "locked" in error

@@ -40,20 +40,20 @@ class ResetStuckJobs:
         )
 
     def apply(self, plan: Plan) -> Applied:
-        """One transaction; the WHERE repeats the stuck rule so a job that finished or
-        moved on since the plan was made is left alone."""
+        """One transaction holding the write lock: the stuck rule is checked again, so a
+        job that finished or moved on since the plan was made is left alone, and exactly
+        the rows read as the before-image are the rows updated."""
         queue = self.queue
         planned = [change["id"] for change in plan.changes]
         id_column = queue.column("id")
         still_stuck = sa.and_(id_column.in_(planned), queue.stuck_condition(utc_now()))
-        with db.engine(self.profile, readonly=False).begin() as connection:
-            before = [
-                dict(row)
-                for row in connection.execute(sa.select(queue.table).where(still_stuck)).mappings()
-            ]
+        with db.change(self.profile) as connection:
+            locked = sa.select(queue.table).where(still_stuck).with_for_update()
+            before = [dict(row) for row in connection.execute(locked).mappings()]
+            reset_ids = [row[id_column.name] for row in before]
             changed = connection.execute(
                 sa.update(queue.table)
-                .where(still_stuck)
+                .where(id_column.in_(reset_ids))
                 .values(
                     {
                         queue.column("status"): queue.config.statuses.queued,
@@ -64,16 +64,11 @@ class ResetStuckJobs:
             after = connection.execute(
                 sa.select(sa.func.count()).select_from(queue.table).where(still_stuck)
             ).scalar_one()
-        reset_ids = [row[id_column.name] for row in before]
         return Applied(
             changed=changed,
             before_count=len(before),
             after_count=after,
-            changes=[
-                {"id": job_id, "status": list(plan_change["status"])}
-                for job_id, plan_change in zip(planned, plan.changes, strict=True)
-                if job_id in reset_ids
-            ],
+            changes=[change for change in plan.changes if change["id"] in reset_ids],
             skipped=[job_id for job_id in planned if job_id not in reset_ids],
             backup={"before_image": before},
         )
