@@ -14,6 +14,16 @@ CHECK = 'rb.evaluate("database_reachable")'
 FINISH = "rb.finish()"
 
 
+def start_holding_the_lock(workspace: Workspace, runbook: str):  # type: ignore[no-untyped-def]
+    """Start `opslib run RUNBOOK` and return once it holds its overlap lock."""
+    process = workspace.popen("run", runbook)
+    lock = workspace.reports / ".locks" / f"{runbook}--demo.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process
+
+
 def test_raising_cell_is_unknown_with_the_error_in_the_archived_report(
     workspace: Workspace,
 ) -> None:
@@ -62,11 +72,7 @@ def test_second_concurrent_run_refuses_naming_the_running_pid(workspace: Workspa
     workspace.add_runbook(
         "long", OPEN.format(name="long"), "import time\ntime.sleep(8)", CHECK, FINISH
     )
-    first = workspace.popen("run", "long")
-    lock = workspace.reports / ".locks" / "long--demo.lock"
-    deadline = time.monotonic() + 30
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    first = start_holding_the_lock(workspace, "long")
     second = workspace.opslib("run", "long")
     first_out, first_err = first.communicate(timeout=60)
     assert second.returncode == 3
@@ -85,11 +91,7 @@ def test_kill_9_mid_run_leaves_no_partial_report_and_a_consistent_ledger(
     workspace.add_runbook(
         "killed", OPEN.format(name="killed"), CHECK, "import time\ntime.sleep(30)", FINISH
     )
-    victim = workspace.popen("run", "killed")
-    lock = workspace.reports / ".locks" / "killed--demo.lock"
-    deadline = time.monotonic() + 30
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    victim = start_holding_the_lock(workspace, "killed")
     time.sleep(3)  # inside the sleeping cell by now
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
@@ -128,11 +130,7 @@ def test_sigterm_mid_run_is_archived_as_unknown(workspace: Workspace) -> None:
     workspace.add_runbook(
         "stopped", OPEN.format(name="stopped"), CHECK, "import time\ntime.sleep(30)", FINISH
     )
-    victim = workspace.popen("run", "stopped")
-    lock = workspace.reports / ".locks" / "stopped--demo.lock"
-    deadline = time.monotonic() + 30
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    victim = start_holding_the_lock(workspace, "stopped")
     time.sleep(3)
     victim.send_signal(signal.SIGTERM)
     out, err = victim.communicate(timeout=30)
@@ -149,11 +147,7 @@ def test_wait_queues_behind_a_running_instance_but_not_past_the_timeout(
     workspace.add_runbook(
         "busy", OPEN.format(name="busy"), "import time\ntime.sleep(20)", CHECK, FINISH
     )
-    first = workspace.popen("run", "busy")
-    lock = workspace.reports / ".locks" / "busy--demo.lock"
-    deadline = time.monotonic() + 30
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    first = start_holding_the_lock(workspace, "busy")
     started = time.monotonic()
     second = workspace.opslib("run", "busy", "--wait", "--timeout", "3")
     waited = time.monotonic() - started
