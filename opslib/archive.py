@@ -85,6 +85,12 @@ def ledger_url() -> str:
     )
 
 
+def ledger_exists() -> bool:
+    """False for a SQLite ledger not created yet, so reading history creates nothing."""
+    url = ledger_url()
+    return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
+
+
 def report_stem(runbook: str, profile: str, started: datetime) -> Path:
     """`YYYY/MM/DD/<runbook>--<profile>--<HHMMSS>` relative to the reports dir."""
     return (

@@ -91,9 +91,9 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from opslib.archive import Ledger
+    from opslib.archive import Ledger, ledger_exists
 
-    rows = Ledger().history(args.runbook, args.profile, args.limit)
+    rows = Ledger().history(args.runbook, args.profile, args.limit) if ledger_exists() else []
     if not rows:
         print("no runs recorded")
     for row in rows:

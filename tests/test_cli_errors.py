@@ -107,3 +107,9 @@ def test_relative_profile_path_means_the_file_in_the_current_directory(
     result = workspace.opslib("run", "morning-check", "--profile", "mine.yaml")
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("WARNING morning-check on mine")
+
+
+def test_history_of_an_empty_archive_reads_without_creating_anything(workspace: Workspace) -> None:
+    result = workspace.opslib("history")
+    assert result.returncode == 0 and result.stdout.strip() == "no runs recorded"
+    assert not workspace.reports.exists()
