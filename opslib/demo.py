@@ -68,7 +68,8 @@ class DemoStory:
     log: list[tuple[datetime, str, str]]
 
 
-def _story(now: datetime, seed: int) -> DemoStory:
+def story(now: datetime, seed: int = 7) -> DemoStory:
+    """The demo's jobs (rows in `jobs` column order) and log lines, relative to `now`."""
     rng = random.Random(seed)
     jobs: list[tuple] = []
     log: list[tuple[datetime, str, str]] = []
@@ -189,17 +190,17 @@ def is_fresh() -> bool:
 def create(seed: int = 7) -> Path:
     """(Re)create the demo database and log; returns the demo folder."""
     now = utc_now()
-    story = _story(now, seed)
+    seeded = story(now, seed)
 
     def write_database(path: Path) -> None:
         with sqlite3.connect(path) as connection:
             connection.executescript(SCHEMA)
-            connection.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", story.jobs)
+            connection.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", seeded.jobs)
             connection.execute("INSERT INTO demo_meta VALUES ('created_at', ?)", (now.isoformat(),))
         connection.close()
 
     def write_log(path: Path) -> None:
-        path.write_text("".join(_log_line(*entry) for entry in story.log))
+        path.write_text("".join(_log_line(*entry) for entry in seeded.log))
 
     _write_atomically(database_path(), write_database)
     _write_atomically(log_path(), write_log)

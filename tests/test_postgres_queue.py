@@ -1,0 +1,162 @@
+"""One tool for every pipeline: the same queue checks, timeouts and reset against a real
+PostgreSQL server that the fixture starts, seeded with the demo's story."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import Workspace
+from postgres_server import PostgresServer
+
+from opslib import demo
+from opslib.checks import Status
+from opslib.probes import ProbeError, TargetUnreachable
+from opslib.probes.database import reachable
+from opslib.probes.queue import stuck_jobs, utc_now
+from opslib.profiles import load_profile
+
+JOBS = """
+CREATE TABLE jobs (
+    id integer PRIMARY KEY, stage text NOT NULL, status text NOT NULL,
+    created_at timestamp NOT NULL, started_at timestamp, finished_at timestamp,
+    cost_usd numeric, error text
+)"""
+PROFILE = """name: pg
+targets:
+  database:
+    url: ${OPSLIB_TEST_PG_URL}
+    connect_timeout: 2 s
+    statement_timeout: 1 s
+queue:
+  table: jobs
+  stuck_after: 30 min
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    server = PostgresServer.create()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh `pipeline` database with the demo's jobs; returns the profile path."""
+    admin = server.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS pipeline WITH (FORCE)")
+        connection.exec_driver_sql("CREATE DATABASE pipeline")
+    admin.dispose()
+    url = server.url("pipeline")
+    engine = server.engine("pipeline")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(JOBS)
+        connection.exec_driver_sql(
+            "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", demo.story(utc_now()).jobs
+        )
+    engine.dispose()
+    workspace.env["OPSLIB_TEST_PG_URL"] = url
+    monkeypatch.setenv("OPSLIB_TEST_PG_URL", url)
+    profile = workspace.root / "pg.yaml"
+    profile.write_text(PROFILE)
+    return str(profile)
+
+
+def test_morning_check_on_postgres_finds_the_stuck_jobs(
+    workspace: Workspace, pipeline: str
+) -> None:
+    result = workspace.opslib("run", "morning-check", "--profile", pipeline)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "WARNING  stuck_jobs: 3 job(s)" in result.stdout
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    text = page.read_text()
+    assert "database_integrity skipped" in text and "log_error_rate skipped" in text
+
+
+def test_reset_on_postgres_changes_exactly_the_stuck_rows(
+    server: PostgresServer, workspace: Workspace, pipeline: str
+) -> None:
+    profile = load_profile(pipeline)
+    stuck_before = set(stuck_jobs(profile).table["id"])
+    result = workspace.opslib("run", "stuck-pipeline", "--profile", pipeline, "-p", "apply=true")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "applied plan" in result.stdout
+    assert stuck_jobs(profile).value == 0
+    engine = server.engine("pipeline")
+    with engine.connect() as connection:
+        queued = set(
+            connection.exec_driver_sql(
+                "SELECT id FROM jobs WHERE status = 'queued' AND started_at IS NULL"
+            ).scalars()
+        )
+    engine.dispose()
+    assert stuck_before <= queued and len(stuck_before) == 3
+
+
+def test_probes_cannot_write(pipeline: str) -> None:
+    from opslib import db
+
+    with (
+        pytest.raises(ProbeError, match="read-only"),
+        db.connect(load_profile(pipeline)) as connection,
+    ):
+        connection.exec_driver_sql("DELETE FROM jobs")
+
+
+def test_statement_past_its_timeout_is_cancelled_as_unknown(
+    server: PostgresServer, pipeline: str
+) -> None:
+    engine = server.engine("pipeline")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE VIEW slow_jobs AS SELECT j.* FROM jobs j, pg_sleep(5) AS nap"
+        )
+    engine.dispose()
+    slow = pipeline.replace(".yaml", "-slow.yaml")
+    with open(pipeline) as original, open(slow, "w") as copy:
+        copy.write(original.read().replace("table: jobs", "table: slow_jobs"))
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match="did not finish within its timeout") as failure:
+        stuck_jobs(load_profile(slow))
+    assert failure.value.status is Status.UNKNOWN
+    assert time.monotonic() - started < 3
+
+
+def test_server_that_accepts_but_never_answers_is_critical_within_connect_timeout(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True)
+    accepting.start()
+    monkeypatch.setenv(
+        "OPSLIB_TEST_PG_URL", f"postgresql://ops:pw@127.0.0.1:{silent.getsockname()[1]}/pipeline"
+    )
+    profile = tmp_path / "silent.yaml"
+    profile.write_text(PROFILE)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TargetUnreachable):
+            reachable(load_profile(str(profile)))
+    finally:
+        silent.close()
+        for connection in held:
+            connection.close()
+    assert time.monotonic() - started < 2 + 1
+
+
+def test_stopped_server_is_critical(server: PostgresServer, pipeline: str) -> None:
+    server.stop()
+    try:
+        with pytest.raises(TargetUnreachable) as failure:
+            reachable(load_profile(pipeline))
+    finally:
+        server.start()
+    assert failure.value.status is Status.CRITICAL
