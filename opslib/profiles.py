@@ -199,9 +199,10 @@ class Profile(StrictModel):
 
     def provides(self, need: str) -> bool:
         """Whether the profile has what a check needs: a target kind (`database`, `logs`,
-        `disks`), `queue` (a queue table in a database) or `sqlite`."""
-        if need == "sqlite":
-            return self.targets.database is not None and self.database_url().startswith("sqlite")
+        `disks`), `queue` (a queue table in a database), `sqlite` or `postgres`."""
+        if need in {"sqlite", "postgres"}:
+            prefix = "sqlite" if need == "sqlite" else "postgres"
+            return self.targets.database is not None and self.database_url().startswith(prefix)
         if need == "queue":
             return self.queue is not None and self.targets.database is not None
         if need == "disks":

@@ -7,11 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from postgres_server import PostgresServer
+
+from opslib import demo
+from opslib.probes.queue import utc_now
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +115,51 @@ def workspace(tmp_path: Path, demo_template: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPSLIB_DATA_DIR", env["OPSLIB_DATA_DIR"])
     monkeypatch.setenv("OPSLIB_REPORTS_DIR", env["OPSLIB_REPORTS_DIR"])
     return Workspace(tmp_path, env)
+
+
+PG_JOBS = """
+CREATE TABLE jobs (
+    id integer PRIMARY KEY, stage text NOT NULL, status text NOT NULL,
+    created_at timestamp NOT NULL, started_at timestamp, finished_at timestamp,
+    cost_usd numeric, error text
+)"""
+PG_PROFILE = """name: pg
+targets:
+  database:
+    url: ${OPSLIB_TEST_PG_URL}
+    connect_timeout: 2 s
+    statement_timeout: 1 s
+queue:
+  table: jobs
+  stuck_after: 30 min
+"""
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[PostgresServer]:
+    server = PostgresServer.create()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh `pipeline` database with the demo's jobs; returns the profile path."""
+    admin = server.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS pipeline WITH (FORCE)")
+        connection.exec_driver_sql("CREATE DATABASE pipeline")
+    admin.dispose()
+    url = server.url("pipeline")
+    engine = server.engine("pipeline")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(PG_JOBS)
+        connection.exec_driver_sql(
+            "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", demo.story(utc_now()).jobs
+        )
+    engine.dispose()
+    workspace.env["OPSLIB_TEST_PG_URL"] = url
+    monkeypatch.setenv("OPSLIB_TEST_PG_URL", url)
+    profile = workspace.root / "pg.yaml"
+    profile.write_text(PG_PROFILE)
+    return str(profile)

@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ def _free_port() -> int:
 class PostgresServer:
     base: Path
     port: int
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket_dir(self) -> Path:
@@ -68,19 +69,21 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses='' -c fsync=off"
+        options += "".join(f" -c {key}={value}" for key, value in self.settings.items())
         self.pg_ctl("-w", "-l", str(self.base / "server.log"), "-o", options, "start")
 
     def stop(self) -> None:
         self.pg_ctl("-m", "immediate", "-w", "stop")
 
     @classmethod
-    def create(cls) -> PostgresServer:
+    def create(cls, **settings: str) -> PostgresServer:
+        """initdb and start a server; `settings` become `-c key=value` options."""
         base = Path(tempfile.mkdtemp(prefix="opslib-pg-"))
         (base / "sock").mkdir()
         if os.geteuid() == 0:
             for path in (base, base / "sock"):
                 shutil.chown(path, "postgres", "postgres")
-        server = cls(base, _free_port())
+        server = cls(base, _free_port(), settings)
         subprocess.run(
             server._as_owner(
                 str(_bindir() / "initdb"),

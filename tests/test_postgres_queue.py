@@ -6,65 +6,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import Workspace
+from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
 
-from opslib import demo
 from opslib.checks import Status
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.probes.database import reachable
-from opslib.probes.queue import stuck_jobs, utc_now
+from opslib.probes.queue import stuck_jobs
 from opslib.profiles import load_profile
-
-JOBS = """
-CREATE TABLE jobs (
-    id integer PRIMARY KEY, stage text NOT NULL, status text NOT NULL,
-    created_at timestamp NOT NULL, started_at timestamp, finished_at timestamp,
-    cost_usd numeric, error text
-)"""
-PROFILE = """name: pg
-targets:
-  database:
-    url: ${OPSLIB_TEST_PG_URL}
-    connect_timeout: 2 s
-    statement_timeout: 1 s
-queue:
-  table: jobs
-  stuck_after: 30 min
-"""
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    server = PostgresServer.create()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
-def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh `pipeline` database with the demo's jobs; returns the profile path."""
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS pipeline WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE pipeline")
-    admin.dispose()
-    url = server.url("pipeline")
-    engine = server.engine("pipeline")
-    with engine.begin() as connection:
-        connection.exec_driver_sql(JOBS)
-        connection.exec_driver_sql(
-            "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", demo.story(utc_now()).jobs
-        )
-    engine.dispose()
-    workspace.env["OPSLIB_TEST_PG_URL"] = url
-    monkeypatch.setenv("OPSLIB_TEST_PG_URL", url)
-    profile = workspace.root / "pg.yaml"
-    profile.write_text(PROFILE)
-    return str(profile)
 
 
 def test_morning_check_on_postgres_finds_the_stuck_jobs(
@@ -140,7 +91,7 @@ def test_server_that_accepts_but_never_answers_is_critical_within_connect_timeou
         "OPSLIB_TEST_PG_URL", f"postgresql://ops:pw@127.0.0.1:{silent.getsockname()[1]}/pipeline"
     )
     profile = tmp_path / "silent.yaml"
-    profile.write_text(PROFILE)
+    profile.write_text(PG_PROFILE)
     started = time.monotonic()
     try:
         with pytest.raises(TargetUnreachable):

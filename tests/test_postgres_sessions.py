@@ -1,0 +1,151 @@
+"""Fault injection into a real PostgreSQL: a blocked UPDATE, a transaction left open, a
+server out of connections. Each runbook must name the culprit and plan to touch only it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from conftest import PG_PROFILE, Workspace
+from postgres_server import PostgresServer
+
+from opslib.actions import execute
+from opslib.checks import Status
+from opslib.context import RunContext
+from opslib.probes.postgres import blocking_chains, connections
+from opslib.profiles import load_profile
+from opslib.remedies.postgres import ReleaseBlockers
+
+
+def session(server: PostgresServer, database: str = "pipeline") -> psycopg.Connection:
+    return psycopg.connect(server.url(database), application_name="pipeline-worker")
+
+
+@pytest.fixture
+def blocked_update(server: PostgresServer, pipeline: str) -> Iterator[tuple[int, int]]:
+    """A worker updates job 1 and leaves its transaction open; another worker's UPDATE
+    of the same row waits behind it. Yields (blocker pid, blocked pid)."""
+    holder = session(server)
+    holder.execute("UPDATE jobs SET error = 'held by a stalled worker' WHERE id = 1")
+    waiter = session(server)
+    waiting = threading.Thread(
+        target=lambda: waiter.execute("UPDATE jobs SET status = 'failed' WHERE id = 1"), daemon=True
+    )
+    waiting.start()
+    profile = load_profile(pipeline)
+    deadline = time.monotonic() + 10
+    while blocking_chains(profile).empty and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield holder.info.backend_pid, waiter.info.backend_pid
+    for connection in (holder, waiter):
+        connection.cancel_safe()
+        connection.close()
+    waiting.join(timeout=10)
+
+
+def test_blocked_update_is_critical_and_names_the_blocking_pid_and_query(
+    workspace: Workspace, pipeline: str, blocked_update: tuple[int, int]
+) -> None:
+    blocker, blocked = blocked_update
+    result = workspace.opslib("run", "database-locks", "--profile", pipeline)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"on pid {blocker}" in result.stdout
+    assert "held by a stalled worker" in result.stdout
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    html = page.read_text()
+    plan = re.search(r"Plan cancel_blockers.*?</p>", html, re.S).group(0)
+    assert f"pid {blocker}" in plan and str(blocked) not in plan
+
+
+def test_release_targets_only_the_blocker_and_terminate_unblocks_the_queue(
+    server: PostgresServer, pipeline: str, blocked_update: tuple[int, int]
+) -> None:
+    blocker, blocked = blocked_update
+    profile = load_profile(pipeline)
+    context = RunContext.current("database-locks", "pg")
+    dry = execute(ReleaseBlockers(profile, terminate=True), context)
+    assert dry.mode == "dry-run" and [c["pid"] for c in dry.plan.changes] == [blocker]
+    applied = execute(ReleaseBlockers(profile, terminate=True), context, apply=True)
+    assert applied.mode == "applied", applied.message
+    assert (applied.result.value, applied.plan.changes) == (
+        1,
+        ({"pid": blocker, "signal": "terminate"},),
+    )
+    deadline = time.monotonic() + 10
+    while not blocking_chains(profile).empty and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocking_chains(profile).empty
+    with session(server) as check:
+        pids = [row[0] for row in check.execute("SELECT pid FROM pg_stat_activity")]
+    assert blocker not in pids and blocked in pids
+
+
+def test_transaction_left_open_is_a_warning_naming_the_pid(
+    workspace: Workspace, server: PostgresServer, pipeline: str
+) -> None:
+    idle = session(server)
+    idle.execute("SELECT count(*) FROM jobs")
+    idle_pid = idle.info.backend_pid
+    time.sleep(1.5)
+    try:
+        result = workspace.opslib(
+            "run", "database-locks", "--profile", pipeline, "-p", "idle_after_s=1"
+        )
+    finally:
+        idle.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"WARNING  pg_idle_in_transaction: 1 session(s) idle in a transaction for more than 1 s: pid {idle_pid}"
+        in result.stdout
+    )
+
+
+@pytest.fixture(scope="module")
+def small_server() -> Iterator[PostgresServer]:
+    server = PostgresServer.create(max_connections="8", superuser_reserved_connections="1")
+    yield server
+    server.destroy()
+
+
+def test_connections_at_95_percent_of_a_low_limit_are_critical(
+    small_server: PostgresServer, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    held = [session(small_server, "postgres") for _ in range(6)]  # + the probe's own = 7 of 7
+    monkeypatch.setenv("OPSLIB_TEST_PG_URL", small_server.url())
+    profile_path = tmp_path / "small.yaml"
+    profile_path.write_text(PG_PROFILE)
+    try:
+        metric = connections(load_profile(str(profile_path)))
+    finally:
+        for connection in held:
+            connection.close()
+    assert metric.value == pytest.approx(100.0)
+    assert "7 of 7 usable connections" in metric.summary
+    from opslib.catalogue import catalogue
+    from opslib.checks import judge
+
+    warning, critical = catalogue()["pg_connections"].thresholds(None, None)
+    assert judge(metric.value, warning, critical) is Status.CRITICAL
+
+
+def test_no_probe_leaves_a_session_open(server: PostgresServer, pipeline: str) -> None:
+    from opslib.probes import postgres, queue
+
+    profile = load_profile(pipeline)
+    for probe in (
+        postgres.connections,
+        postgres.idle_in_transaction,
+        postgres.blocked_sessions,
+        queue.depth,
+        queue.stuck_jobs,
+    ):
+        probe(profile)
+    with session(server) as check:
+        leftovers = check.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opslib'"
+        ).fetchone()
+    assert leftovers == (0,)
