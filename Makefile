@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cu
 LAB_VENV := .venv-lab
 LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: morning-check lab test lint bench demo bootstrap
+.PHONY: morning-check lab test lint bench demo bootstrap redis-server
 
 bootstrap: $(STAMP)
 
@@ -37,8 +37,10 @@ morning-check: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/opslib demo
 
-# nbval runs inside the suite (tests/test_notebooks.py) against a private copy of the demo.
-test: $(STAMP)
+# Tests start their own PostgreSQL (installed on this machine kind) and Redis servers;
+# redis-server comes from apt when missing. nbval runs inside the suite
+# (tests/test_notebooks.py) against a private copy of the demo.
+test: $(STAMP) redis-server
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/python -m pytest -q tests
 
@@ -62,3 +64,13 @@ lab: $(LAB_STAMP)
 	@$(BIN)/opslib demo --if-stale
 	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(LAB_VENV)/bin/jupyter lab --notebook-dir=notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing redis-server with apt (the tests start their own, it is not run as a service)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+		else \
+			echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; \
+		fi; \
+	}

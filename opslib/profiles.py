@@ -70,8 +70,15 @@ class LogsTarget(StrictModel):
     paths: list[str]
 
 
+class RedisTarget(StrictModel):
+    url: str
+    connect_timeout: Seconds = 2.0
+    socket_timeout: Seconds = 2.0
+
+
 class Targets(StrictModel):
     database: DatabaseTarget | None = None
+    redis: RedisTarget | None = None
     logs: LogsTarget | None = None
     disks: dict[str, str] = {}
 
@@ -101,6 +108,8 @@ class Queue(StrictModel):
     columns: QueueColumns = QueueColumns()
     statuses: QueueStatuses = QueueStatuses()
     stuck_after: Seconds = 1800.0
+    # Redis keys that mirror the queue, by role; `processing` is reconciled with the table.
+    redis_keys: dict[str, str] = {}
 
 
 class CheckSettings(StrictModel):
@@ -179,6 +188,11 @@ class Profile(StrictModel):
             url = f"{prefix}:///{paths.resolve_path(rest)}"
         return url
 
+    def redis_url(self) -> str:
+        if self.targets.redis is None:
+            raise ProfileError(f"{self.source}: targets.redis is not set")
+        return self.expand(self.targets.redis.url, "targets.redis.url", url=True)
+
     def database_display(self) -> str:
         """The database URL as a report may show it: password masked."""
         return mask_url(self.database_url())
@@ -205,6 +219,8 @@ class Profile(StrictModel):
             return self.targets.database is not None and self.database_url().startswith(prefix)
         if need == "queue":
             return self.queue is not None and self.targets.database is not None
+        if need == "redis_queue":
+            return self.provides("queue") and self.provides("redis") and bool(self.queue.redis_keys)
         if need == "disks":
             return bool(self.targets.disks)
         return getattr(self.targets, need, None) is not None

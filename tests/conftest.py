@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from postgres_server import PostgresServer
+from redis_server import RedisServer
 
 from opslib import demo
 from opslib.probes.queue import utc_now
@@ -163,3 +164,82 @@ def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.M
     profile = workspace.root / "pg.yaml"
     profile.write_text(PG_PROFILE)
     return str(profile)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+VIDEO_PROFILE = (
+    PG_PROFILE
+    + """  redis_keys:
+    pending: queue:pending
+    priority: queue:priority
+    processing: queue:processing
+"""
+)
+
+
+@dataclass
+class RedisQueue:
+    """The planted disagreements between Redis and the table."""
+
+    profile: str
+    lost: str  # processing in the table, absent from Redis
+    orphan_done: str  # in the processing set, completed in the table
+    orphan_queued: str  # in the processing set, queued in the table
+
+
+@pytest.fixture
+def redis_queue(
+    redis_server: RedisServer,
+    server: PostgresServer,
+    pipeline: str,
+    workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> RedisQueue:
+    """Redis mirroring the pipeline table, with one lost job and two orphans planted."""
+    engine = server.engine("pipeline")
+    with engine.connect() as connection:
+        by_status = {
+            status: [
+                str(job)
+                for job in connection.exec_driver_sql(
+                    f"SELECT id FROM jobs WHERE status = '{status}' ORDER BY id"
+                ).scalars()
+            ]
+            for status in ("processing", "queued", "completed")
+        }
+    engine.dispose()
+    lost, orphan_done, orphan_queued = (
+        by_status["processing"][0],
+        by_status["completed"][0],
+        by_status["queued"][0],
+    )
+    client = redis_server.client()
+    client.flushdb()  # the test server's own database, started for this session
+    client.sadd(
+        "queue:processing",
+        *[job for job in by_status["processing"] if job != lost],
+        orphan_done,
+        orphan_queued,
+    )
+    client.rpush("queue:pending", *[job for job in by_status["queued"] if job != orphan_queued])
+    client.zadd("queue:priority", {by_status["queued"][-1]: 10})
+    workspace.env["OPSLIB_TEST_REDIS_URL"] = redis_server.url
+    monkeypatch.setenv("OPSLIB_TEST_REDIS_URL", redis_server.url)
+    profile = workspace.root / "video.yaml"
+    profile.write_text(
+        VIDEO_PROFILE.replace(
+            "targets:\n",
+            "targets:\n  redis:\n    url: ${OPSLIB_TEST_REDIS_URL}\n    socket_timeout: 1 s\n",
+            1,
+        )
+    )
+    return RedisQueue(str(profile), lost, orphan_done, orphan_queued)

@@ -1,0 +1,69 @@
+"""Redis queue remedies: clear orphans out of the processing set.
+
+An orphan is an id the processing set holds although its row is not processing: its
+worker finished or died without cleaning up, and monitoring counts it as in flight
+forever. A queued orphan goes back on the pending list so a worker picks it up; any other
+is only removed from the set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opslib.actions import Applied, Plan
+from opslib.probes.redis import client, reconciliation
+from opslib.profiles import Profile
+
+
+@dataclass
+class ClearOrphans:
+    profile: Profile
+    name: str = "clear_processing_orphans"
+
+    def plan(self) -> Plan:
+        if not self.profile.provides("redis_queue"):
+            return Plan(self.name, self.profile.name, "the profile has no Redis queue keys", ())
+        drift = reconciliation(self.profile)
+        orphans = drift[drift["problem"] == "orphan"]
+        queued = self.profile.queue.statuses.queued
+        changes = tuple(
+            {"id": row.id, "srem": self.keys["processing"], "requeue": row.table_status == queued}
+            for row in orphans.itertuples()
+        )
+        return Plan(
+            action=self.name,
+            target=f"Redis {self.keys['processing']}",
+            summary=f"remove {len(changes)} orphan(s) from {self.keys['processing']}, requeue "
+            f"{sum(c['requeue'] for c in changes)} on {self.keys.get('pending', '-')}",
+            changes=changes,
+            context=orphans,
+        )
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return self.profile.queue.redis_keys
+
+    def apply(self, plan: Plan) -> Applied:
+        """Only ids that are still orphans now; each removal and requeue in one MULTI."""
+        still = set(reconciliation(self.profile).query("problem == 'orphan'")["id"])
+        done = []
+        with client(self.profile) as connection:
+            for change in plan.changes:
+                if change["id"] not in still:
+                    continue
+                transaction = connection.pipeline(transaction=True)
+                transaction.srem(change["srem"], change["id"])
+                if change["requeue"] and "pending" in self.keys:
+                    transaction.rpush(self.keys["pending"], change["id"])
+                if transaction.execute()[0]:
+                    done.append(change)
+        after = set(reconciliation(self.profile).query("problem == 'orphan'")["id"])
+        planned = [change["id"] for change in plan.changes]
+        return Applied(
+            changed=len(done),
+            before_count=len(still & set(planned)),
+            after_count=len(after & set(planned)),
+            changes=done,
+            skipped=[job for job in planned if job not in still],
+            backup={"processing_members_removed": [change["id"] for change in done]},
+        )
