@@ -112,6 +112,15 @@ def _cmd_index(_args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.pipeline == "video":
+        from opslib.demo_video import seed
+        from opslib.profiles import load_profile
+
+        profile = load_profile(args.profile or "video")
+        profile.resolve_all()
+        planted = seed(profile)
+        print(f"video demo seeded into {profile.database_display()} and Redis; planted: {planted}")
+        return 0
     from opslib import demo
 
     if args.if_stale and demo.is_fresh():
@@ -190,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     index.set_defaults(handler=_cmd_index)
 
-    demo = commands.add_parser("demo", help="(re)create the demo pipeline database and logs")
+    demo = commands.add_parser(
+        "demo",
+        help="(re)create the demo pipeline (SQLite), or seed the video pipeline (PostgreSQL + Redis)",
+    )
+    demo.add_argument("pipeline", nargs="?", choices=["demo", "video"], default="demo")
+    demo.add_argument("--profile", help="for video: the profile whose database and Redis to seed")
     demo.add_argument(
         "--if-stale", action="store_true", help="only when missing or older than 12 h"
     )

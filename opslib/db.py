@@ -87,7 +87,7 @@ def _sqlite_engine(
     return created
 
 
-def _classify(exc: Exception) -> ProbeError:
+def classify(exc: Exception) -> ProbeError:
     message = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
     lowered = message.lower()
     if (
@@ -110,7 +110,7 @@ def connect(profile: Profile, *, readonly: bool = True) -> Iterator[sa.Connectio
         with engine(profile, readonly=readonly).connect() as connection:
             yield connection
     except sa.exc.SQLAlchemyError as exc:
-        raise _classify(exc) from None
+        raise classify(exc) from None
 
 
 @contextlib.contextmanager
@@ -121,4 +121,4 @@ def change(profile: Profile) -> Iterator[sa.Connection]:
         with engine(profile, readonly=False).begin() as connection:
             yield connection
     except sa.exc.SQLAlchemyError as exc:
-        raise _classify(exc) from None
+        raise classify(exc) from None

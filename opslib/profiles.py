@@ -125,6 +125,8 @@ class Profile(StrictModel):
     targets: Targets = Targets()
     queue: Queue | None = None
     checks: dict[str, CheckSettings] = {}
+    # name -> a read-only SQL query returning the rows that break the rule (none is healthy)
+    invariants: dict[str, str] = {}
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -217,6 +219,8 @@ class Profile(StrictModel):
         if need in {"sqlite", "postgres"}:
             prefix = "sqlite" if need == "sqlite" else "postgres"
             return self.targets.database is not None and self.database_url().startswith(prefix)
+        if need == "invariants":
+            return bool(self.invariants) and self.targets.database is not None
         if need == "queue":
             return self.queue is not None and self.targets.database is not None
         if need == "redis_queue":

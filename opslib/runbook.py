@@ -32,15 +32,27 @@ if TYPE_CHECKING:
 
 @dataclass
 class Finding:
-    """What one `evaluate` produced; shows itself as status lines and the probe's table."""
+    """What one `evaluate` produced; shows each status line followed by its table."""
 
     check: str
     results: list[CheckResult] = field(default_factory=list)
-    table: pd.DataFrame | None = None
+    tables: list[pd.DataFrame | None] = field(default_factory=list)
     skipped: str = ""
 
+    @property
+    def table(self) -> pd.DataFrame | None:
+        """The first result's table (a single-metric check has only that one)."""
+        return self.tables[0] if self.tables else None
+
     def _repr_html_(self) -> str:
-        return self._lines() + show.table(self.table)
+        if self.skipped:
+            return self._lines()
+        return "".join(
+            show.result_line(result) + show.table(table)
+            for result, table in zip(
+                self.results, self.tables or [None] * len(self.results), strict=True
+            )
+        )
 
     def _lines(self) -> str:
         if self.skipped:
@@ -48,7 +60,7 @@ class Finding:
         return "".join(show.result_line(r) for r in self.results)
 
     def status_only(self) -> HTML:
-        """The status lines without the table, for a step that charts the table instead."""
+        """The status lines without the tables, for a step that charts the table instead."""
         return HTML(self._lines())
 
 
@@ -99,8 +111,7 @@ class Runbook:
             return self._keep(Finding(check, [failure]))
         metrics = measured if isinstance(measured, list) else [measured]
         results = [self._judge(spec, metric, warning, critical) for metric in metrics]
-        table = metrics[0].table if len(metrics) == 1 else None
-        return self._keep(Finding(check, results, table))
+        return self._keep(Finding(check, results, [metric.table for metric in metrics]))
 
     def _judge(self, spec: CheckSpec, metric: Metric, warning: Any, critical: Any) -> CheckResult:
         return CheckResult(

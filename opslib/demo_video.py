@@ -1,0 +1,133 @@
+"""`opslib demo video`: seed the video pipeline's PostgreSQL and Redis with a realistic
+queue and the problems its manual is about, so every video runbook has something to find.
+
+Planted: jobs stuck in processing, an orphan in the Redis processing set and a job the
+set has lost, a video over the $3 cost limit, and rows breaking the profile's invariants
+(negative cost, completed without output, started before created, a cost without video).
+It writes only into a database it created itself (marked by an `opslib_demo` table) and
+refuses any other that already has a `video_queue`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.demo import story
+from opslib.errors import OpslibError
+from opslib.probes.queue import utc_now
+from opslib.probes.redis import client
+from opslib.profiles import Profile
+
+CHANNELS = {"extract": "tech-reviews", "transform": "gaming", "load": "cooking"}
+COST_SPLIT = {"gpu": 0.6, "api": 0.3, "storage": 0.1}
+SCHEMA = [
+    """CREATE TABLE video_queue (
+        id bigint PRIMARY KEY, channel text NOT NULL, status text NOT NULL,
+        priority integer NOT NULL DEFAULT 0, created_at timestamp NOT NULL,
+        started_at timestamp, completed_at timestamp, cost_usd numeric(8, 2), error text,
+        gpu_id integer, output_path text)""",
+    "CREATE INDEX video_queue_status_started ON video_queue (status, started_at)",
+    "CREATE INDEX video_queue_completed ON video_queue (completed_at)",
+    """CREATE TABLE pipeline_costs (
+        id bigserial PRIMARY KEY, video_id bigint NOT NULL, category text NOT NULL,
+        amount_usd numeric(8, 2) NOT NULL, created_at timestamp NOT NULL)""",
+    "CREATE INDEX pipeline_costs_video ON pipeline_costs (video_id)",
+    """CREATE TABLE pipeline_control (
+        key text PRIMARY KEY, value text NOT NULL, updated_at timestamp NOT NULL)""",
+    "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)",
+]
+DEMO_TABLES = ("video_queue", "pipeline_costs", "pipeline_control", "opslib_demo")
+
+
+def _videos() -> list[dict]:
+    rows = []
+    for job_id, stage, status, created, started, finished, cost, error in story(utc_now()).jobs:
+        rows.append(
+            {
+                "id": job_id,
+                "channel": CHANNELS[stage],
+                "status": status,
+                "priority": 0,
+                "created_at": created,
+                "started_at": started,
+                "completed_at": finished,
+                "cost_usd": cost,
+                "error": error,
+                "gpu_id": None if started is None else job_id % 2,
+                "output_path": f"/renders/{job_id}.mp4" if status == "completed" else None,
+            }
+        )
+    return rows
+
+
+def _plant(videos: list[dict]) -> dict[str, int]:
+    """Break a few completed rows on purpose; returns which ids carry which problem."""
+    completed = [video for video in videos if video["status"] == "completed"]
+    planted = {
+        "expensive": completed[-1]["id"],
+        "negative_cost": completed[-2]["id"],
+        "without_output": completed[-3]["id"],
+        "started_before_created": completed[-4]["id"],
+    }
+    by_id = {video["id"]: video for video in videos}
+    by_id[planted["expensive"]]["cost_usd"] = 3.45
+    by_id[planted["negative_cost"]]["cost_usd"] = -0.40
+    by_id[planted["without_output"]]["output_path"] = None
+    broken = by_id[planted["started_before_created"]]
+    broken["started_at"], broken["created_at"] = broken["created_at"], broken["started_at"]
+    return planted
+
+
+def _refuse_foreign_tables(connection: sa.Connection) -> None:
+    existing = set(sa.inspect(connection).get_table_names())
+    if "video_queue" in existing and "opslib_demo" not in existing:
+        raise OpslibError(
+            "this database already has a video_queue that opslib did not create; "
+            "the demo only seeds an empty database or its own"
+        )
+
+
+def seed(profile: Profile) -> dict[str, int]:
+    """(Re)create the demo tables and Redis keys; returns the planted ids."""
+    videos = _videos()
+    planted = _plant(videos)
+    costs = [
+        {
+            "video_id": v["id"],
+            "category": category,
+            "amount_usd": round(float(v["cost_usd"]) * share, 2),
+            "created_at": v["completed_at"],
+        }
+        for v in videos
+        if v["status"] == "completed" and v["cost_usd"] is not None
+        for category, share in COST_SPLIT.items()
+    ]
+    costs.append(
+        {"video_id": 999_999, "category": "gpu", "amount_usd": 0.42, "created_at": utc_now()}
+    )
+    with db.change(profile) as connection:
+        _refuse_foreign_tables(connection)
+        for table in DEMO_TABLES:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        for statement in SCHEMA:
+            connection.exec_driver_sql(statement)
+        metadata = sa.MetaData()
+        metadata.reflect(connection, only=["video_queue", "pipeline_costs"])
+        connection.execute(metadata.tables["video_queue"].insert(), videos)
+        connection.execute(metadata.tables["pipeline_costs"].insert(), costs)
+        connection.execute(sa.text("INSERT INTO opslib_demo VALUES (:now)"), {"now": utc_now()})
+    processing = [str(v["id"]) for v in videos if v["status"] == "processing"]
+    queued = [str(v["id"]) for v in videos if v["status"] == "queued"]
+    planted["lost"] = int(processing[0])
+    planted["orphan"] = planted["expensive"]
+    keys = profile.queue.redis_keys
+    with client(profile) as connection:
+        transaction = connection.pipeline(transaction=True)
+        transaction.delete(*keys.values())
+        transaction.sadd(keys["processing"], *processing[1:], str(planted["orphan"]))
+        if queued:
+            transaction.rpush(keys["pending"], *queued[1:])
+            transaction.zadd(keys["priority"], {queued[0]: 10})
+        transaction.execute()
+    return planted

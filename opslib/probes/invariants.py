@@ -1,0 +1,40 @@
+"""Data invariants: profile-defined SQL queries that return the rows breaking a rule.
+
+The catalogue of rules lives in the profile (`invariants:`), as data: a new rule is a
+line of YAML. Each runs on a read-only connection under the statement timeout.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.probes import Metric, ProbeError
+from opslib.profiles import Profile
+
+SHOWN_ROWS = 20
+
+
+def violations(profile: Profile) -> list[Metric]:
+    """One metric per invariant: how many rows break it, with the first of them."""
+    metrics = []
+    with db.connect(profile) as connection:
+        for name, query in profile.invariants.items():
+            try:
+                result = connection.execute(sa.text(query))
+                rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            except sa.exc.SQLAlchemyError as exc:
+                connection.rollback()
+                reason = db.classify(exc).reason
+                metrics.append(
+                    Metric(None, f"invariant {name} could not be checked: {reason}", label=name)
+                )
+                continue
+            summary = f"{len(rows)} row(s) break {name}" if len(rows) else f"no row breaks {name}"
+            metrics.append(
+                Metric(len(rows), summary, rows.head(SHOWN_ROWS) if len(rows) else None, label=name)
+            )
+    if not metrics:
+        raise ProbeError(f"{profile.source} defines no invariants")
+    return metrics

@@ -1,0 +1,72 @@
+"""The video pipeline seeded by `opslib demo video` into a real PostgreSQL and Redis:
+each runbook finds what was planted for it."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+from conftest import Workspace
+from postgres_server import PostgresServer
+from redis_server import RedisServer
+
+
+@pytest.fixture
+def video(
+    workspace: Workspace, server: PostgresServer, redis_server: RedisServer
+) -> dict[str, int]:
+    admin = server.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS video WITH (FORCE)")
+        connection.exec_driver_sql("CREATE DATABASE video")
+    admin.dispose()
+    redis_server.client().flushdb()
+    workspace.env["VIDEO_DSN"] = server.url("video")
+    workspace.env["VIDEO_REDIS_URL"] = redis_server.url
+    seeded = workspace.opslib("demo", "video")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))
+
+
+def test_data_integrity_finds_every_planted_broken_row(
+    workspace: Workspace, video: dict[str, int]
+) -> None:
+    result = workspace.opslib("run", "data-integrity", "--profile", "video")
+    assert result.returncode == 2, result.stdout + result.stderr
+    for rule in (
+        "negative_costs",
+        "completed_without_output",
+        "started_before_created",
+        "costs_without_video",
+    ):
+        assert f"CRITICAL invariant[{rule}]: 1 row(s) break {rule}" in result.stdout
+    assert "invariant[duplicate_output_paths]" not in result.stdout  # holds: not reported
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    html = page.read_text()
+    assert f"<td>{video['negative_cost']}</td>" in html and "999999" in html
+
+
+def test_queue_not_processing_finds_the_planted_orphan_and_lost_video(
+    workspace: Workspace, video: dict[str, int]
+) -> None:
+    result = workspace.opslib("run", "queue-not-processing", "--profile", "video")
+    assert (
+        "processing_drift: 1 orphan(s) in Redis, 1 row(s) processing but absent from Redis"
+        in result.stdout
+    ), result.stdout
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    html = page.read_text()
+    assert f"<td>{video['orphan']}</td>" in html and f"<td>{video['lost']}</td>" in html
+
+
+def test_demo_refuses_a_database_it_did_not_create(
+    workspace: Workspace, server: PostgresServer, video: dict[str, int]
+) -> None:
+    engine = server.engine("video")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE opslib_demo")
+    engine.dispose()
+    result = workspace.opslib("demo", "video")
+    assert result.returncode == 3
+    assert "opslib did not create" in result.stderr and len(result.stderr.strip().splitlines()) == 1
