@@ -112,6 +112,23 @@ class Queue(StrictModel):
     redis_keys: dict[str, str] = {}
 
 
+class Costs(StrictModel):
+    """Where spend is recorded per item and category (`pipeline_costs` in the video manual)."""
+
+    table: str
+    item: str = "item_id"
+    category: str = "category"
+    amount: str = "amount_usd"
+    at: str = "created_at"
+
+
+class Halt(StrictModel):
+    """The emergency-halt flag workers read before taking a job: a row in a control table."""
+
+    table: str
+    key: str = "halt"
+
+
 class CheckSettings(StrictModel):
     enabled: bool = True
     warning: ThresholdSpec = None
@@ -127,6 +144,8 @@ class Profile(StrictModel):
     checks: dict[str, CheckSettings] = {}
     # name -> a read-only SQL query returning the rows that break the rule (none is healthy)
     invariants: dict[str, str] = {}
+    costs: Costs | None = None
+    halt: Halt | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -219,6 +238,10 @@ class Profile(StrictModel):
         if need in {"sqlite", "postgres"}:
             prefix = "sqlite" if need == "sqlite" else "postgres"
             return self.targets.database is not None and self.database_url().startswith(prefix)
+        if need in {"costs", "halt"}:
+            return getattr(self, need) is not None and self.targets.database is not None
+        if need == "item_costs":
+            return self.provides("queue") and self.queue.columns.cost is not None
         if need == "invariants":
             return bool(self.invariants) and self.targets.database is not None
         if need == "queue":

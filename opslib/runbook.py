@@ -40,6 +40,11 @@ class Finding:
     skipped: str = ""
 
     @property
+    def status(self) -> Status:
+        """The worst status among this step's results (OK when skipped)."""
+        return Status.worst([result.status for result in self.results])
+
+    @property
     def table(self) -> pd.DataFrame | None:
         """The first result's table (a single-metric check has only that one)."""
         return self.tables[0] if self.tables else None

@@ -70,3 +70,42 @@ def test_demo_refuses_a_database_it_did_not_create(
     result = workspace.opslib("demo", "video")
     assert result.returncode == 3
     assert "opslib did not create" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_high_cost_is_critical_lists_the_video_and_plans_the_halt(
+    workspace: Workspace, video: dict[str, int]
+) -> None:
+    result = workspace.opslib("run", "high-cost", "--profile", "video")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        f"CRITICAL max_item_cost: most expensive item in the last 24 h: {video['expensive']} at $3.45"
+        in result.stdout
+    )
+    assert "dry run: would halt the pipeline: set halt from off to on" in result.stdout
+
+
+def test_emergency_halt_sets_the_flag_when_applied_and_resume_clears_it(
+    workspace: Workspace, video: dict[str, int]
+) -> None:
+    workspace.opslib(
+        "run",
+        "emergency-halt",
+        "--profile",
+        "video",
+        "-p",
+        "apply=true",
+        "-p",
+        "reason=cost runaway",
+    )
+    check = workspace.opslib("run", "emergency-halt", "--profile", "video")
+    assert "WARNING  halted: the pipeline is HALTED" in check.stdout, check.stdout + check.stderr
+    assert "nothing to do: the flag is already on" in check.stdout
+    workspace.opslib(
+        "run", "emergency-halt", "--profile", "video", "-p", "halt=false", "-p", "apply=true"
+    )
+    resumed = workspace.opslib("run", "emergency-halt", "--profile", "video", "-p", "halt=false")
+    assert (
+        "OK       halted" not in resumed.stdout
+        and "halted: the pipeline is HALTED" not in resumed.stdout
+    )
+    assert resumed.returncode == 0, resumed.stdout

@@ -1,0 +1,68 @@
+"""Spend: the most expensive items in a window (from the queue's cost column) and spend
+by category (from the profile's `costs` table)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.probes import Metric
+from opslib.probes.queue import QueueTable, utc_now
+from opslib.profiles import Profile
+
+TOP_ITEMS = 20
+
+
+def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
+    """The highest per-item cost among items created in the window; the table lists the
+    most expensive ones, so the report shows which to look at."""
+    queue = QueueTable.of(profile)
+    cost, created = queue.column("cost"), queue.column("created_at")
+    columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
+    query = (
+        sa.select(*columns, queue.column("status"), cost)
+        .where(created >= utc_now() - timedelta(hours=window_hours), cost.is_not(None))
+        .order_by(cost.desc())
+        .limit(TOP_ITEMS)
+    )
+    with db.connect(profile) as connection:
+        top = pd.DataFrame(connection.execute(query).mappings().all())
+    if top.empty:
+        return Metric(0.0, f"no item with a cost in the last {window_hours:g} h")
+    top[cost.name] = top[cost.name].astype(float)
+    worst = top.iloc[0]
+    return Metric(
+        float(worst[cost.name]),
+        f"most expensive item in the last {window_hours:g} h: {worst[queue.column('id').name]} at ${worst[cost.name]:.2f}",
+        top,
+    )
+
+
+def by_category(profile: Profile, window_hours: float = 24) -> Metric:
+    """Total spend in the window, split by category."""
+    costs = profile.costs
+    table = sa.table(
+        costs.table,
+        sa.column(costs.category),
+        sa.column(costs.amount),
+        sa.column(costs.at, sa.DateTime()),
+    )
+    amount = sa.func.sum(table.c[costs.amount]).label("amount_usd")
+    query = (
+        sa.select(table.c[costs.category].label("category"), amount)
+        .where(table.c[costs.at] >= utc_now() - timedelta(hours=window_hours))
+        .group_by(table.c[costs.category])
+        .order_by(amount.desc())
+    )
+    with db.connect(profile) as connection:
+        spend = pd.DataFrame(
+            connection.execute(query).mappings().all(), columns=["category", "amount_usd"]
+        )
+    spend["amount_usd"] = spend["amount_usd"].astype(float)
+    total = float(spend["amount_usd"].sum())
+    return Metric(
+        total, f"${total:.2f} spent in the last {window_hours:g} h", spend.set_index("category")
+    )
