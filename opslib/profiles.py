@@ -61,6 +61,9 @@ class StrictModel(BaseModel):
 
 class DatabaseTarget(StrictModel):
     url: str
+    # The role the pipeline's workers connect as (default: the URL's user); remedies that
+    # end sessions touch only this role's.
+    pipeline_role: str | None = None
     connect_timeout: Seconds = 5.0
     statement_timeout: Seconds = 10.0
     lock_timeout: Seconds = 2.0
@@ -209,6 +212,12 @@ class Profile(StrictModel):
             url = f"{prefix}:///{paths.resolve_path(rest)}"
         return url
 
+    def pipeline_role(self) -> str:
+        """The role whose sessions remedies may end: configured, else the URL's user."""
+        if self.targets.database is not None and self.targets.database.pipeline_role:
+            return self.targets.database.pipeline_role
+        return sa_url_user(self.database_url())
+
     def redis_url(self) -> str:
         if self.targets.redis is None:
             raise ProfileError(f"{self.source}: targets.redis is not set")
@@ -341,3 +350,10 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         )
     profile._source = path.resolve()
     return profile
+
+
+def sa_url_user(url: str) -> str:
+    """The user named in a database URL ('' when none)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).username or ""

@@ -149,3 +149,38 @@ def test_no_probe_leaves_a_session_open(server: PostgresServer, pipeline: str) -
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opslib'"
         ).fetchone()
     assert leftovers == (0,)
+
+
+def test_connection_exhaustion_ends_only_the_pipeline_roles_idle_sessions(
+    workspace: Workspace, server: PostgresServer, pipeline: str
+) -> None:
+    with server.engine("pipeline", isolation_level="AUTOCOMMIT").connect() as admin:
+        admin.exec_driver_sql("DROP ROLE IF EXISTS analyst")
+        admin.exec_driver_sql("CREATE ROLE analyst LOGIN")
+        admin.exec_driver_sql("GRANT SELECT ON jobs TO analyst")
+    worker = session(server)
+    worker.execute("SELECT count(*) FROM jobs")
+    analyst = psycopg.connect(
+        server.url("pipeline").replace("postgres@", "analyst@"), application_name="notebook"
+    )
+    analyst.execute("SELECT count(*) FROM jobs")
+    worker_pid, analyst_pid = worker.info.backend_pid, analyst.info.backend_pid
+    time.sleep(1.5)
+    try:
+        result = workspace.opslib(
+            "run",
+            "connection-exhaustion",
+            "--profile",
+            pipeline,
+            "-p",
+            "idle_after_s=1",
+            "-p",
+            "apply=true",
+        )
+        with session(server) as check:
+            alive = {row[0] for row in check.execute("SELECT pid FROM pg_stat_activity")}
+    finally:
+        for connection in (worker, analyst):
+            connection.close()
+    assert "applied plan" in result.stdout, result.stdout + result.stderr
+    assert worker_pid not in alive and analyst_pid in alive

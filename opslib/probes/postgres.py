@@ -85,9 +85,14 @@ def connections(profile: Profile) -> Metric:
     )
 
 
+def idle_sessions(profile: Profile, older_than_s: float) -> pd.DataFrame:
+    """Sessions idle inside a transaction for longer than `older_than_s`, oldest first."""
+    return _frame(profile, IDLE_IN_TRANSACTION_SQL, older_than_s=older_than_s)
+
+
 def idle_in_transaction(profile: Profile, older_than_s: float = 60) -> Metric:
     """Sessions holding a transaction open without working: they keep locks and stop vacuum."""
-    sessions = _frame(profile, IDLE_IN_TRANSACTION_SQL, older_than_s=older_than_s)
+    sessions = idle_sessions(profile, older_than_s)
     if sessions.empty:
         return Metric(0, f"no session idle in a transaction for more than {older_than_s:g} s")
     pids = ", ".join(str(pid) for pid in sessions["pid"])

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from opslib import db
 from opslib.actions import Applied, Plan
-from opslib.probes.postgres import blocking_chains, chain_heads
+from opslib.probes.postgres import blocking_chains, chain_heads, idle_sessions
 from opslib.profiles import Profile
 
 SIGNAL_SQL = {
@@ -71,5 +71,58 @@ class ReleaseBlockers:
             after_count=len(remaining),
             changes=[change for change in plan.changes if change["pid"] in signalled],
             skipped=[pid for pid in planned if pid not in still_blocking],
+            backup=None,
+        )
+
+
+@dataclass
+class TerminateIdleSessions:
+    """End the pipeline role's sessions idle in a transaction for over `older_than_s`:
+    they hold connection slots and locks. Other roles' sessions are never touched."""
+
+    profile: Profile
+    older_than_s: float = 300
+    name: str = "terminate_idle_sessions"
+
+    @property
+    def role(self) -> str:
+        return self.profile.pipeline_role()
+
+    def _candidates(self) -> pd.DataFrame:
+        sessions = idle_sessions(self.profile, self.older_than_s)
+        return sessions[sessions["user"] == self.role] if not sessions.empty else sessions
+
+    def plan(self) -> Plan:
+        if not self.profile.provides("postgres"):
+            return Plan(self.name, self.profile.name, "the profile has no PostgreSQL database", ())
+        sessions = self._candidates()
+        pids = [int(pid) for pid in sessions["pid"]] if not sessions.empty else []
+        return Plan(
+            action=self.name,
+            target=self.profile.database_display(),
+            summary=f"terminate {len(pids)} session(s) of role {self.role} idle in a transaction "
+            f"for over {self.older_than_s:g} s",
+            changes=tuple({"pid": pid, "signal": "terminate"} for pid in pids),
+            context=sessions,
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        """Terminate each planned pid that is still the role's and still idle too long."""
+        now_idle = set(int(pid) for pid in self._candidates().get("pid", []))
+        planned = [change["pid"] for change in plan.changes]
+        targets = [pid for pid in planned if pid in now_idle]
+        with db.change(self.profile) as connection:
+            ended = [
+                pid
+                for pid in targets
+                if connection.execute(sa.text(SIGNAL_SQL["terminate"]), {"pid": pid}).scalar_one()
+            ]
+        still = set(int(pid) for pid in self._candidates().get("pid", [])) & set(planned)
+        return Applied(
+            changed=len(ended),
+            before_count=len(targets),
+            after_count=len(still),
+            changes=[change for change in plan.changes if change["pid"] in ended],
+            skipped=[pid for pid in planned if pid not in targets],
             backup=None,
         )
