@@ -132,6 +132,18 @@ class Halt(StrictModel):
     key: str = "halt"
 
 
+class Backups(StrictModel):
+    """Where database dumps go, how many of each retention class to keep, and which tables
+    a restore must reproduce exactly."""
+
+    dir: str
+    hourly: int = 24
+    daily: int = 7
+    weekly: int = 4
+    key_tables: list[str] = []
+    timeout: Seconds = 1800.0
+
+
 class CheckSettings(StrictModel):
     enabled: bool = True
     warning: ThresholdSpec = None
@@ -148,6 +160,7 @@ class Profile(StrictModel):
     # name -> a read-only SQL query returning the rows that break the rule (none is healthy)
     invariants: dict[str, str] = {}
     costs: Costs | None = None
+    backups: Backups | None = None
     halt: Halt | None = None
 
     _source: Path | None = PrivateAttr(default=None)
@@ -218,6 +231,11 @@ class Profile(StrictModel):
             return self.targets.database.pipeline_role
         return sa_url_user(self.database_url())
 
+    def backup_dir(self) -> Path:
+        if self.backups is None:
+            raise ProfileError(f"{self.source}: backups is not set")
+        return paths.resolve_path(self.expand(self.backups.dir, "backups.dir"))
+
     def redis_url(self) -> str:
         if self.targets.redis is None:
             raise ProfileError(f"{self.source}: targets.redis is not set")
@@ -247,6 +265,8 @@ class Profile(StrictModel):
         if need in {"sqlite", "postgres"}:
             prefix = "sqlite" if need == "sqlite" else "postgres"
             return self.targets.database is not None and self.database_url().startswith(prefix)
+        if need == "backups":
+            return self.backups is not None and self.provides("postgres")
         if need in {"costs", "halt"}:
             return getattr(self, need) is not None and self.targets.database is not None
         if need == "item_costs":

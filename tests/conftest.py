@@ -3,7 +3,9 @@ tree, and runs the real `opslib` command in a subprocess, as cron would."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -243,3 +245,20 @@ def redis_queue(
         )
     )
     return RedisQueue(str(profile), lost, orphan_done, orphan_queued)
+
+
+@pytest.fixture
+def video(
+    workspace: Workspace, server: PostgresServer, redis_server: RedisServer
+) -> dict[str, int]:
+    admin = server.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS video WITH (FORCE)")
+        connection.exec_driver_sql("CREATE DATABASE video")
+    admin.dispose()
+    redis_server.client().flushdb()
+    workspace.env["VIDEO_DSN"] = server.url("video")
+    workspace.env["VIDEO_REDIS_URL"] = redis_server.url
+    seeded = workspace.opslib("demo", "video")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))

@@ -3,30 +3,8 @@ each runbook finds what was planted for it."""
 
 from __future__ import annotations
 
-import ast
-import re
-
-import pytest
 from conftest import Workspace
 from postgres_server import PostgresServer
-from redis_server import RedisServer
-
-
-@pytest.fixture
-def video(
-    workspace: Workspace, server: PostgresServer, redis_server: RedisServer
-) -> dict[str, int]:
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS video WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE video")
-    admin.dispose()
-    redis_server.client().flushdb()
-    workspace.env["VIDEO_DSN"] = server.url("video")
-    workspace.env["VIDEO_REDIS_URL"] = redis_server.url
-    seeded = workspace.opslib("demo", "video")
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))
 
 
 def test_data_integrity_finds_every_planted_broken_row(

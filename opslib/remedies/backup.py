@@ -1,0 +1,136 @@
+"""Backups and restores as planned, audited actions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from opslib import backups
+from opslib.actions import Applied, Plan
+from opslib.probes.queue import utc_now
+from opslib.profiles import Profile
+
+
+@dataclass
+class TakeBackup:
+    """Dump the database with its manifest, then prune what the retention classes drop."""
+
+    profile: Profile
+    name: str = "take_backup"
+
+    def _prunable(self) -> list[str]:
+        settings = self.profile.backups
+        found = backups.existing(self.profile)
+        keep = backups.to_keep(found, utc_now(), settings.hourly, settings.daily, settings.weekly)
+        # the backup about to be taken is the newest of its hour: the oldest kept one goes
+        return sorted(b.path.name for b in found if b.path not in keep)
+
+    def plan(self) -> Plan:
+        if not self.profile.provides("backups"):
+            return Plan(
+                self.name, self.profile.name, "the profile has no PostgreSQL backups section", ()
+            )
+        prune = self._prunable()
+        folder = self.profile.backup_dir()
+        return Plan(
+            action=self.name,
+            target=str(folder),
+            summary=f"dump {self.profile.database_display()} into {folder} and prune {len(prune)} old backup(s)",
+            changes=({"create": f"{self.profile.name} dump with manifest"}, {"prune": prune}),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        before = len(backups.existing(self.profile))
+        started = time.monotonic()
+        backup = backups.take(self.profile, utc_now())
+        planned_prune = set(plan.changes[1]["prune"])
+        pruned = []
+        for old in backups.existing(self.profile):
+            if old.path.name in planned_prune and old.path.name in self._prunable():
+                old.path.unlink()
+                old.manifest_path.unlink(missing_ok=True)
+                pruned.append(old.path.name)
+        return Applied(
+            changed=1 + len(pruned),
+            before_count=before,
+            after_count=len(backups.existing(self.profile)),
+            changes=[
+                {"created": backup.path.name, "seconds": round(time.monotonic() - started, 2)},
+                {"pruned": pruned},
+            ],
+            skipped=sorted(planned_prune - set(pruned)),
+            backup=None,
+        )
+
+
+@dataclass
+class RestoreVerified:
+    """Restore a backup (the newest, or the named file) into a new database and verify it
+    against the backup's manifest. Nothing is swapped: pointing the pipeline at the
+    restored database stays a human decision, made after reading this report."""
+
+    profile: Profile
+    backup_name: str = ""
+    name: str = "restore_verified"
+
+    def _chosen(self) -> backups.Backup | None:
+        found = backups.existing(self.profile)
+        if self.backup_name:
+            found = [b for b in found if b.path.name == self.backup_name]
+        return found[0] if found else None
+
+    def plan(self) -> Plan:
+        if not self.profile.provides("backups"):
+            return Plan(
+                self.name, self.profile.name, "the profile has no PostgreSQL backups section", ()
+            )
+        chosen = self._chosen()
+        if chosen is None:
+            return Plan(
+                self.name,
+                self.profile.name,
+                f"no backup {self.backup_name or 'at all'} in {self.profile.backup_dir()}",
+                (),
+            )
+        source = make_url(self.profile.database_url()).database
+        target = f"{source}_restore_{chosen.taken_at:%Y%m%d%H%M%S}"
+        return Plan(
+            action=self.name,
+            target=target,
+            summary=f"restore {chosen.path.name} into new database {target} and verify "
+            f"{', '.join(self.profile.backups.key_tables) or 'no key tables'}",
+            changes=({"restore": chosen.path.name, "into": target},),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        (change,) = plan.changes
+        chosen = backups.Backup(self.profile.backup_dir() / change["restore"], utc_now())
+        started = time.monotonic()
+        try:
+            verified = backups.restore_verified(self.profile, chosen, change["into"])
+        except backups.BackupError:
+            _drop(self.profile, change["into"])
+            raise
+        seconds = round(time.monotonic() - started, 2)
+        return Applied(
+            changed=1,
+            before_count=0,
+            after_count=1,
+            changes=[{**change, "verified": verified, "restore_seconds": seconds}],
+            skipped=[],
+            backup=None,
+        )
+
+
+def _drop(profile: Profile, database: str) -> None:
+    """Remove a restore that failed verification, so nobody points a pipeline at it."""
+    admin = sa.create_engine(
+        make_url(profile.database_url()).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()

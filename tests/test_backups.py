@@ -1,0 +1,102 @@
+"""Backups and restores against a real PostgreSQL: a dump with a snapshot manifest,
+retention classes, and a restore into a new database that must match the manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from conftest import Workspace
+from postgres_server import PostgresServer
+
+from opslib.backups import Backup, to_keep
+
+
+def test_retention_keeps_the_newest_of_each_hour_day_and_week() -> None:
+    now = datetime(2026, 11, 23, 12, 0)
+    backups = [
+        Backup(Path(f"b{hours}"), now - timedelta(hours=hours, minutes=30))
+        for hours in range(0, 24 * 20)
+    ]
+    keep = to_keep(backups, now, hourly=3, daily=2, weekly=2)
+    kept_ages = sorted(int(path.name[1:]) for path in keep)
+    assert kept_ages == [0, 1, 2, 24, 168]  # newest of 3 hours, then 1 day and 1 week back
+    assert to_keep([], now, 24, 7, 4) == set()
+
+
+def restore_databases(server: PostgresServer) -> set[str]:
+    with server.engine().connect() as connection:
+        return set(
+            connection.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'video_restore_%'")
+            ).scalars()
+        )
+
+
+def backup_dir(workspace: Workspace) -> Path:
+    return Path(workspace.env["VIDEO_BACKUP_DIR"])
+
+
+def test_backup_then_restore_is_verified_against_the_manifest(
+    workspace: Workspace,
+    server: PostgresServer,
+    video: dict[str, int],
+) -> None:
+    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
+    missing = workspace.opslib("run", "backup", "--profile", "video")
+    assert "CRITICAL backup_age: no backup in" in missing.stdout, missing.stdout + missing.stderr
+    taken = workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
+    assert "applied plan" in taken.stdout, taken.stdout + taken.stderr
+    (dump,) = backup_dir(workspace).glob("video-*.dump")
+    manifest = json.loads(dump.with_suffix(".manifest.json").read_text())
+    assert set(manifest["tables"]) == {"video_queue", "pipeline_costs"}
+    restored = workspace.opslib("run", "restore", "--profile", "video", "-p", "apply=true")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    target = re.search(
+        r"into new database (\S+)",
+        (workspace.reports.rglob("restore--*.html").__next__()).read_text(),
+    ).group(1)
+    engine = server.engine(target)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT count(*) FROM video_queue")).scalar_one()
+    engine.dispose()
+    assert rows == manifest["tables"]["video_queue"]["rows"]
+
+
+def test_restore_rejects_a_tampered_dump_and_drops_what_it_restored(
+    workspace: Workspace,
+    server: PostgresServer,
+    video: dict[str, int],
+) -> None:
+    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
+    workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
+    restores_before = restore_databases(server)
+    (dump,) = backup_dir(workspace).glob("video-*.dump")
+    manifest_path = dump.with_suffix(".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["tables"]["video_queue"]["rows"] += 1  # the dump no longer matches what was backed up
+    manifest_path.write_text(json.dumps(manifest))
+    result = workspace.opslib("run", "restore", "--profile", "video", "-p", "apply=true")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "restored video_queue differ from the backup's manifest" in result.stdout
+    assert restore_databases(server) == restores_before
+
+
+def test_restore_rejects_a_corrupted_dump_file(
+    workspace: Workspace,
+    server: PostgresServer,
+    video: dict[str, int],
+) -> None:
+    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
+    workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
+    (dump,) = backup_dir(workspace).glob("video-*.dump")
+    content = bytearray(dump.read_bytes())
+    middle = len(content) // 2
+    content[middle : middle + 64] = bytes(64)
+    dump.write_bytes(bytes(content))
+    result = workspace.opslib("run", "restore", "--profile", "video", "-p", "apply=true")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "apply failed" in result.stdout
