@@ -164,13 +164,7 @@ def restore_verified(
     """Restore into the new database `database` and compare its key tables with the
     backup's manifest; any difference (or a dump pg_restore rejects) raises BackupError."""
     manifest = json.loads(backup.manifest_path.read_text())["tables"]
-    admin = sa.create_engine(
-        make_url(profile.database_url()).set(drivername="postgresql+psycopg", database="postgres"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
+    _administer(profile, f'CREATE DATABASE "{database}"')
     uri, environment = libpq_target(profile.database_url(), database)
     _run(
         [_tool("pg_restore"), "--no-owner", "--exit-on-error", f"--dbname={uri}", str(backup.path)],
@@ -187,3 +181,19 @@ def restore_verified(
     if mismatched:
         raise BackupError(f"restored {', '.join(mismatched)} differ from the backup's manifest")
     return restored
+
+
+def drop_database(profile: Profile, database: str) -> None:
+    """Remove a restore that failed verification, so nobody points a pipeline at it."""
+    _administer(profile, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _administer(profile: Profile, statement: str) -> None:
+    """Run a CREATE/DROP DATABASE from the server's maintenance database."""
+    admin = sa.create_engine(
+        make_url(profile.database_url()).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(statement))
+    admin.dispose()

@@ -36,8 +36,13 @@ def restore_databases(server: PostgresServer) -> set[str]:
         )
 
 
-def backup_dir(workspace: Workspace) -> Path:
-    return Path(workspace.env["VIDEO_BACKUP_DIR"])
+def take_backup(workspace: Workspace) -> Path:
+    """Back up the video database through the runbook; returns the dump file."""
+    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
+    taken = workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
+    assert "applied plan" in taken.stdout, taken.stdout + taken.stderr
+    (dump,) = (workspace.root / "backups").glob("video-*.dump")
+    return dump
 
 
 def test_backup_then_restore_is_verified_against_the_manifest(
@@ -48,9 +53,7 @@ def test_backup_then_restore_is_verified_against_the_manifest(
     workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
     missing = workspace.opslib("run", "backup", "--profile", "video")
     assert "CRITICAL backup_age: no backup in" in missing.stdout, missing.stdout + missing.stderr
-    taken = workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
-    assert "applied plan" in taken.stdout, taken.stdout + taken.stderr
-    (dump,) = backup_dir(workspace).glob("video-*.dump")
+    dump = take_backup(workspace)
     manifest = json.loads(dump.with_suffix(".manifest.json").read_text())
     assert set(manifest["tables"]) == {"video_queue", "pipeline_costs"}
     restored = workspace.opslib("run", "restore", "--profile", "video", "-p", "apply=true")
@@ -71,10 +74,8 @@ def test_restore_rejects_a_tampered_dump_and_drops_what_it_restored(
     server: PostgresServer,
     video: dict[str, int],
 ) -> None:
-    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
-    workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
+    dump = take_backup(workspace)
     restores_before = restore_databases(server)
-    (dump,) = backup_dir(workspace).glob("video-*.dump")
     manifest_path = dump.with_suffix(".manifest.json")
     manifest = json.loads(manifest_path.read_text())
     manifest["tables"]["video_queue"]["rows"] += 1  # the dump no longer matches what was backed up
@@ -90,9 +91,7 @@ def test_restore_rejects_a_corrupted_dump_file(
     server: PostgresServer,
     video: dict[str, int],
 ) -> None:
-    workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
-    workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
-    (dump,) = backup_dir(workspace).glob("video-*.dump")
+    dump = take_backup(workspace)
     content = bytearray(dump.read_bytes())
     middle = len(content) // 2
     content[middle : middle + 64] = bytes(64)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from opslib import backups
@@ -112,7 +111,7 @@ class RestoreVerified:
         try:
             verified = backups.restore_verified(self.profile, chosen, change["into"])
         except backups.BackupError:
-            _drop(self.profile, change["into"])
+            backups.drop_database(self.profile, change["into"])
             raise
         seconds = round(time.monotonic() - started, 2)
         return Applied(
@@ -123,14 +122,3 @@ class RestoreVerified:
             skipped=[],
             backup=None,
         )
-
-
-def _drop(profile: Profile, database: str) -> None:
-    """Remove a restore that failed verification, so nobody points a pipeline at it."""
-    admin = sa.create_engine(
-        make_url(profile.database_url()).set(drivername="postgresql+psycopg", database="postgres"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    admin.dispose()
