@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cu
 LAB_VENV := .venv-lab
 LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: morning-check lab test lint bench demo bootstrap redis-server
+.PHONY: morning-check hourly-check evening-wrap lab test lint bench demo bootstrap redis-server
 
 bootstrap: $(STAMP)
 
@@ -33,6 +33,13 @@ $(STAMP):
 morning-check: $(STAMP)
 	@$(BIN)/opslib demo --if-stale
 	@$(BIN)/opslib run morning-check --profile $(PROFILE)
+
+# The video pipeline's schedule (PROFILE=video with VIDEO_DSN and VIDEO_REDIS_URL set).
+hourly-check: $(STAMP)
+	@$(BIN)/opslib run hourly-monitor --profile $(PROFILE)
+
+evening-wrap: $(STAMP)
+	@$(BIN)/opslib run evening-wrap --profile $(PROFILE) -p apply=true --by make
 
 demo: $(STAMP)
 	@$(BIN)/opslib demo

@@ -217,6 +217,20 @@ class Ledger:
                 audit.update().where(audit.c.id == audit_id).values(outcome=outcome, **facts)
             )
 
+    def applied_changes(
+        self, action: str, profile: str
+    ) -> list[tuple[datetime, list[dict[str, Any]]]]:
+        """(when, what changed) of each applied `action` on `profile`, newest first."""
+        query = (
+            sa.select(audit.c.at, audit.c.changes)
+            .where(
+                audit.c.action == action, audit.c.profile == profile, audit.c.outcome == "applied"
+            )
+            .order_by(audit.c.id.desc())
+        )
+        with self.engine.connect() as connection:
+            return [(row.at, json.loads(row.changes)) for row in connection.execute(query)]
+
     def history(
         self, runbook: str | None = None, profile: str | None = None, limit: int = 20
     ) -> list[dict]:

@@ -275,6 +275,8 @@ class Profile(StrictModel):
             return bool(self.invariants) and self.targets.database is not None
         if need == "queue":
             return self.queue is not None and self.targets.database is not None
+        if need == "postgres_queue":
+            return self.provides("queue") and self.provides("postgres")
         if need == "redis_queue":
             return self.provides("queue") and self.provides("redis") and bool(self.queue.redis_keys)
         if need == "disks":

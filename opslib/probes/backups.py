@@ -17,3 +17,19 @@ def newest_age(profile: Profile) -> Metric:
     newest = found[0]
     age_s = (utc_now() - newest.taken_at).total_seconds()
     return Metric(age_s, f"newest backup {newest.path.name} ({len(found)} kept)")
+
+
+def last_restore_seconds(profile: Profile) -> Metric:
+    """How long the last verified restore of this profile took (the RTO to expect), from
+    the audit ledger; UNKNOWN until a restore has been rehearsed."""
+    from opslib.archive import Ledger, ledger_exists
+
+    restores = Ledger().applied_changes("restore_verified", profile.name) if ledger_exists() else []
+    if not restores:
+        raise ProbeError("no verified restore recorded yet: rehearse one with the restore runbook")
+    at, changes = restores[0]
+    seconds = float(changes[0]["restore_seconds"])
+    return Metric(
+        seconds,
+        f"last verified restore ({changes[0]['into']}, {at:%Y-%m-%d %H:%M} UTC) took {seconds:.1f} s",
+    )

@@ -173,3 +173,30 @@ def throughput(profile: Profile, window_hours: float = 24) -> Metric:
     return Metric(
         len(completed), f"{len(completed)} job(s) completed in the last {window_hours:g} h", table
     )
+
+
+def processing_time(profile: Profile, window_hours: float = 24) -> Metric:
+    """95th percentile of start-to-finish time of the jobs completed in the window, with
+    the mean, median and maximum beside it."""
+    queue = QueueTable.of(profile)
+    started, finished = queue.column("started_at"), queue.column("finished_at")
+    query = (
+        sa.select(started, finished)
+        .where(queue.column("status") == queue.config.statuses.completed)
+        .where(finished >= utc_now() - timedelta(hours=window_hours), started.is_not(None))
+    )
+    with db.connect(profile) as connection:
+        rows = pd.DataFrame(connection.execute(query).fetchall(), columns=["started", "finished"])
+    if rows.empty:
+        return Metric(0.0, f"no job completed in the last {window_hours:g} h")
+    seconds = (
+        pd.to_datetime(rows["finished"]) - pd.to_datetime(rows["started"])
+    ).dt.total_seconds()
+    table = seconds.describe(percentiles=[0.5, 0.95]).rename("seconds").to_frame().round(1)
+    p95 = float(seconds.quantile(0.95))
+    return Metric(
+        p95,
+        f"{len(seconds)} job(s) in the last {window_hours:g} h: mean {seconds.mean() / 60:.1f} min, "
+        f"95th percentile {p95 / 60:.1f} min",
+        table,
+    )

@@ -1,0 +1,130 @@
+"""PostgreSQL upkeep: table sizes and dead tuples, vacuum and analyze ages, transaction-id
+wraparound, index use on the queue table, and the heaviest statements.
+
+The SQL is at the top; every query runs read-only under the profile's timeouts.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.probes import Metric, ProbeError
+from opslib.probes.queue import QueueTable
+from opslib.profiles import Profile
+
+TABLES_SQL = """
+SELECT relname AS "table",
+       pg_total_relation_size(relid) AS total_bytes,
+       n_live_tup AS live_rows,
+       n_dead_tup AS dead_rows,
+       round(100.0 * n_dead_tup / greatest(n_live_tup + n_dead_tup, 1), 1) AS dead_pct,
+       greatest(last_vacuum, last_autovacuum) AS last_vacuum,
+       greatest(last_analyze, last_autoanalyze) AS last_analyze,
+       seq_scan, coalesce(idx_scan, 0) AS idx_scan
+FROM pg_stat_user_tables
+ORDER BY pg_total_relation_size(relid) DESC
+"""
+
+WRAPAROUND_SQL = """
+SELECT datname AS database, age(datfrozenxid) AS xid_age,
+       round(100.0 * age(datfrozenxid) / 2147483647, 2) AS wraparound_pct
+FROM pg_database ORDER BY age(datfrozenxid) DESC
+"""
+
+QUEUE_INDEXES_SQL = """
+SELECT indexrelid::regclass::text AS index, idx_scan AS scans,
+       pg_get_indexdef(indexrelid) AS definition
+FROM pg_stat_user_indexes WHERE relname = :table
+"""
+
+STATEMENTS_SQL = """
+SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 2) AS mean_ms,
+       rows, left(query, 200) AS query
+FROM pg_stat_statements
+ORDER BY total_exec_time DESC LIMIT 10
+"""
+# PostgreSQL 12 and older name the timing columns total_time and mean_time.
+STATEMENTS_SQL_BEFORE_13 = STATEMENTS_SQL.replace("total_exec_time", "total_time").replace(
+    "mean_exec_time", "mean_time"
+)
+
+
+def _frame(connection: sa.Connection, sql: str, **params: object) -> pd.DataFrame:
+    result = connection.execute(sa.text(sql), params)
+    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+
+def dead_tuples(profile: Profile) -> Metric:
+    """The highest share of dead rows in any table, with every table's size and upkeep."""
+    with db.connect(profile) as connection:
+        tables = _frame(connection, TABLES_SQL)
+    if tables.empty:
+        return Metric(0.0, "no user tables")
+    worst = tables.sort_values("dead_pct", ascending=False).iloc[0]
+    return Metric(
+        float(worst["dead_pct"]),
+        f"{worst['table']} has the most dead rows: {worst['dead_rows']} ({worst['dead_pct']}%), "
+        f"last vacuumed {worst['last_vacuum'] or 'never'}",
+        tables.set_index("table"),
+    )
+
+
+def wraparound(profile: Profile) -> Metric:
+    """How far the oldest database is towards transaction-id wraparound (a forced shutdown)."""
+    with db.connect(profile) as connection:
+        databases = _frame(connection, WRAPAROUND_SQL)
+    worst = databases.iloc[0]
+    return Metric(
+        float(worst["wraparound_pct"]),
+        f"{worst['database']} is {worst['xid_age']} transactions old ({worst['wraparound_pct']}% of the way)",
+        databases.set_index("database"),
+    )
+
+
+def queue_index_use(profile: Profile) -> Metric:
+    """Whether the queue table has an index leading with its status column; without one
+    every stuck-job and depth query reads the whole table (value 1 = missing)."""
+    queue = QueueTable.of(profile)
+    with db.connect(profile) as connection:
+        indexes = _frame(connection, QUEUE_INDEXES_SQL, table=queue.config.table)
+    status = queue.config.columns.status
+    leading = (
+        indexes["definition"].str.contains(rf"\(\s*{status}\b", regex=True)
+        if not indexes.empty
+        else []
+    )
+    if len(indexes) and any(leading):
+        return Metric(0, f"{queue.config.table} has an index leading with {status}", indexes)
+    return Metric(
+        1,
+        f"missing index: {queue.config.table} has no index leading with {status}; "
+        f"CREATE INDEX ON {queue.config.table} ({status}, {queue.config.columns.started_at})",
+        indexes if not indexes.empty else None,
+    )
+
+
+def top_statements(profile: Profile) -> Metric:
+    """The statements that used the most time (pg_stat_statements); UNKNOWN when the
+    extension is not loaded, with how to load it."""
+    with db.connect(profile) as connection:
+        installed = connection.execute(
+            sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        ).scalar_one()
+        if not installed:
+            raise ProbeError(
+                "pg_stat_statements is not installed: add it to shared_preload_libraries and "
+                "CREATE EXTENSION pg_stat_statements"
+            )
+        version = connection.execute(sa.text("SHOW server_version_num")).scalar_one()
+        sql = STATEMENTS_SQL if int(version) >= 130000 else STATEMENTS_SQL_BEFORE_13
+        statements = _frame(connection, sql)
+    if statements.empty:
+        return Metric(0.0, "no statement recorded yet")
+    top = statements.iloc[0]
+    return Metric(
+        float(top["mean_ms"]),
+        f"heaviest: {top['calls']} calls, {top['total_ms']} ms in total",
+        statements,
+    )

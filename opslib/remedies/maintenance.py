@@ -1,0 +1,58 @@
+"""Database upkeep as planned actions: VACUUM ANALYZE named tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from opslib import db
+from opslib.actions import Applied, Plan
+from opslib.profiles import Profile
+
+DEAD_ROWS_SQL = (
+    "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = ANY(:tables)"
+)
+
+
+@dataclass
+class VacuumAnalyze:
+    """Reclaim dead rows and refresh planner statistics. Reads keep working while it runs;
+    it takes no lock that blocks the pipeline's inserts and updates."""
+
+    profile: Profile
+    tables: tuple[str, ...] = ()
+    name: str = "vacuum_analyze"
+
+    def targets(self) -> tuple[str, ...]:
+        """The tables named, else the queue table and the costs table."""
+        if self.tables:
+            return self.tables
+        named = [
+            self.profile.queue.table if self.profile.queue else None,
+            self.profile.costs.table if self.profile.costs else None,
+        ]
+        return tuple(table for table in named if table)
+
+    def plan(self) -> Plan:
+        if not self.profile.provides("postgres") or not self.targets():
+            return Plan(self.name, self.profile.name, "no PostgreSQL table to vacuum", ())
+        return Plan(
+            action=self.name,
+            target=self.profile.database_display(),
+            summary=f"VACUUM ANALYZE {', '.join(self.targets())}",
+            changes=tuple({"table": table} for table in self.targets()),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        tables = [change["table"] for change in plan.changes]
+        engine = db.engine(self.profile, readonly=False).execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as connection:
+            quote = connection.dialect.identifier_preparer.quote
+            before = connection.execute(sa.text(DEAD_ROWS_SQL), {"tables": tables}).scalar_one()
+            for table in tables:  # VACUUM cannot run inside a transaction block
+                connection.exec_driver_sql(f"VACUUM (ANALYZE) {quote(table)}")
+            after = connection.execute(sa.text(DEAD_ROWS_SQL), {"tables": tables}).scalar_one()
+        return Applied(len(tables), int(before), int(after), list(plan.changes), [], None)
