@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -132,8 +132,9 @@ def _judge_run(nb: nbformat.NotebookNode | None, failure: str) -> list[CheckResu
     if not failure and not results:
         failure = "the runbook recorded no results"
     if failure:
-        results.append(CheckResult("run", Status.UNKNOWN, summary=scrub(failure)))
-    return results
+        results.append(CheckResult("run", Status.UNKNOWN, summary=failure))
+    # The kernel scrubs what it knows; the runner also knows the profile's secrets.
+    return [replace(result, summary=scrub(result.summary)) for result in results]
 
 
 def run(

@@ -41,6 +41,7 @@ def take_backup(workspace: Workspace) -> Path:
     workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
     taken = workspace.opslib("run", "backup", "--profile", "video", "-p", "apply=true")
     assert "applied plan" in taken.stdout, taken.stdout + taken.stderr
+    assert taken.returncode == 0, "the fresh backup is what backup_age reports"
     (dump,) = (workspace.root / "backups").glob("video-*.dump")
     return dump
 
