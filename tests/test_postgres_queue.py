@@ -29,24 +29,29 @@ def test_morning_check_on_postgres_finds_the_stuck_jobs(
     assert "database_integrity skipped" in text and "log_error_rate skipped" in text
 
 
+def all_rows(server: PostgresServer) -> dict[int, tuple]:
+    engine = server.engine("pipeline")
+    with engine.connect() as connection:
+        rows = {row[0]: tuple(row[1:]) for row in connection.exec_driver_sql("SELECT * FROM jobs")}
+    engine.dispose()
+    return rows
+
+
 def test_reset_on_postgres_changes_exactly_the_stuck_rows(
     server: PostgresServer, workspace: Workspace, pipeline: str
 ) -> None:
     profile = load_profile(pipeline)
     stuck_before = set(stuck_jobs(profile).table["id"])
+    before = all_rows(server)
+    dry = workspace.opslib("run", "stuck-pipeline", "--profile", pipeline)
+    assert "dry run" in dry.stdout and all_rows(server) == before, "nothing changes without apply"
     result = workspace.opslib("run", "stuck-pipeline", "--profile", pipeline, "-p", "apply=true")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "applied plan" in result.stdout
-    assert stuck_jobs(profile).value == 0
-    engine = server.engine("pipeline")
-    with engine.connect() as connection:
-        queued = set(
-            connection.exec_driver_sql(
-                "SELECT id FROM jobs WHERE status = 'queued' AND started_at IS NULL"
-            ).scalars()
-        )
-    engine.dispose()
-    assert stuck_before <= queued and len(stuck_before) == 3
+    after = all_rows(server)
+    changed = {job for job in before if before[job] != after[job]}
+    assert changed == stuck_before and len(changed) == 3
+    assert all(after[job][1] == "queued" and after[job][3] is None for job in changed)
 
 
 def test_probes_cannot_write(pipeline: str) -> None:
