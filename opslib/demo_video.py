@@ -28,7 +28,8 @@ SCHEMA = [
         started_at timestamp, completed_at timestamp, cost_usd numeric(8, 2), error text,
         gpu_id integer, output_path text)""",
     "CREATE INDEX video_queue_status_started ON video_queue (status, started_at)",
-    "CREATE INDEX video_queue_completed ON video_queue (completed_at)",
+    # covering: failure rate and throughput count (completed_at, status) from the index alone
+    "CREATE INDEX video_queue_completed ON video_queue (completed_at, status)",
     """CREATE TABLE pipeline_costs (
         id bigserial PRIMARY KEY, video_id bigint NOT NULL, category text NOT NULL,
         amount_usd numeric(8, 2) NOT NULL, created_at timestamp NOT NULL)""",

@@ -56,7 +56,7 @@ def test_high_cost_is_critical_lists_the_video_and_plans_the_halt(
     result = workspace.opslib("run", "high-cost", "--profile", "video")
     assert result.returncode == 2, result.stdout + result.stderr
     assert (
-        f"CRITICAL max_item_cost: most expensive item in the last 24 h: {video['expensive']} at $3.45"
+        f"CRITICAL max_item_cost: most expensive item finished in the last 24 h: {video['expensive']} at $3.45"
         in result.stdout
     )
     assert "dry run: would halt the pipeline: set halt from off to on" in result.stdout

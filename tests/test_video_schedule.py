@@ -20,7 +20,7 @@ def test_hourly_monitor_flags_the_expensive_video_and_slow_jobs(
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert (
-        f"CRITICAL max_item_cost: most expensive item in the last 48 h: {video['expensive']} at $3.45"
+        f"CRITICAL max_item_cost: most expensive item finished in the last 48 h: {video['expensive']} at $3.45"
         in result.stdout
     )
     assert (

@@ -17,14 +17,15 @@ TOP_ITEMS = 20
 
 
 def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
-    """The highest per-item cost among items created in the window; the table lists the
+    """The highest per-item cost among items finished in the window; the table lists the
     most expensive ones, so the report shows which to look at."""
     queue = QueueTable.of(profile)
-    cost, created = queue.column("cost"), queue.column("created_at")
+    # Items finished in the window: the cost is final then, and the completion index finds them.
+    cost, finished = queue.column("cost"), queue.column("finished_at")
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
     query = (
         sa.select(*columns, queue.column("status"), cost)
-        .where(created >= utc_now() - timedelta(hours=window_hours), cost.is_not(None))
+        .where(finished >= utc_now() - timedelta(hours=window_hours), cost.is_not(None))
         .order_by(cost.desc())
         .limit(TOP_ITEMS)
     )
@@ -36,7 +37,7 @@ def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
     worst = top.iloc[0]
     return Metric(
         float(worst[cost.name]),
-        f"most expensive item in the last {window_hours:g} h: {worst[queue.column('id').name]} at ${worst[cost.name]:.2f}",
+        f"most expensive item finished in the last {window_hours:g} h: {worst[queue.column('id').name]} at ${worst[cost.name]:.2f}",
         top,
     )
 
