@@ -108,11 +108,16 @@ def test_server_that_accepts_but_never_answers_is_critical_within_connect_timeou
     assert time.monotonic() - started < 2 + 1
 
 
-def test_stopped_server_is_critical(server: PostgresServer, pipeline: str) -> None:
+def test_stopped_server_is_critical_within_connect_timeout(
+    server: PostgresServer, pipeline: str
+) -> None:
     server.stop()
+    started = time.monotonic()
     try:
         with pytest.raises(TargetUnreachable) as failure:
             reachable(load_profile(pipeline))
+        elapsed = time.monotonic() - started
     finally:
         server.start()
     assert failure.value.status is Status.CRITICAL
+    assert elapsed < 2 + 1, "connect_timeout (2 s) + 1 s"

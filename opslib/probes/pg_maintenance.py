@@ -35,7 +35,7 @@ FROM pg_database ORDER BY age(datfrozenxid) DESC
 
 QUEUE_INDEXES_SQL = """
 SELECT indexrelid::regclass::text AS index, idx_scan AS scans,
-       pg_get_indexdef(indexrelid) AS definition
+       pg_relation_size(indexrelid) AS bytes, pg_get_indexdef(indexrelid) AS definition
 FROM pg_stat_user_indexes WHERE relname = :table
 """
 
@@ -85,7 +85,8 @@ def wraparound(profile: Profile) -> Metric:
 
 def queue_index_use(profile: Profile) -> Metric:
     """Whether the queue table has an index leading with its status column; without one
-    every stuck-job and depth query reads the whole table (value 1 = missing)."""
+    every stuck-job and depth query reads the whole table (value 1 = missing). The table
+    lists each index with its size and scans, and the summary names unused ones."""
     queue = QueueTable.of(profile)
     with db.connect(profile) as connection:
         indexes = _frame(connection, QUEUE_INDEXES_SQL, table=queue.config.table)
@@ -96,7 +97,9 @@ def queue_index_use(profile: Profile) -> Metric:
         else []
     )
     if len(indexes) and any(leading):
-        return Metric(0, f"{queue.config.table} has an index leading with {status}", indexes)
+        unused = indexes.loc[indexes["scans"] == 0, "index"].tolist()
+        note = f"; never used since the statistics reset: {', '.join(unused)}" if unused else ""
+        return Metric(0, f"{queue.config.table} has an index leading with {status}{note}", indexes)
     return Metric(
         1,
         f"missing index: {queue.config.table} has no index leading with {status}; "
