@@ -41,10 +41,9 @@ def blocked_update(server: PostgresServer, pipeline: str) -> Iterator[tuple[int,
     while blocking_chains(profile).empty and time.monotonic() < deadline:
         time.sleep(0.05)
     yield holder.info.backend_pid, waiter.info.backend_pid
-    for connection in (holder, waiter):
-        connection.cancel_safe()
-        connection.close()
+    holder.close()  # releases the row lock, so the waiting UPDATE can finish
     waiting.join(timeout=10)
+    waiter.close()
 
 
 def test_blocked_update_is_critical_and_names_the_blocking_pid_and_query(

@@ -8,6 +8,7 @@ separate, explicit terminate step, which ends its session and rolls its work bac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -55,23 +56,8 @@ class ReleaseBlockers:
 
     def apply(self, plan: Plan) -> Applied:
         """Signal each planned pid that still blocks someone now; leave the others."""
-        planned = [change["pid"] for change in plan.changes]
-        heads_now = set(chain_heads(blocking_chains(self.profile)))
-        still_blocking = [pid for pid in planned if pid in heads_now]
-        with db.change(self.profile) as connection:
-            signalled = [
-                pid
-                for pid in still_blocking
-                if connection.execute(sa.text(SIGNAL_SQL[self.signal]), {"pid": pid}).scalar_one()
-            ]
-        remaining = set(chain_heads(blocking_chains(self.profile))) & set(planned)
-        return Applied(
-            changed=len(signalled),
-            before_count=len(still_blocking),
-            after_count=len(remaining),
-            changes=[change for change in plan.changes if change["pid"] in signalled],
-            skipped=[pid for pid in planned if pid not in still_blocking],
-            backup=None,
+        return _signal_matching(
+            self.profile, plan, self.signal, lambda: set(chain_heads(blocking_chains(self.profile)))
         )
 
 
@@ -108,21 +94,33 @@ class TerminateIdleSessions:
 
     def apply(self, plan: Plan) -> Applied:
         """Terminate each planned pid that is still the role's and still idle too long."""
-        now_idle = set(int(pid) for pid in self._candidates().get("pid", []))
-        planned = [change["pid"] for change in plan.changes]
-        targets = [pid for pid in planned if pid in now_idle]
-        with db.change(self.profile) as connection:
-            ended = [
-                pid
-                for pid in targets
-                if connection.execute(sa.text(SIGNAL_SQL["terminate"]), {"pid": pid}).scalar_one()
-            ]
-        still = set(int(pid) for pid in self._candidates().get("pid", [])) & set(planned)
-        return Applied(
-            changed=len(ended),
-            before_count=len(targets),
-            after_count=len(still),
-            changes=[change for change in plan.changes if change["pid"] in ended],
-            skipped=[pid for pid in planned if pid not in targets],
-            backup=None,
+        return _signal_matching(
+            self.profile,
+            plan,
+            "terminate",
+            lambda: {int(pid) for pid in self._candidates().get("pid", [])},
         )
+
+
+def _signal_matching(
+    profile: Profile, plan: Plan, signal: str, matching: Callable[[], set[int]]
+) -> Applied:
+    """Send `signal` to each planned pid that `matching()` still returns now, and count
+    how many of the planned pids still match afterwards."""
+    planned = [change["pid"] for change in plan.changes]
+    now = matching()
+    targets = [pid for pid in planned if pid in now]
+    with db.change(profile) as connection:
+        signalled = [
+            pid
+            for pid in targets
+            if connection.execute(sa.text(SIGNAL_SQL[signal]), {"pid": pid}).scalar_one()
+        ]
+    return Applied(
+        changed=len(signalled),
+        before_count=len(targets),
+        after_count=len(matching() & set(planned)),
+        changes=[change for change in plan.changes if change["pid"] in signalled],
+        skipped=[pid for pid in planned if pid not in targets],
+        backup=None,
+    )
