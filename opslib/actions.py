@@ -24,6 +24,7 @@ from opslib import display
 from opslib.archive import Ledger
 from opslib.checks import CheckResult, Status
 from opslib.context import RunContext
+from opslib.profiles import Profile
 from opslib.redact import scrub
 
 HASH_LENGTH = 12
@@ -76,7 +77,12 @@ class Applied:
 
 
 class Action(Protocol):
+    """A remedy: `needs` names what the profile must provide (as `Profile.provides`
+    reads it); on a profile without it the action has nothing to do."""
+
     name: str
+    needs: str
+    profile: Profile
 
     def plan(self) -> Plan: ...
 
@@ -99,6 +105,10 @@ def execute(
 ) -> Outcome:
     """Plan, then apply only when the run asks for it, and audit what was applied."""
     name = f"action:{action.name}"
+    if not action.profile.provides(action.needs):
+        summary = f"profile {action.profile.name} has no {action.needs} target"
+        unplanned = Plan(action.name, action.profile.name, summary, ())
+        return _outcome(unplanned, "nothing-to-do", f"nothing to do: {summary}", Status.OK, name)
     try:
         plan = action.plan()
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is UNKNOWN, not OK

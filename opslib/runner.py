@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,11 @@ class RunOutcome:
     notebook_path: Path | None = None
     html_path: Path | None = None
     run_id: str = ""
-    attention: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def attention(self) -> list[CheckResult]:
+        """The results that are not OK, worst first as recorded."""
+        return [result for result in self.results if result.status is not Status.OK]
 
     @property
     def exit_code(self) -> int:
@@ -209,13 +213,7 @@ def _archive(
         else f"{len(attention)} of {len(results)} check(s) need attention"
     )
     outcome = RunOutcome(
-        facts.runbook,
-        facts.profile,
-        status,
-        headline,
-        results,
-        run_id=facts.run_id,
-        attention=attention,
+        facts.runbook, facts.profile, status, headline, results, run_id=facts.run_id
     )
     context = RunContext.current(facts.runbook, facts.profile)
     public_parameters = redact_parameters(facts.parameters)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy.engine import make_url
 
@@ -18,6 +19,7 @@ class TakeBackup:
     """Dump the database with its manifest, then prune what the retention classes drop."""
 
     profile: Profile
+    needs: ClassVar[str] = "backups"
     name: str = "take_backup"
 
     def _prunable(self) -> list[str]:
@@ -28,10 +30,6 @@ class TakeBackup:
         return sorted(b.path.name for b in found if b.path not in keep)
 
     def plan(self) -> Plan:
-        if not self.profile.provides("backups"):
-            return Plan(
-                self.name, self.profile.name, "the profile has no PostgreSQL backups section", ()
-            )
         prune = self._prunable()
         folder = self.profile.backup_dir()
         return Plan(
@@ -72,6 +70,7 @@ class RestoreVerified:
     restored database stays a human decision, made after reading this report."""
 
     profile: Profile
+    needs: ClassVar[str] = "backups"
     backup_name: str = ""
     name: str = "restore_verified"
 
@@ -82,10 +81,6 @@ class RestoreVerified:
         return found[0] if found else None
 
     def plan(self) -> Plan:
-        if not self.profile.provides("backups"):
-            return Plan(
-                self.name, self.profile.name, "the profile has no PostgreSQL backups section", ()
-            )
         chosen = self._chosen()
         if chosen is None:
             return Plan(

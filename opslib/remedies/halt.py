@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -19,6 +20,7 @@ class SetHalt:
     runbooks that propose a halt only when a check calls for it."""
 
     profile: Profile
+    needs: ClassVar[str] = "halt"
     halt: bool = True
     reason: str = ""
     needed: bool = True
@@ -32,8 +34,6 @@ class SetHalt:
         return ON if self.halt else "off"
 
     def plan(self) -> Plan:
-        if not self.profile.provides("halt"):
-            return Plan(self.name, self.profile.name, "the profile has no halt flag", ())
         if not self.needed:
             return Plan(self.name, self.profile.name, f"no halt needed ({self.reason})", ())
         with db.connect(self.profile) as connection:

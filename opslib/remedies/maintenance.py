@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ class VacuumAnalyze:
     it takes no lock that blocks the pipeline's inserts and updates."""
 
     profile: Profile
+    needs: ClassVar[str] = "postgres"
     tables: tuple[str, ...] = ()
     name: str = "vacuum_analyze"
 
@@ -35,7 +37,7 @@ class VacuumAnalyze:
         return tuple(table for table in named if table)
 
     def plan(self) -> Plan:
-        if not self.profile.provides("postgres") or not self.targets():
+        if not self.targets():
             return Plan(self.name, self.profile.name, "no PostgreSQL table to vacuum", ())
         return Plan(
             action=self.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ class ReleaseBlockers:
     """Cancel (or, with `terminate=True`, terminate) the sessions that block others."""
 
     profile: Profile
+    needs: ClassVar[str] = "postgres"
     terminate: bool = False
 
     @property
@@ -42,8 +44,6 @@ class ReleaseBlockers:
         return "terminate" if self.terminate else "cancel"
 
     def plan(self) -> Plan:
-        if not self.profile.provides("postgres"):
-            return Plan(self.name, self.profile.name, "the profile has no PostgreSQL database", ())
         chains = blocking_chains(self.profile)
         pids = chain_heads(chains)
         return Plan(
@@ -67,6 +67,7 @@ class TerminateIdleSessions:
     they hold connection slots and locks. Other roles' sessions are never touched."""
 
     profile: Profile
+    needs: ClassVar[str] = "postgres"
     older_than_s: float = 300
     name: str = "terminate_idle_sessions"
 
@@ -79,8 +80,6 @@ class TerminateIdleSessions:
         return sessions[sessions["user"] == self.role] if not sessions.empty else sessions
 
     def plan(self) -> Plan:
-        if not self.profile.provides("postgres"):
-            return Plan(self.name, self.profile.name, "the profile has no PostgreSQL database", ())
         sessions = self._candidates()
         pids = [int(pid) for pid in sessions["pid"]] if not sessions.empty else []
         return Plan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -17,6 +18,7 @@ class ResetStuckJobs:
     """Set stuck jobs back to queued (and clear started_at) so a worker picks them up."""
 
     profile: Profile
+    needs: ClassVar[str] = "queue"
     name: str = "reset_stuck_jobs"
 
     @property

@@ -9,6 +9,7 @@ is only removed from the set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from opslib.actions import Applied, Plan
 from opslib.probes.redis import client, reconciliation
@@ -18,11 +19,10 @@ from opslib.profiles import Profile
 @dataclass
 class ClearOrphans:
     profile: Profile
+    needs: ClassVar[str] = "redis_queue"
     name: str = "clear_processing_orphans"
 
     def plan(self) -> Plan:
-        if not self.profile.provides("redis_queue"):
-            return Plan(self.name, self.profile.name, "the profile has no Redis queue keys", ())
         drift = reconciliation(self.profile)
         orphans = drift[drift["problem"] == "orphan"]
         queued = self.profile.queue.statuses.queued
