@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -260,31 +260,48 @@ class Profile(StrictModel):
         }
 
     def provides(self, need: str) -> bool:
-        """Whether the profile has what a check needs: a target kind (`database`, `logs`,
-        `disks`), `queue` (a queue table in a database), `sqlite` or `postgres`."""
-        if need in {"sqlite", "postgres"}:
-            prefix = "sqlite" if need == "sqlite" else "postgres"
-            return self.targets.database is not None and self.database_url().startswith(prefix)
-        if need == "backups":
-            return self.backups is not None and self.provides("postgres")
-        if need in {"costs", "halt"}:
-            return getattr(self, need) is not None and self.targets.database is not None
-        if need == "item_costs":
-            return self.provides("queue") and self.queue.columns.cost is not None
-        if need == "invariants":
-            return bool(self.invariants) and self.targets.database is not None
-        if need == "queue":
-            return self.queue is not None and self.targets.database is not None
-        if need == "postgres_queue":
-            return self.provides("queue") and self.provides("postgres")
-        if need == "redis_queue":
-            return self.provides("queue") and self.provides("redis") and bool(self.queue.redis_keys)
-        if need == "disks":
-            return bool(self.targets.disks)
-        return getattr(self.targets, need, None) is not None
+        """Whether the profile has what a check or an action needs (see `NEEDS`)."""
+        try:
+            return NEEDS[need](self)
+        except KeyError:
+            raise ValueError(f"unknown need {need!r} (known: {', '.join(NEEDS)})") from None
 
     def check_settings(self, check: str) -> CheckSettings:
         return self.checks.get(check, CheckSettings())
+
+
+def _database_is(profile: Profile, backend: str) -> bool:
+    return profile.targets.database is not None and profile.database_url().startswith(backend)
+
+
+def _has_queue(profile: Profile) -> bool:
+    return profile.queue is not None and profile.targets.database is not None
+
+
+def _has_in_database(section: str) -> Callable[[Profile], bool]:
+    return lambda profile: bool(getattr(profile, section)) and profile.targets.database is not None
+
+
+# What a check (`needs:` in catalogue.yaml) or an action (`needs`) can require of a
+# profile; a step whose need is not met is skipped, saying which.
+NEEDS: dict[str, Callable[[Profile], bool]] = {
+    "database": lambda profile: profile.targets.database is not None,
+    "logs": lambda profile: profile.targets.logs is not None,
+    "disks": lambda profile: bool(profile.targets.disks),
+    "redis": lambda profile: profile.targets.redis is not None,
+    "sqlite": lambda profile: _database_is(profile, "sqlite"),
+    "postgres": lambda profile: _database_is(profile, "postgres"),
+    "queue": _has_queue,
+    "postgres_queue": lambda profile: _has_queue(profile) and _database_is(profile, "postgres"),
+    "redis_queue": lambda profile: (
+        _has_queue(profile) and profile.targets.redis is not None and bool(profile.queue.redis_keys)
+    ),
+    "item_costs": lambda profile: _has_queue(profile) and profile.queue.columns.cost is not None,
+    "invariants": _has_in_database("invariants"),
+    "costs": _has_in_database("costs"),
+    "halt": _has_in_database("halt"),
+    "backups": lambda profile: profile.backups is not None and _database_is(profile, "postgres"),
+}
 
 
 def _walk_references(node: Any, key: str) -> Iterator[tuple[str, str]]:

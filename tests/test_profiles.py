@@ -109,3 +109,22 @@ def test_url_passwords_are_masked_everywhere() -> None:
     )
     assert mask_url("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
+    import inspect
+
+    from opslib.catalogue import catalogue
+    from opslib.profiles import NEEDS
+
+    named = {spec.needs for spec in catalogue().values()}
+    for module in ("backup", "halt", "maintenance", "postgres", "queue", "redis"):
+        loaded = __import__(f"opslib.remedies.{module}", fromlist=["_"])
+        named |= {
+            cls.needs
+            for _, cls in inspect.getmembers(loaded, inspect.isclass)
+            if hasattr(cls, "needs")
+        }
+    assert named - set(NEEDS) == set()
+    with pytest.raises(ValueError, match="unknown need 'gpu'"):
+        load_profile("demo").provides("gpu")
