@@ -121,6 +121,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         planted = seed(profile)
         print(f"video demo seeded into {profile.database_display()} and Redis; planted: {planted}")
         return 0
+    if args.pipeline == "spots":
+        from opslib import demo_spots
+
+        print(f"spots pipeline created in {_shown(demo_spots.create())}")
+        return 0
     from opslib import demo
 
     if args.if_stale and demo.is_fresh():
@@ -201,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="(re)create the demo pipeline (SQLite), or seed the video pipeline (PostgreSQL + Redis)",
+        help="(re)create the demo or spots pipeline (SQLite), or seed the video pipeline "
+        "(PostgreSQL + Redis)",
     )
-    demo.add_argument("pipeline", nargs="?", choices=["demo", "video"], default="demo")
+    demo.add_argument("pipeline", nargs="?", choices=["demo", "spots", "video"], default="demo")
     demo.add_argument("--profile", help="for video: the profile whose database and Redis to seed")
     demo.add_argument(
         "--if-stale", action="store_true", help="only when missing or older than 12 h"

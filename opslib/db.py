@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -23,19 +24,25 @@ from opslib.profiles import Profile
 from opslib.redact import scrub
 
 _PROGRESS_EVERY_OPS = 1000
+# database URL -> why it did not answer, for the run that set it (see `remembering_unreachable`)
+_unreachable: ContextVar[dict[str, str] | None] = ContextVar("opslib_unreachable", default=None)
 
 
-def engine(profile: Profile, *, readonly: bool = True) -> sa.Engine:
-    """An engine for the profile's database with every timeout the profile sets."""
+def engine(
+    profile: Profile, *, readonly: bool = True, statement_timeout: float | None = None
+) -> sa.Engine:
+    """An engine for the profile's database with every timeout the profile sets
+    (`statement_timeout` overrides the profile's for a probe with its own budget)."""
     target = profile.targets.database
     if target is None:
         raise ProbeError(f"{profile.source} has no targets.database")
+    statement_s = statement_timeout or target.statement_timeout
     url = sa.make_url(profile.database_url())
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, readonly, target.connect_timeout, target.statement_timeout)
+        return _sqlite_engine(url, readonly, target.connect_timeout, statement_s)
     if url.get_backend_name() == "postgresql":
         options = {
-            "statement_timeout": int(target.statement_timeout * 1000),
+            "statement_timeout": int(statement_s * 1000),
             "lock_timeout": int(target.lock_timeout * 1000),
             "TimeZone": "UTC",
         }
@@ -104,21 +111,62 @@ def classify(exc: Exception) -> ProbeError:
 
 
 @contextlib.contextmanager
-def connect(profile: Profile, *, readonly: bool = True) -> Iterator[sa.Connection]:
-    """A short-lived connection; any driver error leaves as a classified `ProbeError`."""
+def remembering_unreachable(memory: dict[str, str]) -> Iterator[None]:
+    """Inside this block a database that did not answer is not asked again: later probes
+    fail at once with the first reason, so a locked SQLite file costs a run one busy
+    timeout rather than one per check. The runbook keeps `memory` for its whole run."""
+    token = _unreachable.set(memory)
     try:
-        with engine(profile, readonly=readonly).connect() as connection:
-            yield connection
+        yield
+    finally:
+        _unreachable.reset(token)
+
+
+def _unreachable_reason(profile: Profile, error: ProbeError) -> ProbeError:
+    """For a locked SQLite database, name the processes holding the lock."""
+    if "locked" not in error.reason or not profile.provides("sqlite"):
+        return error
+    from opslib.probes import sqlite_locks
+
+    try:
+        holders = sqlite_locks.describe_holders(sqlite_locks.scan(profile))
+    except (ProbeError, OSError):
+        return error
+    return TargetUnreachable(f"{error.reason}: {holders}")
+
+
+@contextlib.contextmanager
+def _classified(profile: Profile) -> Iterator[None]:
+    url = profile.database_url()
+    memory = _unreachable.get()
+    if memory is not None and url in memory:
+        raise TargetUnreachable(
+            f"not measured: the database did not answer earlier in this run ({memory[url]})"
+        )
+    try:
+        yield
     except sa.exc.SQLAlchemyError as exc:
-        raise classify(exc) from None
+        error = classify(exc)
+        if isinstance(error, TargetUnreachable):
+            error = _unreachable_reason(profile, error)
+            if memory is not None:
+                memory[url] = error.reason
+        raise error from None
+
+
+@contextlib.contextmanager
+def connect(
+    profile: Profile, *, readonly: bool = True, statement_timeout: float | None = None
+) -> Iterator[sa.Connection]:
+    """A short-lived connection; any driver error leaves as a classified `ProbeError`."""
+    created = engine(profile, readonly=readonly, statement_timeout=statement_timeout)
+    with _classified(profile), created.connect() as connection:
+        yield connection
 
 
 @contextlib.contextmanager
 def change(profile: Profile) -> Iterator[sa.Connection]:
     """One write transaction for a remedy, holding the write lock from its first read
     (SQLite: BEGIN IMMEDIATE; PostgreSQL: the remedy selects FOR UPDATE)."""
-    try:
-        with engine(profile, readonly=False).begin() as connection:
-            yield connection
-    except sa.exc.SQLAlchemyError as exc:
-        raise classify(exc) from None
+    with _classified(profile), engine(profile, readonly=False).begin() as connection:
+        yield connection

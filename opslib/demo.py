@@ -51,12 +51,12 @@ def log_path() -> Path:
     return demo_dir() / "logs" / "pipeline.log"
 
 
-def _stamp(moment: datetime) -> str:
+def stamp(moment: datetime) -> str:
     """The text form SQLAlchemy's SQLite DateTime reads and compares."""
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _log_line(moment: datetime, level: str, message: str) -> str:
+def log_line(moment: datetime, level: str, message: str) -> str:
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}Z {level:<7} {message}\n"
 
 
@@ -83,11 +83,11 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
         finished = started + timedelta(minutes=rng.uniform(2, 12))
         cost = round(rng.uniform(0.05, 0.6), 2)
         if age_min < 20:
-            jobs.append((number, stage, "queued", _stamp(created), None, None, None, None))
+            jobs.append((number, stage, "queued", stamp(created), None, None, None, None))
             continue
         if finished > now:
             jobs.append(
-                (number, stage, "processing", _stamp(created), _stamp(started), None, None, None)
+                (number, stage, "processing", stamp(created), stamp(started), None, None, None)
             )
             log.append((started, "INFO", f"{stage} started job {number}"))
             continue
@@ -99,9 +99,9 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
                     number,
                     stage,
                     "failed",
-                    _stamp(created),
-                    _stamp(started),
-                    _stamp(finished),
+                    stamp(created),
+                    stamp(started),
+                    stamp(finished),
                     cost,
                     error,
                 )
@@ -113,9 +113,9 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
                     number,
                     stage,
                     "completed",
-                    _stamp(created),
-                    _stamp(started),
-                    _stamp(finished),
+                    stamp(created),
+                    stamp(started),
+                    stamp(finished),
                     cost,
                     None,
                 )
@@ -134,8 +134,8 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
                 number,
                 "transform",
                 "processing",
-                _stamp(started - timedelta(minutes=2)),
-                _stamp(started),
+                stamp(started - timedelta(minutes=2)),
+                stamp(started),
                 None,
                 None,
                 None,
@@ -165,7 +165,7 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
     return DemoStory(jobs, log)
 
 
-def _write_atomically(target: Path, write) -> None:  # type: ignore[no-untyped-def]
+def write_atomically(target: Path, write) -> None:  # type: ignore[no-untyped-def]
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
@@ -200,8 +200,8 @@ def create(seed: int = 7) -> Path:
         connection.close()
 
     def write_log(path: Path) -> None:
-        path.write_text("".join(_log_line(*entry) for entry in seeded.log))
+        path.write_text("".join(log_line(*entry) for entry in seeded.log))
 
-    _write_atomically(database_path(), write_database)
-    _write_atomically(log_path(), write_log)
+    write_atomically(database_path(), write_database)
+    write_atomically(log_path(), write_log)
     return demo_dir()

@@ -32,7 +32,10 @@ from opslib.errors import ProfileError
 from opslib.redact import is_location_variable, mask_url, register_secret
 
 _URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@")
-_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# A default may itself hold one reference: `${SPOTS_DB:-${OPSLIB_DATA_DIR:-data}/spots.db}`.
+_REFERENCE = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^${}]|\$\{[^{}]*\})*))?\}"
+)
 
 
 def _seconds(value: Any) -> float:
@@ -144,6 +147,55 @@ class Backups(StrictModel):
     timeout: Seconds = 1800.0
 
 
+class Stage(StrictModel):
+    """One stage of a pipeline that fills columns of a shared table in turn."""
+
+    column: str  # set on a row once this stage has handled it
+    process: str | None = None  # regex found in the stage process's command line
+    log: str | None = None  # the stage's log file; one that stops growing is a sign of a hang
+    progress_column: str | None = None  # when the stage last wrote a row (a timestamp)
+
+
+class Stages(StrictModel):
+    """The stages that work through `table`, in pipeline order, and when a running stage
+    process counts as stuck: older than `stuck_after` and idle by CPU, log or rows."""
+
+    table: str
+    steps: dict[str, Stage]
+    stuck_after: Seconds = 300.0
+    idle_cpu_percent: float = 1.0
+    silent_after: Seconds = 600.0
+    cpu_window: Seconds = 2.0
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(_regex)]
+
+
+class FormatRule(StrictModel):
+    """Values of `table.column` must match `pattern` (a regular expression)."""
+
+    table: str
+    column: str
+    pattern: Regex
+    key: str | None = None  # a column that identifies a row, for the sample of offenders
+
+
+class Processes(StrictModel):
+    """Processes besides the pipeline's stages, by command-line regex: `readers` compete
+    for the database; only processes matching `terminable` may ever be signalled."""
+
+    readers: list[Regex] = []
+    terminable: list[Regex] = []
+
+
 class CheckSettings(StrictModel):
     enabled: bool = True
     warning: ThresholdSpec = None
@@ -162,6 +214,12 @@ class Profile(StrictModel):
     costs: Costs | None = None
     backups: Backups | None = None
     halt: Halt | None = None
+    stages: Stages | None = None
+    # name -> a validation rule on one column's values
+    formats: dict[str, FormatRule] = {}
+    processes: Processes = Processes()
+    # name -> a read-only query whose time the query-benchmark runbook measures
+    benchmarks: dict[str, str] = {}
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -198,7 +256,7 @@ class Profile(StrictModel):
                     raise ProfileError(
                         f"{self.source}: {key}: environment variable {name} is not set"
                     )
-                value = default
+                value = _REFERENCE.sub(replace, default)
             elif not is_location_variable(name):
                 register_secret(value, name=name)
             return urllib.parse.quote(value, safe="") if encode else value
@@ -266,8 +324,33 @@ class Profile(StrictModel):
         except KeyError:
             raise ValueError(f"unknown need {need!r} (known: {', '.join(NEEDS)})") from None
 
-    def check_settings(self, check: str) -> CheckSettings:
-        return self.checks.get(check, CheckSettings())
+    def check_settings(self, check: str, label: str = "") -> CheckSettings:
+        """Settings for one check, or for one labelled result of it: `checks:` may hold
+        `stage_coverage[business_rules]` next to `stage_coverage`, which it overrides."""
+        general = self.checks.get(check, CheckSettings())
+        specific = self.checks.get(f"{check}[{label}]") if label else None
+        if specific is None:
+            return general
+        return specific.model_copy(
+            update={
+                "warning": specific.warning or general.warning,
+                "critical": specific.critical or general.critical,
+            }
+        )
+
+    def database_path(self) -> Path:
+        """The SQLite database file (only for a SQLite profile)."""
+        from sqlalchemy.engine import make_url
+
+        return Path(make_url(self.database_url()).database or "")
+
+    def stage_log(self, stage: str) -> Path | None:
+        raw = self.stages.steps[stage].log if self.stages else None
+        return (
+            None
+            if raw is None
+            else paths.resolve_path(self.expand(raw, f"stages.steps.{stage}.log"))
+        )
 
 
 def _database_is(profile: Profile, backend: str) -> bool:
@@ -301,6 +384,12 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "costs": _has_in_database("costs"),
     "halt": _has_in_database("halt"),
     "backups": lambda profile: profile.backups is not None and _database_is(profile, "postgres"),
+    "sqlite_backups": lambda profile: (
+        profile.backups is not None and _database_is(profile, "sqlite")
+    ),
+    "stages": _has_in_database("stages"),
+    "formats": _has_in_database("formats"),
+    "benchmarks": _has_in_database("benchmarks"),
 }
 
 
@@ -381,7 +470,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     except ValidationError as exc:
         problems = "; ".join(_describe(error) for error in exc.errors())
         raise ProfileError(f"{shown}: {problems}") from None
-    unknown = sorted(set(profile.checks) - set(check_names()))
+    unknown = sorted({key.partition("[")[0] for key in profile.checks} - set(check_names()))
     if unknown:
         raise ProfileError(
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "

@@ -2,7 +2,7 @@
 
 Profiles name secrets as `${ENV_VAR}` references. Every value resolved from the
 environment is registered here, unless its variable names a location (`*_DIR`, `*_HOME`,
-`*_PATH`) or the value is too short to tell from ordinary words; `scrub` then masks it, in
+`*_PATH`, `*_DB`: a database file; a password in a URL is masked wherever it appears) or the value is too short to tell from ordinary words; `scrub` then masks it, in
 its plain, HTML-escaped and URL-encoded forms, wherever text leaves opslib: check
 summaries, exception messages, the executed notebook before it is archived.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 6
-_LOCATION_SUFFIXES = ("_DIR", "_HOME", "_PATH")
+_LOCATION_SUFFIXES = ("_DIR", "_HOME", "_PATH", "_DB")
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|dsn", re.IGNORECASE)
 # The lookbehind anchors the scheme at its first letter: without it a long run of letters
 # (a base64 image in a report) is rescanned from every position, quadratically.
@@ -29,7 +29,7 @@ _secrets: set[str] = set()
 
 
 def is_location_variable(name: str) -> bool:
-    """Variables that name folders (`*_DIR`, `*_HOME`, `*_PATH`) are shown, not masked."""
+    """Variables that name folders or files (`*_DIR`, `*_HOME`, `*_PATH`, `*_DB`) are shown."""
     return name.upper().endswith(_LOCATION_SUFFIXES)
 
 

@@ -77,6 +77,7 @@ class Runbook:
         self.profile = profile
         self.context = RunContext.current(name, profile.name)
         self.results: list[CheckResult] = []
+        self.unreachable: dict[str, str] = {}  # databases that did not answer in this run
 
     @classmethod
     def open(cls, name: str, profile: str = "") -> Runbook:
@@ -106,8 +107,11 @@ class Runbook:
         if not self.profile.provides(spec.needs):
             return Finding(check, skipped=f"profile {self.profile.name} has no {spec.needs} target")
         warning, critical = spec.thresholds(settings.warning, settings.critical)
+        from opslib import db  # SQLAlchemy only once a check runs
+
         try:
-            measured = spec.probe_function()(self.profile, **probe_args)
+            with db.remembering_unreachable(self.unreachable):
+                measured = spec.probe_function()(self.profile, **probe_args)
         except ProbeError as exc:
             failure = self._failure(spec, exc.status, exc.reason, warning, critical)
             return self._keep(Finding(check, [failure]))
@@ -115,10 +119,13 @@ class Runbook:
             failure = self._failure(spec, Status.UNKNOWN, str(exc), warning, critical)
             return self._keep(Finding(check, [failure]))
         metrics = measured if isinstance(measured, list) else [measured]
-        results = [self._judge(spec, metric, warning, critical) for metric in metrics]
+        results = [self._judge(spec, metric) for metric in metrics]
         return self._keep(Finding(check, results, [metric.table for metric in metrics]))
 
-    def _judge(self, spec: CheckSpec, metric: Metric, warning: Any, critical: Any) -> CheckResult:
+    def _judge(self, spec: CheckSpec, metric: Metric) -> CheckResult:
+        """Judge one metric with the thresholds for its label, else for the check."""
+        settings = self.profile.check_settings(spec.name, metric.label)
+        warning, critical = spec.thresholds(settings.warning, settings.critical)
         return CheckResult(
             name=f"{spec.name}[{metric.label}]" if metric.label else spec.name,
             status=judge(metric.value, warning, critical),

@@ -262,3 +262,21 @@ def video(
     seeded = workspace.opslib("demo", "video")
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))
+
+
+@pytest.fixture(scope="session")
+def spots_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The spots demo database and logs, created once; tests get copies."""
+    data = tmp_path_factory.mktemp("spots-template")
+    env = {**os.environ, "OPSLIB_DATA_DIR": str(data)}
+    subprocess.run(
+        [sys.executable, "-m", "opslib", "demo", "spots"], env=env, check=True, capture_output=True
+    )
+    return data / "spots"
+
+
+@pytest.fixture
+def spots(workspace: Workspace, spots_template: Path) -> Path:
+    """This test's own copy of the spots database (profile `spots` finds it); returns its path."""
+    shutil.copytree(spots_template, workspace.data / "spots")
+    return workspace.data / "spots" / "production.db"

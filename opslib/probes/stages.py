@@ -1,0 +1,136 @@
+"""Pipeline stages that fill a shared table in turn: how far they got, and whether a
+running stage process is hung or only waiting for a lock someone else holds."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opslib import db, processes
+from opslib.probes import Metric, ProbeError
+from opslib.probes.queue import utc_now
+from opslib.profiles import Profile
+
+
+def _quote(connection: sa.Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def coverage(profile: Profile) -> list[Metric]:
+    """Per stage, the percentage of rows handled by it or an earlier stage (one scan)."""
+    stages = profile.stages
+    with db.connect(profile) as connection:
+        columns = [_quote(connection, step.column) for step in stages.steps.values()]
+        handled = [
+            f"count(CASE WHEN {' OR '.join(f'{c} IS NOT NULL' for c in columns[: i + 1])} THEN 1 END)"
+            for i in range(len(columns))
+        ]
+        total, *counts = connection.execute(
+            sa.text(
+                f"SELECT count(*), {', '.join(handled)} FROM {_quote(connection, stages.table)}"
+            )
+        ).one()
+    table = pd.DataFrame(
+        {
+            "stage": list(stages.steps),
+            "handled_so_far": counts,
+            "by_this_stage": [counts[0]]
+            + [b - a for a, b in zip(counts, counts[1:], strict=False)],
+            "rows": total,
+        }
+    )
+    table["coverage_pct"] = (100.0 * table["handled_so_far"] / total).round(2) if total else None
+    metrics = []
+    for index, row in enumerate(table.itertuples()):
+        share = None if not total else 100.0 * row.handled_so_far / total
+        summary = (
+            f"{row.stage}: {row.handled_so_far:,} of {total:,} rows handled so far ({share:.1f}%), "
+            f"{row.by_this_stage:,} by this stage"
+            if total
+            else f"{stages.table} is empty"
+        )
+        metrics.append(Metric(share, summary, table if index == 0 else None, label=row.stage))
+    return metrics
+
+
+def _seconds_since_progress(profile: Profile, column: str) -> float | None:
+    """Seconds since the stage last stamped a row; None when it never did or it cannot be read."""
+    try:
+        with db.connect(profile) as connection:
+            latest = connection.execute(
+                sa.text(
+                    f"SELECT max({_quote(connection, column)}) FROM {_quote(connection, profile.stages.table)}"
+                )
+            ).scalar_one()
+    except ProbeError:
+        return None
+    if latest is None:
+        return None
+    return (utc_now() - pd.Timestamp(latest).to_pydatetime().replace(tzinfo=None)).total_seconds()
+
+
+def _blocked_by(profile: Profile, pid: int) -> str:
+    """The lock holders keeping this stage waiting (SQLite only; never opens the database)."""
+    if not profile.provides("sqlite"):
+        return ""
+    from opslib.probes.sqlite_locks import describe_holders, scan
+
+    holders = scan(profile)
+    blocking = holders[(holders["blocks"] != "") & (holders["pid"] != pid)]
+    return "" if blocking.empty else describe_holders(blocking)
+
+
+def stuck_stages(profile: Profile, window_s: float | None = None) -> Metric:
+    """Stage processes running longer than `stages.stuck_after` that show no sign of work:
+    CPU near zero over a sampling window, a log that stopped growing, or rows that stopped
+    being stamped. Each is listed with what holds the lock it may be waiting for."""
+    stages = profile.stages
+    running = []
+    for name, step in stages.steps.items():
+        if step.process:
+            running += [(name, info) for info in processes.matching([step.process])]
+    if not running:
+        return Metric(0, "no stage process is running")
+    old_enough = [(name, info) for name, info in running if info.age_s > stages.stuck_after]
+    cpu = processes.cpu_percent([info.pid for _, info in old_enough], window_s or stages.cpu_window)
+    rows = []
+    for name, info in running:
+        step = stages.steps[name]
+        log = profile.stage_log(name)
+        log_silent_s = time.time() - log.stat().st_mtime if log and log.exists() else None
+        signs = []
+        if (name, info) in old_enough:
+            if cpu.get(info.pid, 0.0) < stages.idle_cpu_percent:
+                signs.append(f"{cpu.get(info.pid, 0.0):.1f}% CPU")
+            if log_silent_s is not None and log_silent_s > stages.silent_after:
+                signs.append(f"log silent {log_silent_s / 60:.0f} min")
+            if step.progress_column:
+                quiet_s = _seconds_since_progress(profile, step.progress_column)
+                if quiet_s is not None and quiet_s > stages.silent_after:
+                    signs.append(f"no row stamped for {quiet_s / 60:.0f} min")
+        rows.append(
+            {
+                "stage": name,
+                "pid": info.pid,
+                "running_min": round(info.age_s / 60, 1),
+                "cpu_pct": cpu.get(info.pid),
+                "log_silent_min": None if log_silent_s is None else round(log_silent_s / 60, 1),
+                "stuck_signs": ", ".join(signs),
+                "blocked_by": _blocked_by(profile, info.pid) if signs else "",
+                "command": info.command,
+            }
+        )
+    table = pd.DataFrame(rows)
+    stuck = table[table["stuck_signs"] != ""]
+    if stuck.empty:
+        return Metric(0, f"{len(table)} stage process(es) running, none stuck", table)
+    first = stuck.iloc[0]
+    waiting = f"; waiting on {first.blocked_by}" if first.blocked_by else ""
+    return Metric(
+        len(stuck),
+        f"stage {first.stage} pid {first.pid} looks stuck after {first.running_min:g} min "
+        f"({first.stuck_signs}){waiting}",
+        table,
+    )

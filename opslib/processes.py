@@ -1,0 +1,146 @@
+"""Processes on this machine: who has a file open, what they are, and targeted signals.
+
+Everything here reads `/proc` (through psutil where it can) and never opens the files it
+asks about: opening and closing a SQLite database in this process would drop any POSIX
+lock this process holds on it. A process is identified by its pid *and* its start time,
+so a signal planned for one process can never reach another that reused its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """What a report shows about a process, read once."""
+
+    pid: int
+    user: str
+    command: str
+    started: float  # epoch seconds; with the pid, the process's identity
+    cpu_s: float  # user + system CPU seconds since it started
+
+    @property
+    def brief(self) -> str:
+        """The command line for one line of text: program and script by name, shortened."""
+        words = [Path(word).name if "/" in word else word for word in self.command.split()[:6]]
+        text = " ".join(words)
+        return text if len(text) <= 70 else text[:69] + "…"
+
+    @property
+    def age_s(self) -> float:
+        return max(0.0, time.time() - self.started)
+
+
+def describe(pid: int) -> ProcessInfo | None:
+    """The process's user, command line, start and CPU time; None once it has gone."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            cpu = process.cpu_times()
+            command = " ".join(process.cmdline()) or f"[{process.name()}]"
+            return ProcessInfo(
+                pid, process.username(), command, process.create_time(), cpu.user + cpu.system
+            )
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return ProcessInfo(pid, "?", "?", 0.0, 0.0)
+
+
+def first_match(command: str, patterns: Iterable[str]) -> str | None:
+    """The first regex in `patterns` found in the command line, or None."""
+    return next((pattern for pattern in patterns if re.search(pattern, command)), None)
+
+
+def matching(patterns: Iterable[str]) -> list[ProcessInfo]:
+    """Every running process (other than this one) whose command line matches a pattern."""
+    patterns = list(patterns)
+    found = []
+    for pid in psutil.pids():
+        if pid == os.getpid():
+            continue
+        info = describe(pid)
+        if info is not None and first_match(info.command, patterns):
+            found.append(info)
+    return found
+
+
+def open_by(files: Iterable[Path]) -> dict[int, set[Path]]:
+    """Which processes hold an open descriptor on any of `files` (by resolved path).
+
+    Reads the `/proc/<pid>/fd` links only: no file is opened, nothing blocks. Processes
+    whose descriptors we may not read are left out (a root session sees all of them).
+    """
+    wanted = {str(Path(file).resolve()): Path(file) for file in files}
+    holders: dict[int, set[Path]] = {}
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            descriptors = os.scandir(f"{entry.path}/fd")
+        except OSError:
+            continue
+        with descriptors:
+            for descriptor in descriptors:
+                try:
+                    target = os.readlink(descriptor.path)
+                except OSError:
+                    continue
+                if target in wanted:
+                    holders.setdefault(int(entry.name), set()).add(wanted[target])
+    return holders
+
+
+def cpu_percent(pids: Iterable[int], window_s: float) -> dict[int, float]:
+    """CPU use of each process over one shared window (100 = one full core)."""
+    processes = {}
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            process.cpu_percent(None)
+            processes[pid] = process
+        except psutil.Error:
+            continue
+    if processes:
+        time.sleep(window_s)
+    measured = {}
+    for pid, process in processes.items():
+        try:
+            measured[pid] = process.cpu_percent(None)
+        except psutil.Error:
+            continue
+    return measured
+
+
+def is_same(pid: int, started: float) -> bool:
+    """Whether `pid` is still the process that started at `started` (not a reuse)."""
+    info = describe(pid)
+    return info is not None and abs(info.started - started) < 0.01
+
+
+def send(pid: int, started: float, signal_name: str, wait_s: float) -> str:
+    """Send SIGTERM or SIGKILL to exactly that process and wait up to `wait_s` for it to
+    exit; returns what happened: `exited`, `still running`, or `gone before the signal`."""
+    if not is_same(pid, started):
+        return "gone before the signal"
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(getattr(signal, signal_name))
+        process.wait(timeout=wait_s)
+    except psutil.NoSuchProcess:
+        return "exited"
+    except psutil.TimeoutExpired:
+        return "still running"
+    return "exited"

@@ -1,0 +1,181 @@
+"""SQLite lock holders found with real processes holding real locks, and released one by one."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import Workspace
+from sqlite_holders import holding
+
+from opslib.checks import Status
+from opslib.probes.sqlite_locks import held_locks, scan
+from opslib.profiles import load_profile
+from opslib.remedies.sqlite_locks import ReleaseSqliteLock
+from opslib.runbook import Runbook
+
+
+def _holder(pid: int) -> dict:
+    holders = scan(load_profile("spots"))
+    rows = holders[holders["pid"] == pid]
+    assert not rows.empty, f"pid {pid} not found among {holders.to_dict('records')}"
+    return rows.iloc[0].to_dict()
+
+
+def test_exclusive_transaction_is_named_with_its_lock(spots: Path) -> None:
+    with holding("exclusive", spots) as child:
+        holder = _holder(child.pid)
+        finding = Runbook("t", load_profile("spots")).evaluate("sqlite_locks")
+    assert holder["lock"] == "EXCLUSIVE"
+    assert holder["blocks"] == "every reader and writer"
+    assert "sqlite_holders.py exclusive" in holder["command"]
+    assert finding.status is Status.CRITICAL
+    assert f"pid {child.pid}" in finding.results[0].summary
+
+
+def test_wal_writer_mid_transaction_holds_the_wal_write_lock(spots: Path) -> None:
+    with holding("wal-writer", spots) as child:
+        holder = _holder(child.pid)
+    assert holder["lock"] == "WAL write"
+    assert holder["blocks"] == "every other writer"
+    assert "production.db-wal" in holder["files"]
+
+
+def test_reader_mid_select_holds_shared_and_blocks_nobody_alone(spots: Path) -> None:
+    with holding("reader", spots, tag="datasette") as child:
+        holder = _holder(child.pid)
+        competitors = Runbook("t", load_profile("spots")).evaluate("sqlite_competitors")
+    assert holder["lock"] == "SHARED"
+    assert holder["role"] == "reader"
+    assert holder["blocks"] == ""
+    assert competitors.results[0].value == 1
+
+
+def test_a_stage_holding_the_write_lock_is_the_pipeline_working(spots: Path) -> None:
+    with holding("exclusive", spots, tag="cli_02_assign_business_rules") as child:
+        holder = _holder(child.pid)
+        finding = Runbook("t", load_profile("spots")).evaluate("sqlite_locks")
+    assert holder["role"] == "stage business_rules"
+    assert finding.status is Status.OK
+
+
+def test_proc_locks_lines_decode_to_sqlite_locks(tmp_path: Path) -> None:
+    """The kernel merges adjacent ranges: PENDING+RESERVED+SHARED arrive as one line."""
+    database = tmp_path / "x.db"
+    database.write_bytes(b"")
+    status = database.stat()
+    device = f"{status.st_dev >> 8:02x}:{status.st_dev & 0xFF:02x}:{status.st_ino}"
+    text = "\n".join(
+        [
+            f"1: POSIX  ADVISORY  WRITE 101 {device} 1073741824 1073742335",
+            f"2: POSIX  ADVISORY  READ  102 {device} 1073741826 1073742335",
+            f"3: POSIX  ADVISORY  WRITE 103 {device} 1073741825 1073741825",
+            f"4: POSIX  ADVISORY  WRITE 104 {device} 1073741824 1073741824",
+            f"4: -> POSIX  ADVISORY  WRITE 105 {device} 1073741824 1073741824",
+            "5: POSIX  ADVISORY  WRITE 106 00:00:1 1073741824 EOF",
+        ]
+    )
+    found = {held.pid: held.lock for held in held_locks(database, text)}
+    assert found == {101: "EXCLUSIVE", 102: "SHARED", 103: "RESERVED", 104: "PENDING"}
+
+
+def test_release_refuses_a_pid_outside_the_allowlist(spots: Path, workspace: Workspace) -> None:
+    with holding("exclusive", spots, tag="nightly-report") as child:
+        result = workspace.opslib(
+            "run",
+            "database-locks",
+            "--profile",
+            "spots",
+            "-p",
+            f"pid={child.pid}",
+            "-p",
+            "apply=true",
+        )
+        assert child.poll() is None, "a process outside processes.terminable was signalled"
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "does not match processes.terminable" in result.stdout
+
+
+def test_release_terminates_only_the_planned_holder(spots: Path) -> None:
+    profile = load_profile("spots")
+    with (
+        holding("reader", spots, tag="datasette") as bystander,
+        holding("reader", spots, tag="datasette") as target,
+    ):
+        action = ReleaseSqliteLock(profile, pid=target.pid, wait_s=5)
+        plan = action.plan()
+        applied = action.apply(plan)
+        target.wait(timeout=5)
+        assert bystander.poll() is None, "a broad kill: the other datasette was hit too"
+    assert [change["pid"] for change in plan.changes] == [target.pid]
+    assert applied.changes[0]["result"] == "exited"
+    assert applied.after_count == 0
+
+
+def test_database_locks_runbook_names_the_exclusive_holder_within_the_busy_timeout(
+    spots: Path, workspace: Workspace
+) -> None:
+    busy_timeout_s = load_profile("spots").targets.database.connect_timeout
+    with holding("exclusive", spots) as child:
+        started = time.monotonic()
+        result = workspace.opslib("run", "database-locks", "--profile", "spots")
+        elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert elapsed < busy_timeout_s + 2, f"took {elapsed:.1f} s"
+    (report,) = workspace.reports.rglob("*database-locks*.html")
+    html = report.read_text()
+    assert f"pid {child.pid}" in html and "EXCLUSIVE" in html
+
+
+def test_morning_check_on_a_locked_database_is_critical_and_names_the_holder(
+    spots: Path, workspace: Workspace
+) -> None:
+    busy_timeout_s = load_profile("spots").targets.database.connect_timeout
+    with holding("exclusive", spots) as child:
+        started = time.monotonic()
+        result = workspace.opslib("run", "morning-check", "--profile", "spots", timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.returncode in (2, 3), result.stdout + result.stderr
+    assert "database_reachable" in result.stdout and "CRITICAL" in result.stdout
+    assert "held" in result.stdout or f"pid {child.pid}" in result.stdout
+    # one busy timeout for the whole run: later database checks do not wait again
+    assert elapsed < busy_timeout_s + 6, f"took {elapsed:.1f} s"
+
+
+@pytest.fixture
+def datasette(spots: Path) -> int:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [Path(sys.executable).with_name("datasette"), "serve", str(spots), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/production/spots.json?_size=1", timeout=2
+            )
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("datasette did not start serving")
+            time.sleep(0.2)
+    yield server.pid
+    server.kill()
+    server.wait(timeout=10)
+
+
+def test_a_real_datasette_is_found_as_a_reader(datasette: int) -> None:
+    holder = _holder(datasette)
+    assert holder["role"] == "reader"
+    assert "datasette" in holder["command"]
