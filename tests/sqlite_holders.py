@@ -39,6 +39,22 @@ def _idle(connection: sqlite3.Connection) -> None:
     connection.execute("SELECT count(*) FROM spots").fetchone()
 
 
+def _stage_commit(connection: sqlite3.Connection) -> None:
+    """A stage whose commit waits (busy timeout 30 s) for readers to let go."""
+    connection.execute("BEGIN")
+    connection.execute("UPDATE spots SET business_rule = 'direct_response' WHERE spot_id = 2")
+    print("ready", flush=True)
+    connection.execute("COMMIT")
+
+
+def _busy(connection: sqlite3.Connection) -> None:
+    """A stage at work: burns a core (after reporting ready)."""
+    print("ready", flush=True)
+    deadline = time.monotonic() + HOLD_S
+    while time.monotonic() < deadline:
+        sum(range(10_000))
+
+
 def _committer(connection: sqlite3.Connection) -> None:
     """Commit one row at a time forever, recording how many are committed."""
     connection.execute("CREATE TABLE IF NOT EXISTS ticks (n INTEGER PRIMARY KEY, at REAL)")
@@ -58,6 +74,10 @@ def main(mode: str, database: str) -> None:
     connection = sqlite3.connect(database, isolation_level=None, timeout=30)
     if mode == "committer":
         _committer(connection)
+    if mode == "busy":
+        _busy(connection)
+    if mode == "stage-commit":
+        _stage_commit(connection)
     held = MODES[mode](connection)  # noqa: F841 - a reader's cursor must stay alive
     print("ready", flush=True)
     time.sleep(HOLD_S)
