@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from machine import describe
 from sqlalchemy import event
 from tqdm import tqdm
 
@@ -212,25 +212,10 @@ class Measured:
 
 
 def machine(engine: sa.Engine) -> str:
-    """nproc, the CPU model, RAM and the PostgreSQL version, for reading numbers elsewhere."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model, ram = platform.processor() or "unknown CPU", "unknown RAM"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    if Path("/proc/meminfo").exists():
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB RAM"
-                break
+    """The machine and the PostgreSQL version, for reading numbers elsewhere."""
     with engine.connect() as connection:
         version = connection.exec_driver_sql("SELECT version()").scalar_one()
-    return (
-        f"machine: nproc {cpus}, {model}, {ram}\n"
-        f"database: {version.split(',')[0]}; Python {platform.python_version()}"
-    )
+    return f"{describe()}\ndatabase: {version.split(',')[0]}"
 
 
 def start_server() -> PostgresServer:

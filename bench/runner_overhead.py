@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from machine import describe
 from tqdm import tqdm
 
 KERNEL = "opslib"
@@ -123,16 +123,7 @@ class Timing:
 
 
 def machine() -> str:
-    """nproc, the CPU model and the Python version, for reading numbers across machines."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"machine: nproc {cpus}, {model}, Python {platform.python_version()} ({sys.executable})"
+    return describe()
 
 
 def bench_env(workdir: Path) -> dict[str, str]:

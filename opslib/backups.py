@@ -127,10 +127,15 @@ def take(profile: Profile, now: datetime) -> Backup:
     return backup
 
 
+def suffix(profile: Profile) -> str:
+    """Backup files are `pg_dump` archives for PostgreSQL and database copies for SQLite."""
+    return ".db" if profile.provides("sqlite") else ".dump"
+
+
 def existing(profile: Profile) -> list[Backup]:
     """The profile's backups on disk, newest first."""
     found = []
-    for path in profile.backup_dir().glob(f"{profile.name}-*.dump"):
+    for path in profile.backup_dir().glob(f"{profile.name}-*{suffix(profile)}"):
         try:
             taken = datetime.strptime(path.stem.removeprefix(f"{profile.name}-"), STAMP)
         except ValueError:

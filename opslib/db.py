@@ -10,9 +10,11 @@ with a scrubbed, one-line reason.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -170,3 +172,15 @@ def change(profile: Profile) -> Iterator[sa.Connection]:
     (SQLite: BEGIN IMMEDIATE; PostgreSQL: the remedy selects FOR UPDATE)."""
     with _classified(profile), engine(profile, readonly=False).begin() as connection:
         yield connection
+
+
+@contextlib.contextmanager
+def sqlite_file(path: Path, *, readonly: bool, busy_s: float) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection for work SQLAlchemy cannot wrap (the backup API, VACUUM):
+    busy timeout set, autocommit (the caller opens transactions), always closed."""
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    connection = sqlite3.connect(uri, uri=True, timeout=busy_s, isolation_level=None)
+    try:
+        yield connection
+    finally:
+        connection.close()

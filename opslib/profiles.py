@@ -383,7 +383,10 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "invariants": _has_in_database("invariants"),
     "costs": _has_in_database("costs"),
     "halt": _has_in_database("halt"),
-    "backups": lambda profile: profile.backups is not None and _database_is(profile, "postgres"),
+    "backups": _has_in_database("backups"),
+    "postgres_backups": lambda profile: (
+        profile.backups is not None and _database_is(profile, "postgres")
+    ),
     "sqlite_backups": lambda profile: (
         profile.backups is not None and _database_is(profile, "sqlite")
     ),

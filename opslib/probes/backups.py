@@ -24,7 +24,16 @@ def last_restore_seconds(profile: Profile) -> Metric:
     the audit ledger; UNKNOWN until a restore has been rehearsed."""
     from opslib.archive import Ledger, ledger_exists
 
-    restores = Ledger().applied_changes("restore_verified", profile.name) if ledger_exists() else []
+    ledger = Ledger() if ledger_exists() else None
+    restores = sorted(
+        (
+            restore
+            for action in ("restore_verified", "rollback_database")
+            for restore in (ledger.applied_changes(action, profile.name) if ledger else [])
+        ),
+        key=lambda restore: restore[0],
+        reverse=True,
+    )
     if not restores:
         raise ProbeError("no verified restore recorded yet: rehearse one with the restore runbook")
     at, changes = restores[0]

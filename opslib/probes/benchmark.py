@@ -8,6 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
+from opslib.checks import Status
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile
 
@@ -23,6 +24,8 @@ def query_times(profile: Profile) -> list[Metric]:
             with db.connect(profile) as connection:
                 rows = len(connection.execute(sa.text(sql)).fetchall())
         except ProbeError as exc:
+            if exc.status is Status.CRITICAL:  # the database, not this query, is broken
+                raise
             metrics.append(Metric(None, f"{name}: {exc.reason}", label=name))
             timings.append({"query": name, "seconds": None, "rows": None, "sql": sql})
             continue

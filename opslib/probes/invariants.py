@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
+from opslib.checks import Status
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile
 
@@ -26,9 +27,13 @@ def violations(profile: Profile) -> list[Metric]:
                 rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             except sa.exc.SQLAlchemyError as exc:
                 connection.rollback()
-                reason = db.classify(exc).reason
+                error = db.classify(exc)
+                if error.status is Status.CRITICAL:  # the database, not this rule, is broken
+                    raise error from None
                 metrics.append(
-                    Metric(None, f"invariant {name} could not be checked: {reason}", label=name)
+                    Metric(
+                        None, f"invariant {name} could not be checked: {error.reason}", label=name
+                    )
                 )
                 continue
             summary = f"{len(rows)} row(s) break {name}" if len(rows) else f"no row breaks {name}"

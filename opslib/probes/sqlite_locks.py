@@ -212,7 +212,9 @@ def competing_processes(profile: Profile) -> Metric:
     """Processes other than the pipeline's stages that have the database open at all:
     before a large run, the manual wants none (in rollback mode a reader stalls commits)."""
     holders = scan(profile)
-    others = holders[~holders["role"].str.startswith("stage")] if not holders.empty else holders
+    if holders.empty:
+        return Metric(0, f"no process has {profile.database_path().name} open")
+    others = holders[~holders["role"].str.startswith("stage")]
     summary = (
         f"{len(others)} process(es) besides the pipeline have {profile.database_path().name} open: "
         + ", ".join(f"pid {row.pid} ({row.role})" for row in others.itertuples())

@@ -1,4 +1,9 @@
-"""Backups and restores as planned, audited actions."""
+"""Backups and restores as planned, audited actions.
+
+PostgreSQL restores into a new database and leaves the switch to a person; SQLite rolls
+the live file back to a verified copy, as the spots manual does with `cp`, but keeping
+the current file and refusing while anything has it open.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import ClassVar
 
 from sqlalchemy.engine import make_url
 
-from opslib import backups
+from opslib import backups, sqlite_backups
 from opslib.actions import Applied, Plan
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
@@ -16,7 +21,8 @@ from opslib.profiles import Profile
 
 @dataclass
 class TakeBackup:
-    """Dump the database with its manifest, then prune what the retention classes drop."""
+    """Dump (PostgreSQL) or copy (SQLite) the database with its manifest, then prune what
+    the retention classes drop."""
 
     profile: Profile
     needs: ClassVar[str] = "backups"
@@ -29,20 +35,33 @@ class TakeBackup:
         # the backup about to be taken is the newest of its hour: the oldest kept one goes
         return sorted(b.path.name for b in found if b.path not in keep)
 
+    @property
+    def _sqlite(self) -> bool:
+        return self.profile.provides("sqlite")
+
+    @property
+    def _kind(self) -> str:
+        return "copy" if self._sqlite else "dump"
+
     def plan(self) -> Plan:
         prune = self._prunable()
         folder = self.profile.backup_dir()
         return Plan(
             action=self.name,
             target=str(folder),
-            summary=f"dump {self.profile.database_display()} into {folder} and prune {len(prune)} old backup(s)",
-            changes=({"create": f"{self.profile.name} dump with manifest"}, {"prune": prune}),
+            summary=f"{self._kind} {self.profile.database_display()} into {folder} and prune "
+            f"{len(prune)} old backup(s)",
+            changes=(
+                {"create": f"{self.profile.name} {self._kind} with manifest"},
+                {"prune": prune},
+            ),
         )
 
     def apply(self, plan: Plan) -> Applied:
         before = len(backups.existing(self.profile))
         started = time.monotonic()
-        backup = backups.take(self.profile, utc_now())
+        take = sqlite_backups.take if self._sqlite else backups.take
+        backup = take(self.profile, utc_now())
         planned_prune = set(plan.changes[1]["prune"])
         pruned = []
         for old in backups.existing(self.profile):
@@ -70,7 +89,7 @@ class RestoreVerified:
     restored database stays a human decision, made after reading this report."""
 
     profile: Profile
-    needs: ClassVar[str] = "backups"
+    needs: ClassVar[str] = "postgres_backups"
     backup_name: str = ""
     name: str = "restore_verified"
 
@@ -116,4 +135,46 @@ class RestoreVerified:
             changes=[{**change, "verified": verified, "restore_seconds": seconds}],
             skipped=[],
             backup=None,
+        )
+
+
+@dataclass
+class RollbackDatabase:
+    """Put a verified backup (the newest, or the named file) in place of the live SQLite
+    database, keeping the current file and its journal/WAL beside the backups."""
+
+    profile: Profile
+    needs: ClassVar[str] = "sqlite_backups"
+    backup_name: str = ""
+    name: str = "rollback_database"
+
+    def plan(self) -> Plan:
+        found = backups.existing(self.profile)
+        if self.backup_name:
+            found = [b for b in found if b.path.name == self.backup_name]
+        live = self.profile.database_path()
+        if not found:
+            summary = f"no backup {self.backup_name or 'at all'} in {self.profile.backup_dir()}"
+            return Plan(self.name, str(live), summary, ())
+        chosen = found[0]
+        return Plan(
+            action=self.name,
+            target=str(live),
+            summary=f"replace {live.name} with {chosen.path.name} (taken {chosen.taken_at:%Y-%m-%d %H:%M} "
+            f"UTC), keeping the current file; refused while any process has it open",
+            changes=({"restore": chosen.path.name, "into": str(live)},),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        (change,) = plan.changes
+        chosen = backups.Backup(self.profile.backup_dir() / change["restore"], utc_now())
+        started = time.monotonic()
+        done = sqlite_backups.rollback(self.profile, chosen, utc_now())
+        return Applied(
+            changed=1,
+            before_count=0,
+            after_count=1,
+            changes=[{**change, **done, "restore_seconds": round(time.monotonic() - started, 2)}],
+            skipped=[],
+            backup={"kept_previous": done["kept_previous"]},
         )

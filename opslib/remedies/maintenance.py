@@ -1,4 +1,5 @@
-"""Database upkeep as planned actions: VACUUM ANALYZE named tables."""
+"""Database upkeep as planned actions: VACUUM ANALYZE named PostgreSQL tables; ANALYZE,
+REINDEX and VACUUM of a SQLite file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 
 from opslib import db
 from opslib.actions import Applied, Plan
+from opslib.probes.sqlite import storage
 from opslib.profiles import Profile
 
 DEAD_ROWS_SQL = (
@@ -58,3 +60,42 @@ class VacuumAnalyze:
                 connection.exec_driver_sql(f"VACUUM (ANALYZE) {quote(table)}")
             after = connection.execute(sa.text(DEAD_ROWS_SQL), {"tables": tables}).scalar_one()
         return Applied(len(tables), int(before), int(after), list(plan.changes), [], None)
+
+
+@dataclass
+class SqliteMaintenance:
+    """ANALYZE always (fresh statistics for the query planner); REINDEX and VACUUM only when
+    asked: VACUUM rewrites the whole file, needs free disk about its size and waits for
+    every reader to let go, so it belongs in a quiet window."""
+
+    profile: Profile
+    needs: ClassVar[str] = "sqlite"
+    reindex: bool = False
+    vacuum: bool = False
+    name: str = "sqlite_maintenance"
+
+    def statements(self) -> list[str]:
+        return ["ANALYZE"] + ["REINDEX"] * self.reindex + ["VACUUM"] * self.vacuum
+
+    def plan(self) -> Plan:
+        before = storage(self.profile)
+        return Plan(
+            action=self.name,
+            target=str(self.profile.database_path()),
+            summary=f"run {', '.join(self.statements())} ({before.summary})",
+            changes=tuple({"statement": statement} for statement in self.statements()),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        before = storage(self.profile).value
+        with db.sqlite_file(
+            self.profile.database_path(),
+            readonly=False,
+            busy_s=self.profile.targets.database.connect_timeout,
+        ) as connection:
+            for change in plan.changes:
+                connection.execute(change["statement"])
+        after = storage(self.profile).value
+        return Applied(
+            len(plan.changes), round(before, 2), round(after, 2), list(plan.changes), [], None
+        )
