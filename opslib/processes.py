@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from opslib.redact import command_line
+
 PROC = Path("/proc")
 
 
@@ -49,7 +51,7 @@ def describe(pid: int) -> ProcessInfo | None:
         process = psutil.Process(pid)
         with process.oneshot():
             cpu = process.cpu_times()
-            command = " ".join(process.cmdline()) or f"[{process.name()}]"
+            command = command_line(" ".join(process.cmdline())) or f"[{process.name()}]"
             return ProcessInfo(
                 pid, process.username(), command, process.create_time(), cpu.user + cpu.system
             )

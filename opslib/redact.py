@@ -80,6 +80,19 @@ def scrub_values(node: Any) -> Any:
     return node
 
 
+# `--password=x`, `--api-key x`, `-token x` and `PGPASSWORD=x` on a command line
+_SECRET_ARGUMENT = re.compile(
+    r"(?P<head>(?:(?<=\s)|^)(?:--?[\w-]*?(?i:pass|secret|token|key|credential)[\w-]*(?:=|\s+)"
+    r"|[A-Z0-9_]*(?:PASS|SECRET|TOKEN|KEY|CREDENTIAL)[A-Z0-9_]*=))(?P<value>[^\s-]\S*)"
+)
+
+
+def command_line(command: str) -> str:
+    """A process's command line fit for a report: secret-looking arguments and URL
+    passwords masked (a process table lists other people's commands, not just ours)."""
+    return scrub(_SECRET_ARGUMENT.sub(lambda m: m.group("head") + MASK, command))
+
+
 def redact_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters fit for the ledger: secret-looking keys masked, known secrets scrubbed."""
     return {

@@ -128,3 +128,33 @@ def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
     assert named - set(NEEDS) == set()
     with pytest.raises(ValueError, match="unknown need 'gpu'"):
         load_profile("demo").provides("gpu")
+
+
+def test_a_default_may_hold_a_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPOTS_DB", raising=False)
+    monkeypatch.setenv("OPSLIB_DATA_DIR", str(tmp_path / "data"))
+    spots = load_profile("spots")
+    assert spots.database_path() == tmp_path / "data" / "spots" / "production.db"
+    monkeypatch.setenv("SPOTS_DB", str(tmp_path / "real.db"))
+    assert spots.database_path() == tmp_path / "real.db"
+    assert str(tmp_path / "real.db") in scrub(spots.database_display())  # a location, not a secret
+
+
+def test_thresholds_per_labelled_result_override_the_checks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: x\nchecks:\n  stage_coverage: {warning: '90:'}\n"
+        "  stage_coverage[late]: {critical: '50:'}\n",
+    )
+    profile = load_profile(path)
+    late = profile.check_settings("stage_coverage", "late")
+    assert (late.warning, late.critical) == ("90:", "50:")
+    assert profile.check_settings("stage_coverage", "early").critical is None
+    with pytest.raises(ProfileError, match=r"checks\.stage_coverag"):
+        load_profile(write(tmp_path, "name: x\nchecks:\n  stage_coverag[late]: {warning: '1'}\n"))
+
+
+def test_format_patterns_and_process_patterns_must_compile(tmp_path: Path) -> None:
+    bad = "name: x\nformats:\n  month: {table: t, column: c, pattern: '(Jan'}\n"
+    with pytest.raises(ProfileError, match=r"formats\.month\.pattern.*not a valid regular"):
+        load_profile(write(tmp_path, bad))

@@ -179,3 +179,9 @@ def test_a_real_datasette_is_found_as_a_reader(datasette: int) -> None:
     holder = _holder(datasette)
     assert holder["role"] == "reader"
     assert "datasette" in holder["command"]
+
+
+def test_secrets_on_a_holders_command_line_are_masked(spots: Path) -> None:
+    with holding("reader", spots, tag="--password=hunter22") as child:
+        holder = _holder(child.pid)
+    assert "hunter22" not in holder["command"] and "--password=***" in holder["command"]

@@ -118,3 +118,23 @@ def test_morning_check_on_spots_reports_stages_formats_and_locks(
         "database_integrity",
     ):
         assert check in html
+
+
+def test_a_busy_stage_whose_log_and_rows_stopped_moving_is_stuck(
+    spots: Path, tmp_path: Path
+) -> None:
+    """CPU alone is not enough: a stage spinning without logging or stamping rows is hung."""
+    import os
+
+    log = spots.parent / "logs" / "stage1_language_blocks.log"
+    twenty_minutes_ago = time.time() - 20 * 60
+    os.utime(log, (twenty_minutes_ago, twenty_minutes_ago))
+    profile = load_profile(str(_spots_profile(tmp_path, stuck_after="1 s")))
+    with holding("busy", spots, tag="cli_01_assign_language_blocks") as stage:
+        time.sleep(1.2)
+        finding = Runbook("t", profile).evaluate("stuck_stages", window_s=0.5)
+    assert finding.status is Status.CRITICAL
+    row = finding.table[finding.table["pid"] == stage.pid].iloc[0]
+    assert "log silent 20 min" in row["stuck_signs"]
+    assert "no row stamped for" in row["stuck_signs"]  # the demo's rows were stamped hours ago
+    assert "CPU" not in row["stuck_signs"]
