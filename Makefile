@@ -30,8 +30,9 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The built-in demo (and, for PROFILE=spots, the spots demo) is created when missing.
 morning-check: $(STAMP)
-	@$(BIN)/opslib demo --if-stale
+	@$(BIN)/opslib demo $(if $(filter spots,$(PROFILE)),spots,demo) --if-stale
 	@$(BIN)/opslib run morning-check --profile $(PROFILE)
 
 # The video pipeline's schedule (PROFILE=video with VIDEO_DSN and VIDEO_REDIS_URL set).

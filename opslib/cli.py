@@ -124,6 +124,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.pipeline == "spots":
         from opslib import demo_spots
 
+        if args.if_stale and demo_spots.database_path().exists():
+            return 0
         print(f"spots pipeline created in {_shown(demo_spots.create())}")
         return 0
     from opslib import demo
@@ -212,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("pipeline", nargs="?", choices=["demo", "spots", "video"], default="demo")
     demo.add_argument("--profile", help="for video: the profile whose database and Redis to seed")
     demo.add_argument(
-        "--if-stale", action="store_true", help="only when missing or older than 12 h"
+        "--if-stale", action="store_true", help="only when missing (the demo: or older than 12 h)"
     )
     demo.set_defaults(handler=_cmd_demo)
     return parser

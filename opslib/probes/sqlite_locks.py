@@ -127,16 +127,17 @@ def _role(command: str, profile: Profile) -> str:
     return "other"
 
 
-def _blocks(lock: str, role: str, pending_elsewhere: bool) -> str:
-    """Whom this holder keeps waiting; a stage's own lock is the pipeline working."""
+def _blocks(lock: str, role: str, committing: set[int]) -> str:
+    """Whom this holder keeps waiting; a stage's own lock is the pipeline working.
+    `committing` are the other processes holding PENDING or EXCLUSIVE."""
     if role.startswith("stage"):
         return ""
     if lock in {"EXCLUSIVE", "PENDING"}:
         return "every reader and writer"
     if lock in {"RESERVED", "WAL write"}:
         return "every other writer"
-    if lock == "SHARED" and pending_elsewhere:
-        return "the writer waiting to commit"
+    if lock == "SHARED" and committing:
+        return f"the writer waiting to commit (pid {', '.join(map(str, sorted(committing)))})"
     return ""
 
 
@@ -165,7 +166,7 @@ def scan(profile: Profile) -> pd.DataFrame:
                 "pid": pid,
                 "lock": lock,
                 "role": role,
-                "blocks": _blocks(lock, role, bool(pending_by - {pid})),
+                "blocks": _blocks(lock, role, pending_by - {pid}),
                 "user": info.user,
                 "age_s": round(info.age_s),
                 "cpu_s": round(info.cpu_s, 1),
@@ -186,7 +187,9 @@ def describe_holders(holders: pd.DataFrame) -> str:
     if locking.empty:
         return "no process holds a lock on it now"
     return "; ".join(
-        f"pid {row.pid} ({row.brief}) holds {row.lock}" for row in locking.itertuples()
+        f"pid {row.pid} ({row.brief}) holds {row.lock}"
+        + (f", blocking {row.blocks}" if row.blocks else "")
+        for row in locking.itertuples()
     )
 
 
