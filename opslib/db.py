@@ -105,6 +105,11 @@ def classify(exc: Exception) -> ProbeError:
         or "canceling statement" in lowered
     ):
         return ProbeError(f"query did not finish within its timeout ({message})")
+    if "readonly database" in lowered:  # SQLITE_READONLY_ROLLBACK, from a read-only open
+        return TargetUnreachable(
+            f"{message}: a writer most likely died mid-transaction and left a hot journal, "
+            "which only a read-write open (the next pipeline stage) rolls back; opslib only reads"
+        )
     if "not a database" in lowered or "malformed" in lowered:
         return ProbeError(f"database file is damaged: {message}", Status.CRITICAL)
     if isinstance(exc, sa.exc.OperationalError):

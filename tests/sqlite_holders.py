@@ -29,6 +29,14 @@ def _wal_writer(connection: sqlite3.Connection) -> None:
     connection.execute("UPDATE spots SET notes = 'held' WHERE spot_id = 1")
 
 
+def _crash_mid_write(connection: sqlite3.Connection) -> None:
+    """Rewrite every spot with a tiny page cache, so changed pages spill into the file
+    and the journal is synced: killed now, it leaves a hot journal behind."""
+    connection.execute("PRAGMA cache_size=5")
+    connection.execute("BEGIN")
+    connection.execute("UPDATE spots SET notes = 'half-written'")
+
+
 def _reader(connection: sqlite3.Connection) -> Iterator[object]:
     rows = connection.execute("SELECT * FROM spots")
     rows.fetchone()  # the statement stays open: SHARED is held until it finishes
@@ -70,7 +78,13 @@ def _committer(connection: sqlite3.Connection) -> None:
         time.sleep(0.002)
 
 
-MODES = {"exclusive": _exclusive, "wal-writer": _wal_writer, "reader": _reader, "idle": _idle}
+MODES = {
+    "crash-mid-write": _crash_mid_write,
+    "exclusive": _exclusive,
+    "wal-writer": _wal_writer,
+    "reader": _reader,
+    "idle": _idle,
+}
 
 
 def main(mode: str, database: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -23,7 +24,9 @@ from opslib.runbook import Runbook
 
 
 def _count(database: Path, table: str = "spots") -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+    """Rows now, read read-write: a writer killed mid-commit leaves a hot journal only a
+    read-write open rolls back."""
+    with contextlib.closing(sqlite3.connect(database)) as connection:
         return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
@@ -135,3 +138,13 @@ def test_take_backup_prunes_by_retention(spots: Path) -> None:
     outcome = execute(TakeBackup(profile), _context(), apply=True)
     assert outcome.mode == "applied", outcome.message
     assert len(backups.existing(profile)) < 31
+
+
+def test_a_writer_that_died_mid_transaction_is_named_as_the_cause(spots: Path) -> None:
+    with holding("crash-mid-write", spots):
+        pass  # killed with its transaction half written
+    finding = Runbook("t", load_profile("spots")).evaluate("database_reachable")
+    assert finding.status is Status.CRITICAL
+    assert "hot journal" in finding.results[0].summary
+    assert _count(spots) == 20_000  # a read-write open rolls the half-written work back
+    assert Runbook("t", load_profile("spots")).evaluate("database_reachable").status is Status.OK
