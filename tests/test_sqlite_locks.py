@@ -76,6 +76,7 @@ def test_proc_locks_lines_decode_to_sqlite_locks(tmp_path: Path) -> None:
             f"4: POSIX  ADVISORY  WRITE 104 {device} 1073741824 1073741824",
             f"4: -> POSIX  ADVISORY  WRITE 105 {device} 1073741824 1073741824",
             "5: POSIX  ADVISORY  WRITE 106 00:00:1 1073741824 EOF",
+            f"6: OFDLCK ADVISORY  WRITE -1 {device} 1073741824 1073742335",
         ]
     )
     found = {held.pid: held.lock for held in held_locks(database, text)}

@@ -100,8 +100,9 @@ def held_locks(database: Path, proc_locks: str | None = None) -> list[HeldLock]:
     for line in text.splitlines():
         fields = line.split()
         # "1: POSIX  ADVISORY  WRITE 12067 fe:00:2146319 1073741824 EOF"; a waiter's
-        # line starts with "1: ->" and holds nothing yet.
-        if len(fields) < 8 or fields[1] == "->" or fields[1] not in {"POSIX", "OFDLCK"}:
+        # line starts with "1: ->" and holds nothing yet; open-file-description locks
+        # (not SQLite's) show pid -1.
+        if len(fields) < 8 or fields[1] != "POSIX" or int(fields[4]) <= 0:
             continue
         major, minor, inode = fields[5].split(":")
         kind = files.get((int(major, 16), int(minor, 16), int(inode)))
