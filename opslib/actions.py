@@ -146,11 +146,12 @@ def execute(
     try:
         applied = action.apply(plan)
     except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
+        # the action's error says what, if anything, it changed before failing; one that
+        # changed the target anyway carries the status that deserves (a CRITICAL)
         reason = scrub(getattr(exc, "reason", None) or str(exc))
         ledger.close_audit(audit_id, "failed", error=reason)
-        return _outcome(
-            plan, "failed", f"apply failed, nothing changed: {reason}", Status.UNKNOWN, name
-        )
+        status = getattr(exc, "status", Status.UNKNOWN)
+        return _outcome(plan, "failed", f"apply failed: {reason}", status, name)
     ledger.close_audit(
         audit_id,
         "applied",

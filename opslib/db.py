@@ -96,6 +96,11 @@ def _sqlite_engine(
     return created
 
 
+def quote(connection: sa.Connection, name: str) -> str:
+    """An identifier from a profile (a table, a column) quoted for this connection's SQL."""
+    return connection.dialect.identifier_preparer.quote(name)
+
+
 def classify(exc: Exception) -> ProbeError:
     message = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
     lowered = message.lower()

@@ -30,8 +30,8 @@ class ProcessInfo:
     pid: int
     user: str
     command: str
-    started: float  # epoch seconds; with the pid, the process's identity
-    cpu_s: float  # user + system CPU seconds since it started
+    started: float | None  # epoch seconds, with the pid the process's identity; None: unknown
+    cpu_s: float | None  # user + system CPU seconds since it started
 
     @property
     def brief(self) -> str:
@@ -41,8 +41,12 @@ class ProcessInfo:
         return text if len(text) <= 70 else text[:69] + "…"
 
     @property
-    def age_s(self) -> float:
-        return max(0.0, time.time() - self.started)
+    def age_s(self) -> float | None:
+        return None if self.started is None else max(0.0, time.time() - self.started)
+
+
+# a lock /proc/locks lists with pid 0: its owner lives in another pid namespace (container)
+OUTSIDE = ProcessInfo(0, "?", "(a process outside this pid namespace)", None, None)
 
 
 def describe(pid: int) -> ProcessInfo | None:
@@ -58,7 +62,7 @@ def describe(pid: int) -> ProcessInfo | None:
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:
-        return ProcessInfo(pid, "?", "?", 0.0, 0.0)
+        return ProcessInfo(pid, "?", "?", None, None)
 
 
 def first_match(command: str, patterns: Iterable[str]) -> str | None:
@@ -67,32 +71,54 @@ def first_match(command: str, patterns: Iterable[str]) -> str | None:
 
 
 def matching(patterns: Iterable[str]) -> list[ProcessInfo]:
-    """Every running process (other than this one) whose command line matches a pattern."""
+    """Every running process (other than this one) whose command line matches a pattern,
+    leaving out wrappers (`sh -c`, nohup, cron) whose own descendant matches too: the
+    wrapper only waits, and would otherwise look like a hung copy of its child."""
     patterns = list(patterns)
-    found = []
+    found = {}
     for pid in psutil.pids():
         if pid == os.getpid():
             continue
         info = describe(pid)
         if info is not None and first_match(info.command, patterns):
-            found.append(info)
-    return found
+            found[pid] = info
+    return [info for pid, info in found.items() if not _descendants(pid) & found.keys()]
 
 
-def open_by(files: Iterable[Path]) -> dict[int, set[Path]]:
+def _descendants(pid: int) -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+@dataclass
+class OpenFiles:
+    """Which processes hold the files open, and how many processes could not be looked at
+    (their descriptors are unreadable without root): a nonzero `unseen` means the answer
+    may be incomplete."""
+
+    holders: dict[int, set[Path]]
+    unseen: int
+
+
+def open_by(files: Iterable[Path]) -> OpenFiles:
     """Which processes hold an open descriptor on any of `files` (by resolved path).
 
-    Reads the `/proc/<pid>/fd` links only: no file is opened, nothing blocks. Processes
-    whose descriptors we may not read are left out (a root session sees all of them).
+    Reads the `/proc/<pid>/fd` links only: no file is opened, nothing blocks.
     """
     wanted = {str(Path(file).resolve()): Path(file) for file in files}
     holders: dict[int, set[Path]] = {}
+    unseen = 0
     for entry in os.scandir(PROC):
         if not entry.name.isdigit():
             continue
         try:
             descriptors = os.scandir(f"{entry.path}/fd")
+        except FileNotFoundError:
+            continue  # exited meanwhile
         except OSError:
+            unseen += 1
             continue
         with descriptors:
             for descriptor in descriptors:
@@ -102,7 +128,7 @@ def open_by(files: Iterable[Path]) -> dict[int, set[Path]]:
                     continue
                 if target in wanted:
                     holders.setdefault(int(entry.name), set()).add(wanted[target])
-    return holders
+    return OpenFiles(holders, unseen)
 
 
 def cpu_percent(pids: Iterable[int], window_s: float) -> dict[int, float]:
@@ -129,12 +155,13 @@ def cpu_percent(pids: Iterable[int], window_s: float) -> dict[int, float]:
 def is_same(pid: int, started: float) -> bool:
     """Whether `pid` is still the process that started at `started` (not a reuse)."""
     info = describe(pid)
-    return info is not None and abs(info.started - started) < 0.01
+    return info is not None and info.started is not None and abs(info.started - started) < 0.01
 
 
 def send(pid: int, started: float, signal_name: str, wait_s: float) -> str:
     """Send SIGTERM or SIGKILL to exactly that process and wait up to `wait_s` for it to
-    exit; returns what happened: `exited`, `still running`, or `gone before the signal`."""
+    exit; returns what happened: `exited`, `still running`, `not permitted` or `gone
+    before the signal`."""
     if not is_same(pid, started):
         return "gone before the signal"
     try:
@@ -143,6 +170,8 @@ def send(pid: int, started: float, signal_name: str, wait_s: float) -> str:
         process.wait(timeout=wait_s)
     except psutil.NoSuchProcess:
         return "exited"
+    except psutil.AccessDenied:
+        return "not permitted"
     except psutil.TimeoutExpired:
         return "still running"
     return "exited"

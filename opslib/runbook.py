@@ -118,6 +118,10 @@ class Runbook:
         except (OpslibError, OSError) as exc:
             failure = self._failure(spec, Status.UNKNOWN, str(exc), warning, critical)
             return self._keep(Finding(check, [failure]))
+        except Exception as exc:  # noqa: BLE001 - a probe's bug must not hide the steps after it
+            reason = f"probe failed ({type(exc).__name__}: {exc}); please report it"
+            failure = self._failure(spec, Status.UNKNOWN, reason, warning, critical)
+            return self._keep(Finding(check, [failure]))
         metrics = measured if isinstance(measured, list) else [measured]
         results = [self._judge(spec, metric) for metric in metrics]
         return self._keep(Finding(check, results, [metric.table for metric in metrics]))

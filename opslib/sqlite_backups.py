@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from opslib import db
 from opslib.backups import STAMP, Backup, BackupError
+from opslib.checks import Status
 from opslib.probes.sqlite_locks import database_files, describe_holders, scan
 from opslib.profiles import Profile
 
@@ -105,14 +106,46 @@ def verify(backup: Backup) -> dict[str, object]:
     return manifest
 
 
+class SwapUnverified(BackupError):
+    """The rollback swapped the files but the result does not match the backup: the live
+    database changed, so this is CRITICAL, not a failure that left things as they were."""
+
+    status = Status.CRITICAL
+
+
 def _refuse_if_open(profile: Profile) -> None:
+    """Refuse while any process has the database open (it would go on using the replaced
+    file) or while some processes' open files cannot be seen at all."""
     holders = scan(profile)
+    name = profile.database_path().name
     if not holders.empty:
         raise BackupError(
-            f"refusing to replace {profile.database_path().name} while {len(holders)} "
-            f"process(es) have it open ({describe_holders(holders)}; pids "
-            f"{', '.join(map(str, holders['pid']))}): they would go on using the old file"
+            f"refusing to replace {name} while {len(holders)} process(es) have it open "
+            f"({describe_holders(holders)}; pids {', '.join(map(str, holders['pid']))}): "
+            "they would go on using the old file"
         )
+    if holders.attrs["unseen"]:
+        raise BackupError(
+            f"refusing to replace {name}: the open files of {holders.attrs['unseen']} "
+            "process(es) cannot be read, so one of them may have it open (run as root)"
+        )
+
+
+def _signature(live: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """Inode, size and modification time of the database and its companions: if any
+    changes while the current file is being kept, something wrote to it meanwhile."""
+    return tuple(
+        (path.name, status.st_ino, status.st_size, status.st_mtime_ns)
+        for path in database_files(live)
+        if (status := _stat(path)) is not None
+    )
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def keep_current(profile: Profile, now: datetime) -> Path:
@@ -125,26 +158,44 @@ def keep_current(profile: Profile, now: datetime) -> Path:
     return kept
 
 
+def _stage(backup: Backup, live: Path) -> Path:
+    """The backup copied beside the live file (same filesystem, so the swap is a rename),
+    synced, with the live file's owner and mode: the pipeline's user must still write it."""
+    staged = live.with_name(f".{live.name}.rollback")
+    shutil.copyfile(backup.path, staged)
+    current = live.stat()
+    os.chown(staged, current.st_uid, current.st_gid)
+    os.chmod(staged, current.st_mode & 0o7777)
+    with staged.open("rb+") as stream:
+        os.fsync(stream.fileno())
+    return staged
+
+
 def rollback(profile: Profile, backup: Backup, now: datetime) -> dict[str, object]:
     """Replace the live database with `backup`: verify it, keep the current file, swap by
     rename, and check the result against the manifest. Returns what was done."""
     manifest = verify(backup)
-    _refuse_if_open(profile)
     live = profile.database_path()
-    kept = keep_current(profile, now)
-    staged = live.with_name(f".{live.name}.rollback")
-    shutil.copyfile(backup.path, staged)
-    with staged.open("rb+") as stream:
-        os.fsync(stream.fileno())
     _refuse_if_open(profile)
+    before = _signature(live)
+    kept = keep_current(profile, now)
+    staged = _stage(backup, live)
+    try:
+        _refuse_if_open(profile)
+        if _signature(live) != before:
+            raise BackupError(f"{live.name} changed while it was being kept: something writes it")
+    except BackupError:
+        shutil.rmtree(kept)  # a copy taken while something wrote is no before-image
+        staged.unlink()
+        raise
     # a journal or WAL left beside the new file would be replayed into it
     for companion in database_files(live)[1:]:
         companion.unlink(missing_ok=True)
     os.replace(staged, live)
     restored = describe(live, list(manifest["tables"]))
     if restored["integrity"] != "ok" or restored["tables"] != manifest["tables"]:
-        raise BackupError(
-            f"after the swap {live.name} does not match {backup.path.name}'s manifest: "
-            f"{restored}; the previous file is kept in {kept}"
+        raise SwapUnverified(
+            f"{live.name} was replaced by {backup.path.name} but does not match its manifest "
+            f"({restored}); the previous file is kept in {kept}"
         )
     return {"restored": backup.path.name, "kept_previous": str(kept), "tables": restored["tables"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -82,9 +83,13 @@ def test_rollback_swaps_in_the_backup_and_keeps_the_current_file(spots: Path) ->
     with sqlite3.connect(spots) as connection:
         connection.execute("DELETE FROM spots WHERE spot_id <= 500")
     connection.close()
+    os.chown(spots, 65534, 65534)  # the pipeline's own user must still write the file
+    os.chmod(spots, 0o664)
     outcome = execute(RollbackDatabase(profile), _context(), apply=True)
     assert outcome.mode == "applied", outcome.message
     assert _count(spots) == 20_000
+    status = spots.stat()
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o777) == (65534, 65534, 0o664)
     (kept,) = (spots.parent / "backups").glob("*.before-rollback")
     assert _count(kept / "production.db") == 19_500
     (audit,) = Ledger().applied_changes("rollback_database", "spots")[:1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 from conftest import PROJECT, Workspace
 from sqlite_holders import holding
@@ -129,12 +130,50 @@ def test_a_busy_stage_whose_log_and_rows_stopped_moving_is_stuck(
     log = spots.parent / "logs" / "stage1_language_blocks.log"
     twenty_minutes_ago = time.time() - 20 * 60
     os.utime(log, (twenty_minutes_ago, twenty_minutes_ago))
-    profile = load_profile(str(_spots_profile(tmp_path, stuck_after="1 s")))
+    profile = load_profile(str(_spots_profile(tmp_path, stuck_after="1 s", silent_after="1 s")))
     with holding("busy", spots, tag="cli_01_assign_language_blocks") as stage:
-        time.sleep(1.2)
+        time.sleep(1.5)
         finding = Runbook("t", profile).evaluate("stuck_stages", window_s=0.5)
     assert finding.status is Status.CRITICAL
     row = finding.table[finding.table["pid"] == stage.pid].iloc[0]
     assert "log silent 20 min" in row["stuck_signs"]
-    assert "no row stamped for" in row["stuck_signs"]  # the demo's rows were stamped hours ago
+    assert "no row stamped for" in row["stuck_signs"]  # none since this process started
     assert "CPU" not in row["stuck_signs"]
+
+
+def test_a_wrapper_shell_and_an_editor_are_not_stage_processes(spots: Path) -> None:
+    """`sh -c "python cli_02_..."` only waits for its child; `vi cli_02_...py` is a person."""
+    import subprocess
+    import sys
+
+    holder = Path(__file__).with_name("sqlite_holders.py")
+    wrapper = subprocess.Popen(
+        ["sh", "-c", f"{sys.executable} {holder} idle {spots} cli_02_assign_business_rules; true"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    editor = subprocess.Popen(["sleep", "60", "cli_02_assign_business_rules.py"])
+    try:
+        assert wrapper.stdout.readline().strip() == "ready"
+        finding = Runbook("t", load_profile("spots")).evaluate("stuck_stages", window_s=0.2)
+        (stage,) = [child.pid for child in psutil.Process(wrapper.pid).children()]
+    finally:
+        for process in (wrapper, editor):
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            process.wait(timeout=10)
+    assert finding.table["pid"].tolist() == [stage]
+
+
+def test_an_empty_table_has_no_format_violations_and_no_coverage(spots: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(spots) as connection:
+        connection.execute("DELETE FROM spots")
+    connection.close()
+    runbook = Runbook("t", load_profile("spots"))
+    formats = runbook.evaluate("format_violations")
+    coverage = runbook.evaluate("stage_coverage")
+    assert formats.status is Status.OK and formats.results[0].value == 0
+    assert coverage.status is Status.UNKNOWN and "spots is empty" in coverage.results[0].summary

@@ -6,6 +6,7 @@ so a 1 GB table with a few hundred months costs one indexed scan, not a regex pe
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pandas as pd
@@ -19,8 +20,8 @@ SAMPLE = 10
 
 
 def _offenders(connection: sa.Connection, rule: FormatRule) -> pd.DataFrame:
-    quote = connection.dialect.identifier_preparer.quote
-    example = f", min({quote(rule.key)}) AS example_{rule.key}" if rule.key else ""
+    quote = functools.partial(db.quote, connection)
+    example = f", min({quote(rule.key)}) AS {quote(f'example_{rule.key}')}" if rule.key else ""
     grouped = pd.read_sql_query(
         sa.text(
             f"SELECT {quote(rule.column)} AS value, count(*) AS rows{example} "
@@ -28,6 +29,8 @@ def _offenders(connection: sa.Connection, rule: FormatRule) -> pd.DataFrame:
         ),
         connection,
     )
+    if grouped.empty:
+        return grouped
     pattern = re.compile(rule.pattern)
     valid = grouped["value"].map(
         lambda value: value is not None and bool(pattern.search(str(value)))

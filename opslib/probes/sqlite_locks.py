@@ -36,14 +36,14 @@ SHM_OPEN = 128
 
 # Strongest first. Writers: at most one process holds any of the first four.
 STRENGTH = ("EXCLUSIVE", "PENDING", "RESERVED", "WAL write", "checkpoint", "SHARED", "WAL read")
-WRITE_LOCKS = {"EXCLUSIVE", "PENDING", "RESERVED", "WAL write"}
 SUFFIXES = ("", "-journal", "-wal", "-shm")
 
 
 @dataclass(frozen=True)
 class HeldLock:
+    """One SQLite lock the kernel lists; pid 0 is a process outside this pid namespace."""
+
     pid: int
-    file: str  # "db" or "shm"
     lock: str
 
 
@@ -101,8 +101,8 @@ def held_locks(database: Path, proc_locks: str | None = None) -> list[HeldLock]:
         fields = line.split()
         # "1: POSIX  ADVISORY  WRITE 12067 fe:00:2146319 1073741824 EOF"; a waiter's
         # line starts with "1: ->" and holds nothing yet; open-file-description locks
-        # (not SQLite's) show pid -1.
-        if len(fields) < 8 or fields[1] != "POSIX" or int(fields[4]) <= 0:
+        # (not SQLite's) show pid -1, a holder in another pid namespace pid 0.
+        if len(fields) < 8 or fields[1] != "POSIX" or int(fields[4]) < 0:
             continue
         major, minor, inode = fields[5].split(":")
         kind = files.get((int(major, 16), int(minor, 16), int(inode)))
@@ -113,7 +113,7 @@ def held_locks(database: Path, proc_locks: str | None = None) -> list[HeldLock]:
         decode = _database_lock if kind == "db" else _shm_lock
         lock = decode(fields[3] == "WRITE", start, end)
         if lock is not None:
-            found.append(HeldLock(int(fields[4]), kind, lock))
+            found.append(HeldLock(int(fields[4]), lock))
     return found
 
 
@@ -144,19 +144,20 @@ def _blocks(lock: str, role: str, committing: set[int]) -> str:
 
 def scan(profile: Profile) -> pd.DataFrame:
     """One row per process that has the database or its companion files open or locked:
-    its strongest lock, role, whom it blocks, user, age, CPU time and command line."""
+    its strongest lock, role, whom it blocks, user, age, CPU time and command line.
+    `attrs["unseen"]` counts processes whose open files could not be read (not root)."""
     database = profile.database_path()
     locks = held_locks(database)
-    openers = processes.open_by(database_files(database))
+    opened = processes.open_by(database_files(database))
     by_pid: dict[int, list[str]] = {}
     for held in locks:
         by_pid.setdefault(held.pid, []).append(held.lock)
-    pending_by = {held.pid for held in locks if held.lock in {"PENDING", "EXCLUSIVE"}}
+    committing = {held.pid for held in locks if held.lock in {"PENDING", "EXCLUSIVE"}}
     rows = []
-    for pid in sorted(set(by_pid) | set(openers)):
+    for pid in sorted(set(by_pid) | set(opened.holders)):
         if pid == os.getpid():
             continue
-        info = processes.describe(pid)
+        info = processes.describe(pid) if pid else processes.OUTSIDE
         if info is None:
             continue
         held = sorted(set(by_pid.get(pid, [])), key=STRENGTH.index)
@@ -167,26 +168,35 @@ def scan(profile: Profile) -> pd.DataFrame:
                 "pid": pid,
                 "lock": lock,
                 "role": role,
-                "blocks": _blocks(lock, role, pending_by - {pid}),
+                "blocks": _blocks(lock, role, committing - {pid}),
                 "user": info.user,
-                "age_s": round(info.age_s),
-                "cpu_s": round(info.cpu_s, 1),
+                "age_s": None if info.age_s is None else round(info.age_s),
+                "cpu_s": None if info.cpu_s is None else round(info.cpu_s, 1),
                 "started": info.started,
-                "files": ", ".join(sorted(path.name for path in openers.get(pid, set())))
+                "files": ", ".join(sorted(path.name for path in opened.holders.get(pid, set())))
                 or database.name,
                 "command": info.command,
                 "brief": info.brief,
             }
         )
     columns = ["pid", "lock", "role", "blocks", "user", "age_s", "cpu_s", "started", "files"]
-    return pd.DataFrame(rows, columns=[*columns, "command", "brief"])
+    table = pd.DataFrame(rows, columns=[*columns, "command", "brief"])
+    table.attrs["unseen"] = opened.unseen
+    return table
+
+
+def _unseen_note(holders: pd.DataFrame) -> str:
+    unseen = holders.attrs.get("unseen", 0)
+    return (
+        f" ({unseen} process(es) could not be looked at: run as root to see all)" if unseen else ""
+    )
 
 
 def describe_holders(holders: pd.DataFrame) -> str:
     """`pid 123 (python hold.py) holds EXCLUSIVE` for each locking process, for one line."""
     locking = holders[holders["lock"] != "none (open)"] if not holders.empty else holders
     if locking.empty:
-        return "no process holds a lock on it now"
+        return "no process visible from here holds a lock on it now" + _unseen_note(holders)
     return "; ".join(
         f"pid {row.pid} ({row.brief}) holds {row.lock}"
         + (f", blocking {row.blocks}" if row.blocks else "")
@@ -203,26 +213,28 @@ def blocking_holders(profile: Profile) -> Metric:
     holders = scan(profile)
     blocking = holders[holders["blocks"] != ""]
     if holders.empty:
-        return Metric(0, f"no process has {profile.database_path().name} open")
-    summary = (
-        describe_holders(blocking)
-        if not blocking.empty
-        else f"{len(holders)} process(es) have it open, none blocks the pipeline"
-    )
-    return Metric(len(blocking), summary, _shown(holders))
+        summary = f"no process has {profile.database_path().name} open"
+    elif blocking.empty:
+        summary = f"{len(holders)} process(es) have it open, none blocks the pipeline"
+    else:
+        summary = describe_holders(blocking)
+    return Metric(len(blocking), summary + _unseen_note(holders), _shown(holders))
 
 
 def competing_processes(profile: Profile) -> Metric:
     """Processes other than the pipeline's stages that have the database open at all:
     before a large run, the manual wants none (in rollback mode a reader stalls commits)."""
     holders = scan(profile)
-    if holders.empty:
-        return Metric(0, f"no process has {profile.database_path().name} open")
     others = holders[~holders["role"].str.startswith("stage")]
-    summary = (
-        f"{len(others)} process(es) besides the pipeline have {profile.database_path().name} open: "
-        + ", ".join(f"pid {row.pid} ({row.role})" for row in others.itertuples())
-        if not others.empty
-        else "only the pipeline's stages have it open"
-    )
-    return Metric(len(others), summary, _shown(others))
+    if others.empty:
+        summary = (
+            "only the pipeline's stages have it open"
+            if not holders.empty
+            else f"no process has {profile.database_path().name} open"
+        )
+    else:
+        summary = (
+            f"{len(others)} process(es) besides the pipeline have {profile.database_path().name} "
+            f"open: {', '.join(f'pid {row.pid} ({row.role})' for row in others.itertuples())}"
+        )
+    return Metric(len(others), summary + _unseen_note(holders), _shown(others))

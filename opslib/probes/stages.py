@@ -14,22 +14,18 @@ from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
 
-def _quote(connection: sa.Connection, name: str) -> str:
-    return connection.dialect.identifier_preparer.quote(name)
-
-
 def coverage(profile: Profile) -> list[Metric]:
     """Per stage, the percentage of rows handled by it or an earlier stage (one scan)."""
     stages = profile.stages
     with db.connect(profile) as connection:
-        columns = [_quote(connection, step.column) for step in stages.steps.values()]
+        columns = [db.quote(connection, step.column) for step in stages.steps.values()]
         handled = [
             f"count(CASE WHEN {' OR '.join(f'{c} IS NOT NULL' for c in columns[: i + 1])} THEN 1 END)"
             for i in range(len(columns))
         ]
         total, *counts = connection.execute(
             sa.text(
-                f"SELECT count(*), {', '.join(handled)} FROM {_quote(connection, stages.table)}"
+                f"SELECT count(*), {', '.join(handled)} FROM {db.quote(connection, stages.table)}"
             )
         ).one()
     table = pd.DataFrame(
@@ -56,19 +52,23 @@ def coverage(profile: Profile) -> list[Metric]:
 
 
 def _seconds_since_progress(profile: Profile, column: str) -> float | None:
-    """Seconds since the stage last stamped a row; None when it never did or it cannot be read."""
+    """Seconds since a row was last stamped in `column`; None when none was or it cannot
+    be read. Stamps are UTC; one with an offset is converted."""
     try:
         with db.connect(profile) as connection:
             latest = connection.execute(
                 sa.text(
-                    f"SELECT max({_quote(connection, column)}) FROM {_quote(connection, profile.stages.table)}"
+                    f"SELECT max({db.quote(connection, column)}) FROM {db.quote(connection, profile.stages.table)}"
                 )
             ).scalar_one()
     except ProbeError:
         return None
     if latest is None:
         return None
-    return (utc_now() - pd.Timestamp(latest).to_pydatetime().replace(tzinfo=None)).total_seconds()
+    stamp = pd.Timestamp(latest)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return (utc_now() - stamp.to_pydatetime()).total_seconds()
 
 
 def _blocked_by(profile: Profile, pid: int) -> str:
@@ -107,7 +107,9 @@ def stuck_stages(profile: Profile, window_s: float | None = None) -> Metric:
             if log_silent_s is not None and log_silent_s > stages.silent_after:
                 signs.append(f"log silent {log_silent_s / 60:.0f} min")
             if step.progress_column:
-                quiet_s = _seconds_since_progress(profile, step.progress_column)
+                # a stamp from before this process started belongs to an earlier run
+                since_stamp = _seconds_since_progress(profile, step.progress_column)
+                quiet_s = None if since_stamp is None else min(since_stamp, info.age_s)
                 if quiet_s is not None and quiet_s > stages.silent_after:
                     signs.append(f"no row stamped for {quiet_s / 60:.0f} min")
         rows.append(
