@@ -11,6 +11,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+INTERACTIVE = "interactive"  # the run id of code run by hand, not by `opslib run`
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -26,7 +28,7 @@ class RunContext:
         return cls(
             runbook=runbook,
             profile=profile,
-            run_id=os.environ.get("OPSLIB_RUN_ID", "interactive"),
+            run_id=os.environ.get("OPSLIB_RUN_ID", INTERACTIVE),
             os_user=getpass.getuser(),
             by=os.environ.get("OPSLIB_RUN_BY", ""),
             host=socket.gethostname(),

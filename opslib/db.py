@@ -123,10 +123,11 @@ def classify(exc: Exception) -> ProbeError:
 
 
 @contextlib.contextmanager
-def remembering_unreachable(memory: dict[str, str]) -> Iterator[None]:
+def remembering_unreachable(memory: dict[str, str] | None) -> Iterator[None]:
     """Inside this block a database that did not answer is not asked again: later probes
     fail at once with the first reason, so a locked SQLite file costs a run one busy
-    timeout rather than one per check. The runbook keeps `memory` for its whole run."""
+    timeout rather than one per check. The runbook keeps `memory` for its whole run
+    (None: remember nothing)."""
     token = _unreachable.set(memory)
     try:
         yield

@@ -45,6 +45,19 @@ class ProcessInfo:
         return None if self.started is None else max(0.0, time.time() - self.started)
 
 
+# the kernel's fixed inode number of the initial pid namespace (PROC_PID_INIT_INO)
+_INITIAL_PID_NAMESPACE = "pid:[4026531836]"
+
+
+def in_container() -> bool:
+    """Whether this process runs in its own pid namespace: processes outside it, and the
+    locks they hold, are then invisible in /proc."""
+    try:
+        return os.readlink("/proc/self/ns/pid") != _INITIAL_PID_NAMESPACE
+    except OSError:
+        return False
+
+
 # a lock /proc/locks lists with pid 0: its owner lives in another pid namespace (container)
 OUTSIDE = ProcessInfo(0, "?", "(a process outside this pid namespace)", None, None)
 

@@ -345,6 +345,7 @@ class Profile(StrictModel):
         return Path(make_url(self.database_url()).database or "")
 
     def stage_log(self, stage: str) -> Path | None:
+        """The stage's log file, resolved, if the profile names one."""
         raw = self.stages.steps[stage].log if self.stages else None
         return (
             None
@@ -479,8 +480,32 @@ def load_profile(name_or_path: str | None = None) -> Profile:
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
             f"(known: {', '.join(check_names())})"
         )
+    mislabelled = [
+        f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
+        for key in profile.checks
+        if "[" in key
+        and (known := _labels(profile, key.partition("[")[0])) is not None
+        and key.partition("[")[2].rstrip("]") not in known
+    ]
+    if mislabelled:
+        raise ProfileError(
+            f"{shown}: no such result to set thresholds for: {'; '.join(mislabelled)}"
+        )
     profile._source = path.resolve()
     return profile
+
+
+def _labels(profile: Profile, check: str) -> set[str] | None:
+    """The labels a check's results carry, where the profile itself names them (None:
+    the check's labels come from the target, so a typo cannot be caught here)."""
+    named = {
+        "stage_coverage": profile.stages.steps if profile.stages else {},
+        "format_violations": profile.formats,
+        "query_time": profile.benchmarks,
+        "invariant": profile.invariants,
+        "disk_free": profile.targets.disks,
+    }
+    return set(named[check]) if check in named else None
 
 
 def sa_url_user(url: str) -> str:

@@ -80,16 +80,22 @@ def scrub_values(node: Any) -> Any:
     return node
 
 
-# `--password=x`, `--api-key x`, `-token x` and `PGPASSWORD=x` on a command line
+# `--password=x`, `--api-key x`, `PGPASSWORD=x`, `password=x` (a keyword DSN) and
+# `Bearer x` on a command line
 _SECRET_ARGUMENT = re.compile(
-    r"(?P<head>(?:(?<=\s)|^)(?:--?[\w-]*?(?i:pass|secret|token|key|credential)[\w-]*(?:=|\s+)"
-    r"|[A-Z0-9_]*(?:PASS|SECRET|TOKEN|KEY|CREDENTIAL)[A-Z0-9_]*=))(?P<value>[^\s-]\S*)"
+    r"(?P<head>(?:(?<=[\s'\"])|^)(?:--?[\w-]*?(?i:pass|secret|token|key|credential)[\w-]*(?:=|\s+)"
+    r"|\w*(?i:pass|secret|token|key|credential)\w*=|(?i:bearer)\s+))(?P<value>[^\s'\"-][^\s'\"]*)"
 )
+# the MySQL clients take their password glued to -p: `mysql -uroot -pS3cret db`
+_MYSQL_PASSWORD = re.compile(r"(?P<head>(?<=\s)-p)(?P<value>\S+)")
+_MYSQL_CLIENT = re.compile(r"^(?:\S*/)?(?:mysql|mariadb)\w*(?:\s|$)")
 
 
 def command_line(command: str) -> str:
     """A process's command line fit for a report: secret-looking arguments and URL
     passwords masked (a process table lists other people's commands, not just ours)."""
+    if _MYSQL_CLIENT.match(command):
+        command = _MYSQL_PASSWORD.sub(lambda m: m.group("head") + MASK, command)
     return scrub(_SECRET_ARGUMENT.sub(lambda m: m.group("head") + MASK, command))
 
 

@@ -19,7 +19,7 @@ from IPython.display import HTML, display
 from opslib import display as show
 from opslib.catalogue import CheckSpec, catalogue
 from opslib.checks import CheckResult, Status, judge
-from opslib.context import RunContext
+from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile, load_profile
@@ -77,7 +77,9 @@ class Runbook:
         self.profile = profile
         self.context = RunContext.current(name, profile.name)
         self.results: list[CheckResult] = []
-        self.unreachable: dict[str, str] = {}  # databases that did not answer in this run
+        # databases that did not answer, remembered for an unattended run only: a person
+        # re-running a cell after releasing a lock must get a fresh answer
+        self.unreachable: dict[str, str] | None = {} if self.context.run_id != INTERACTIVE else None
 
     @classmethod
     def open(cls, name: str, profile: str = "") -> Runbook:

@@ -35,6 +35,7 @@ CHUNK = 1 << 20
 
 
 def sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a backup can be larger than memory)."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(CHUNK):

@@ -143,8 +143,8 @@ def test_a_default_may_hold_a_reference(tmp_path: Path, monkeypatch: pytest.Monk
 def test_thresholds_per_labelled_result_override_the_checks(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "name: x\nchecks:\n  stage_coverage: {warning: '90:'}\n"
-        "  stage_coverage[late]: {critical: '50:'}\n",
+        "name: x\nstages:\n  table: t\n  steps: {early: {column: a}, late: {column: b}}\n"
+        "checks:\n  stage_coverage: {warning: '90:'}\n  stage_coverage[late]: {critical: '50:'}\n",
     )
     profile = load_profile(path)
     late = profile.check_settings("stage_coverage", "late")
@@ -152,9 +152,41 @@ def test_thresholds_per_labelled_result_override_the_checks(tmp_path: Path) -> N
     assert profile.check_settings("stage_coverage", "early").critical is None
     with pytest.raises(ProfileError, match=r"checks\.stage_coverag"):
         load_profile(write(tmp_path, "name: x\nchecks:\n  stage_coverag[late]: {warning: '1'}\n"))
+    typo = "name: x\nformats:\n  month: {table: t, column: c, pattern: x}\nchecks:\n  format_violations[mnth]: {warning: '1'}\n"
+    with pytest.raises(ProfileError, match=r"checks\.format_violations\[mnth\] \(known: month\)"):
+        load_profile(write(tmp_path, typo))
 
 
 def test_format_patterns_and_process_patterns_must_compile(tmp_path: Path) -> None:
     bad = "name: x\nformats:\n  month: {table: t, column: c, pattern: '(Jan'}\n"
     with pytest.raises(ProfileError, match=r"formats\.month\.pattern.*not a valid regular"):
         load_profile(write(tmp_path, bad))
+
+
+@pytest.mark.parametrize(
+    ("command", "secret"),
+    [
+        ("psql postgresql://u:hunter22@db/x", "hunter22"),
+        ("tool --password=hunter22 --verbose", "hunter22"),
+        ("tool --api-key hunter22 -v", "hunter22"),
+        ("env PGPASSWORD=hunter22 psql", "hunter22"),
+        ("mysql -uroot -phunter22 db", "hunter22"),
+        ('psql "host=db password=hunter22 dbname=x"', "hunter22"),
+        ('curl -H "Authorization: Bearer hunter22" http://x', "hunter22"),
+    ],
+)
+def test_secrets_on_command_lines_are_masked(command: str, secret: str) -> None:
+    from opslib.redact import command_line
+
+    assert secret not in command_line(command)
+
+
+def test_ordinary_command_lines_are_left_alone() -> None:
+    from opslib.redact import command_line
+
+    for command in (
+        "datasette serve production.db --port 8001",
+        "python -p8080 x",
+        "tokenize a.txt",
+    ):
+        assert command_line(command) == command

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+import yaml
+from conftest import PROJECT, Workspace
 from sqlite_holders import holding
 
+from opslib.actions import execute
 from opslib.checks import Status
+from opslib.context import RunContext
 from opslib.probes.sqlite_locks import held_locks, scan
 from opslib.profiles import load_profile
 from opslib.remedies.sqlite_locks import ReleaseSqliteLock
@@ -154,7 +158,6 @@ def test_morning_check_on_a_locked_database_is_critical_and_names_the_holder(
 @pytest.fixture
 def datasette(spots: Path) -> int:
     import socket
-    import sys
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -191,3 +194,47 @@ def test_secrets_on_a_holders_command_line_are_masked(spots: Path) -> None:
     with holding("reader", spots, tag="--password=hunter22") as child:
         holder = _holder(child.pid)
     assert "hunter22" not in holder["command"] and "--password=***" in holder["command"]
+
+
+def test_sigkill_is_only_ever_for_one_named_holder(spots: Path) -> None:
+    with holding("exclusive", spots, tag="datasette") as child:
+        outcome = execute(
+            ReleaseSqliteLock(load_profile("spots"), kill=True),
+            RunContext.current("t", "spots"),
+            apply=True,
+        )
+        assert child.poll() is None
+    assert outcome.mode == "failed" and "kill=true needs pid=N" in outcome.message
+
+
+def test_a_person_rerunning_a_cell_gets_a_fresh_answer(spots: Path, tmp_path: Path) -> None:
+    """Unattended runs remember an unreachable database; interactive ones must not."""
+    data = yaml.safe_load((PROJECT / "parameters" / "profiles" / "spots.yaml").read_text())
+    data["targets"]["database"]["connect_timeout"] = "0.3 s"
+    path = tmp_path / "spots.yaml"
+    path.write_text(yaml.safe_dump(data))
+    runbook = Runbook("t", load_profile(str(path)))
+    with holding("exclusive", spots):
+        locked = runbook.evaluate("database_reachable")
+    released = runbook.evaluate("database_reachable")
+    assert locked.status is Status.CRITICAL and released.status is Status.OK
+
+
+def test_from_inside_a_pid_namespace_the_scan_says_what_it_cannot_see(
+    spots: Path, workspace: Workspace
+) -> None:
+    """opslib in a container, the pipeline outside it: the kernel hides the outside
+    locks, so an empty answer must say it may be incomplete, and why."""
+    probe = (
+        "from opslib.profiles import load_profile; from opslib.runbook import Runbook; "
+        "f = Runbook('t', load_profile('spots')).evaluate('sqlite_locks'); "
+        "print(f.results[0].summary)"
+    )
+    command = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", probe]
+    with holding("exclusive", spots):
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=workspace.env, timeout=60
+        )
+    if result.returncode != 0 and "unshare" in result.stderr:
+        pytest.skip(f"cannot make a pid namespace here: {result.stderr.strip()}")
+    assert "processes outside it are not seen" in result.stdout, result.stdout + result.stderr

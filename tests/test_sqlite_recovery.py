@@ -153,3 +153,15 @@ def test_a_writer_that_died_mid_transaction_is_named_as_the_cause(spots: Path) -
     assert "hot journal" in finding.results[0].summary
     assert _count(spots) == 20_000  # a read-write open rolls the half-written work back
     assert Runbook("t", load_profile("spots")).evaluate("database_reachable").status is Status.OK
+
+
+def test_long_reads_and_vacuum_wait_for_the_stages_to_finish(spots: Path) -> None:
+    """In rollback-journal mode opslib must not be the reader a stage's commit waits on."""
+    profile = load_profile("spots")
+    with holding("idle", spots, tag="cli_02_assign_business_rules") as stage:
+        full = Runbook("t", profile).evaluate("database_integrity", full=True)
+        vacuum = execute(SqliteMaintenance(profile, vacuum=True), _context(), apply=True)
+        quick = Runbook("t", profile).evaluate("database_integrity")
+    assert full.status is Status.UNKNOWN and f"pid {stage.pid}" in full.results[0].summary
+    assert vacuum.mode == "failed" and "refusing to plan VACUUM" in vacuum.message
+    assert quick.status is Status.OK  # quick_check stays in the morning check

@@ -8,6 +8,7 @@ import pandas as pd
 from opslib import db
 from opslib.probes import Metric, ProbeError
 from opslib.probes.sqlite_locks import database_files
+from opslib.probes.stages import running_stages
 from opslib.profiles import Profile
 
 STORAGE_PRAGMAS = ("journal_mode", "page_size", "page_count", "freelist_count")
@@ -19,6 +20,8 @@ def integrity(profile: Profile, full: bool = False, budget_s: float | None = Non
     Past `budget_s` (default: the profile's statement timeout) the check is abandoned as
     UNKNOWN: an unfinished check proves nothing either way."""
     pragma = "integrity_check" if full else "quick_check"
+    if full:
+        _refuse_while_stages_write(profile, "a full integrity_check")
     try:
         with db.connect(profile, statement_timeout=budget_s) as connection:
             rows = [row[0] for row in connection.exec_driver_sql(f"PRAGMA {pragma}")]
@@ -37,6 +40,21 @@ def integrity(profile: Profile, full: bool = False, budget_s: float | None = Non
         f"{pragma} found {len(problems)} problem(s): {problems[0]}",
         pd.DataFrame({"problem": problems}),
     )
+
+
+def _refuse_while_stages_write(profile: Profile, what: str) -> None:
+    """In rollback-journal mode a long read holds a SHARED lock every commit waits behind:
+    opslib must not become the competing reader the manual warns about."""
+    running = running_stages(profile)
+    if not running:
+        return
+    with db.connect(profile) as connection:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    if mode != "wal":
+        raise ProbeError(
+            f"not run: {', '.join(running)} is writing, and in {mode} journal mode {what} "
+            "would hold a read lock its commits wait behind; run it when the pipeline is idle"
+        )
 
 
 def storage(profile: Profile) -> Metric:

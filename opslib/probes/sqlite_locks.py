@@ -186,10 +186,14 @@ def scan(profile: Profile) -> pd.DataFrame:
 
 
 def _unseen_note(holders: pd.DataFrame) -> str:
-    unseen = holders.attrs.get("unseen", 0)
-    return (
-        f" ({unseen} process(es) could not be looked at: run as root to see all)" if unseen else ""
-    )
+    """What this scan cannot see: other users' processes without root, and everything
+    outside the container opslib runs in."""
+    notes = []
+    if holders.attrs.get("unseen"):
+        notes.append(f"{holders.attrs['unseen']} process(es) could not be looked at: run as root")
+    if processes.in_container():
+        notes.append("opslib runs in its own pid namespace: processes outside it are not seen")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def describe_holders(holders: pd.DataFrame) -> str:

@@ -71,6 +71,18 @@ def _seconds_since_progress(profile: Profile, column: str) -> float | None:
     return (utc_now() - stamp.to_pydatetime()).total_seconds()
 
 
+def running_stages(profile: Profile) -> list[str]:
+    """`stage NAME pid N` for each stage process running now (none without `stages`)."""
+    if profile.stages is None:
+        return []
+    return [
+        f"stage {name} pid {info.pid}"
+        for name, step in profile.stages.steps.items()
+        if step.process
+        for info in processes.matching([step.process])
+    ]
+
+
 def _blocked_by(profile: Profile, pid: int) -> str:
     """The lock holders keeping this stage waiting (SQLite only; never opens the database)."""
     if not profile.provides("sqlite"):
@@ -87,10 +99,12 @@ def stuck_stages(profile: Profile, window_s: float | None = None) -> Metric:
     CPU near zero over a sampling window, a log that stopped growing, or rows that stopped
     being stamped. Each is listed with what holds the lock it may be waiting for."""
     stages = profile.stages
-    running = []
-    for name, step in stages.steps.items():
-        if step.process:
-            running += [(name, info) for info in processes.matching([step.process])]
+    running = [
+        (name, info)
+        for name, step in stages.steps.items()
+        if step.process
+        for info in processes.matching([step.process])
+    ]
     if not running:
         return Metric(0, "no stage process is running")
     old_enough = [(name, info) for name, info in running if info.age_s > stages.stuck_after]

@@ -3,14 +3,19 @@ REINDEX and VACUUM of a SQLite file."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import ClassVar
 
+import humanfriendly
 import sqlalchemy as sa
 
 from opslib import db
 from opslib.actions import Applied, Plan
+from opslib.probes import ProbeError
 from opslib.probes.sqlite import storage
+from opslib.probes.sqlite_locks import database_files
+from opslib.probes.stages import running_stages
 from opslib.profiles import Profile
 
 DEAD_ROWS_SQL = (
@@ -75,9 +80,26 @@ class SqliteMaintenance:
     name: str = "sqlite_maintenance"
 
     def statements(self) -> list[str]:
+        """In the order they run: fresh statistics first, the rewrite last."""
         return ["ANALYZE"] + ["REINDEX"] * self.reindex + ["VACUUM"] * self.vacuum
 
+    def _refuse_vacuum(self) -> None:
+        """VACUUM writes a new copy of the file and holds the write lock throughout."""
+        running = running_stages(self.profile)
+        if running:
+            raise ProbeError(f"refusing to plan VACUUM while {', '.join(running)} runs")
+        live = self.profile.database_path()
+        size = sum(path.stat().st_size for path in database_files(live) if path.exists())
+        free = shutil.disk_usage(live.parent).free
+        if free < 2 * size:
+            raise ProbeError(
+                f"refusing to plan VACUUM: it needs about {humanfriendly.format_size(2 * size)} "
+                f"free beside {live.name}, and {humanfriendly.format_size(free)} is"
+            )
+
     def plan(self) -> Plan:
+        if self.vacuum:
+            self._refuse_vacuum()
         before = storage(self.profile)
         return Plan(
             action=self.name,
@@ -87,6 +109,8 @@ class SqliteMaintenance:
         )
 
     def apply(self, plan: Plan) -> Applied:
+        if {"statement": "VACUUM"} in plan.changes:
+            self._refuse_vacuum()  # a stage may have started since the plan was shown
         before = storage(self.profile).value
         with db.sqlite_file(
             self.profile.database_path(),

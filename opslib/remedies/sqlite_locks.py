@@ -61,6 +61,11 @@ class ReleaseSqliteLock:
         return chosen
 
     def plan(self) -> Plan:
+        if self.kill and not self.pid:
+            raise ProbeError(
+                "kill=true needs pid=N: SIGKILL is the separate step for one holder that "
+                "ignored SIGTERM, never a first move on every holder"
+            )
         chosen = self._chosen(scan(self.profile))
         allowed = chosen[chosen.apply(self._allowed, axis=1)] if not chosen.empty else chosen
         refused = chosen[~chosen["pid"].isin(allowed["pid"])] if not chosen.empty else chosen
