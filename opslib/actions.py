@@ -24,6 +24,7 @@ from opslib import display
 from opslib.archive import Ledger
 from opslib.checks import CheckResult, Status
 from opslib.context import RunContext
+from opslib.errors import ChangedThenFailed
 from opslib.profiles import Profile
 from opslib.redact import scrub
 
@@ -146,11 +147,10 @@ def execute(
     try:
         applied = action.apply(plan)
     except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
-        # the action's error says what, if anything, it changed before failing; one that
-        # changed the target anyway carries the status that deserves (a CRITICAL)
+        # the action's error says what, if anything, it changed before failing
         reason = scrub(getattr(exc, "reason", None) or str(exc))
         ledger.close_audit(audit_id, "failed", error=reason)
-        status = getattr(exc, "status", Status.UNKNOWN)
+        status = Status.CRITICAL if isinstance(exc, ChangedThenFailed) else Status.UNKNOWN
         return _outcome(plan, "failed", f"apply failed: {reason}", status, name)
     ledger.close_audit(
         audit_id,

@@ -17,3 +17,8 @@ class RunbookError(OpslibError):
 
 class RunInProgress(OpslibError):
     """The same runbook is already running for the same profile."""
+
+
+class ChangedThenFailed(OpslibError):
+    """A remedy changed its target and then found the result wrong: CRITICAL, since the
+    target is neither as it was nor as planned."""

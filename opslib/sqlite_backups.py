@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from opslib import db
 from opslib.backups import STAMP, Backup, BackupError
-from opslib.checks import Status
+from opslib.errors import ChangedThenFailed
 from opslib.probes.sqlite_locks import database_files, describe_holders, scan
 from opslib.profiles import Profile
 
@@ -107,11 +107,8 @@ def verify(backup: Backup) -> dict[str, object]:
     return manifest
 
 
-class SwapUnverified(BackupError):
-    """The rollback swapped the files but the result does not match the backup: the live
-    database changed, so this is CRITICAL, not a failure that left things as they were."""
-
-    status = Status.CRITICAL
+class SwapUnverified(BackupError, ChangedThenFailed):
+    """The rollback swapped the files but the result does not match the backup."""
 
 
 def _refuse_if_open(profile: Profile) -> None:

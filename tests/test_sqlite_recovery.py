@@ -165,3 +165,18 @@ def test_long_reads_and_vacuum_wait_for_the_stages_to_finish(spots: Path) -> Non
     assert full.status is Status.UNKNOWN and f"pid {stage.pid}" in full.results[0].summary
     assert vacuum.mode == "failed" and "refusing to plan VACUUM" in vacuum.message
     assert quick.status is Status.OK  # quick_check stays in the morning check
+
+
+def test_a_swap_that_does_not_verify_is_critical_and_says_it_replaced_the_file(
+    spots: Path,
+) -> None:
+    profile = load_profile("spots")
+    backup = sqlite_backups.take(profile, utc_now())
+    manifest = json.loads(backup.manifest_path.read_text())
+    manifest["tables"]["spots"]["rows"] += 1  # the backup no longer proves what it holds
+    backup.manifest_path.write_text(json.dumps(manifest))
+    outcome = execute(RollbackDatabase(profile), _context(), apply=True)
+    assert outcome.result.status is Status.CRITICAL
+    assert "was replaced by" in outcome.message and "previous file is kept" in outcome.message
+    (kept,) = (spots.parent / "backups").glob("*.before-rollback")
+    assert _count(kept / "production.db") == 20_000
