@@ -56,6 +56,17 @@ Seconds = Annotated[float, BeforeValidator(_seconds)]
 ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(_regex)]
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a misspelt key must never be silently ignored."""
 
@@ -73,7 +84,40 @@ class DatabaseTarget(StrictModel):
 
 
 class LogsTarget(StrictModel):
+    """Log globs (rotated `.gz` files included) and how to read their lines."""
+
     paths: list[str]
+    # strptime formats tried after ISO 8601 and syslog (`Nov 23 14:02:11`) at a line's start
+    timestamp_formats: list[str] = []
+    # a regex marking a request line: the error rate is then errors per request, not per line
+    requests: Regex | None = None
+
+
+class HttpEndpoint(StrictModel):
+    """A health endpoint: the status it must answer with, within its timeouts, and the
+    JSON fields (dotted paths) its body must carry with these values."""
+
+    url: str
+    expect_status: int = 200
+    connect_timeout: Seconds = 3.0
+    read_timeout: Seconds = 10.0
+    expect_json: dict[str, Any] = {}
+    headers: dict[str, str] = {}  # values may hold ${VAR} references (tokens)
+
+
+class GpuTarget(StrictModel):
+    """NVIDIA GPUs read through NVML; `devices` limits them by index (default: all)."""
+
+    devices: list[int] | None = None
+
+
+class FileSet(StrictModel):
+    """Files a pipeline writes (summaries, exports, configs), matched by a glob."""
+
+    glob: str
+    is_json: bool = False  # every file must parse as JSON
+    json_schema: str | None = None  # a JSON Schema file every file must satisfy
+    max_age: Seconds | None = None  # the newest file must be younger than this
 
 
 class RedisTarget(StrictModel):
@@ -87,6 +131,8 @@ class Targets(StrictModel):
     redis: RedisTarget | None = None
     logs: LogsTarget | None = None
     disks: dict[str, str] = {}
+    http: dict[str, HttpEndpoint] = {}
+    gpu: GpuTarget | None = None
 
 
 class QueueColumns(StrictModel):
@@ -168,17 +214,6 @@ class Stages(StrictModel):
     cpu_window: Seconds = 2.0
 
 
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
-    return value
-
-
-Regex = Annotated[str, BeforeValidator(_regex)]
-
-
 class FormatRule(StrictModel):
     """Values of `table.column` must match `pattern` (a regular expression)."""
 
@@ -220,6 +255,8 @@ class Profile(StrictModel):
     processes: Processes = Processes()
     # name -> a read-only query whose time the query-benchmark runbook measures
     benchmarks: dict[str, str] = {}
+    # name -> a set of files the pipeline writes, checked for age, size and JSON validity
+    files: dict[str, FileSet] = {}
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -393,6 +430,9 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     ),
     "stages": _has_in_database("stages"),
     "formats": _has_in_database("formats"),
+    "http": lambda profile: bool(profile.targets.http),
+    "gpu": lambda profile: profile.targets.gpu is not None,
+    "files": lambda profile: bool(profile.files),
     "benchmarks": _has_in_database("benchmarks"),
 }
 
@@ -504,6 +544,10 @@ def _labels(profile: Profile, check: str) -> set[str] | None:
         "query_time": profile.benchmarks,
         "invariant": profile.invariants,
         "disk_free": profile.targets.disks,
+        "http_endpoint": profile.targets.http,
+        "file_problems": profile.files,
+        "file_age": profile.files,
+        "file_size": profile.files,
     }
     return set(named[check]) if check in named else None
 

@@ -134,7 +134,7 @@ class Runbook:
         warning, critical = spec.thresholds(settings.warning, settings.critical)
         return CheckResult(
             name=f"{spec.name}[{metric.label}]" if metric.label else spec.name,
-            status=judge(metric.value, warning, critical),
+            status=metric.verdict or judge(metric.value, warning, critical),
             value=None if metric.value is None else float(metric.value),
             unit=spec.unit,
             warning=str(warning) if warning else None,

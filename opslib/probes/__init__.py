@@ -16,12 +16,15 @@ from opslib.checks import Status
 
 @dataclass
 class Metric:
-    """One measurement. `label` tells apart several metrics of one check (a disk, a file)."""
+    """One measurement. `label` tells apart several metrics of one check (a disk, a file).
+    `verdict` is set when this one target failed outright (an endpoint that did not
+    answer): the check reports that status for it instead of judging a value."""
 
     value: float | None
     summary: str
     table: pd.DataFrame | None = None
     label: str = ""
+    verdict: Status | None = None
 
 
 class ProbeError(Exception):
