@@ -118,7 +118,7 @@ def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
     from opslib.profiles import NEEDS
 
     named = {spec.needs for spec in catalogue().values()}
-    for module in ("backup", "halt", "maintenance", "postgres", "queue", "redis"):
+    for module in ("backup", "halt", "maintenance", "postgres", "queue", "redis", "sqlite_locks"):
         loaded = __import__(f"opslib.remedies.{module}", fromlist=["_"])
         named |= {
             cls.needs
@@ -126,8 +126,8 @@ def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
             if hasattr(cls, "needs")
         }
     assert named - set(NEEDS) == set()
-    with pytest.raises(ValueError, match="unknown need 'gpu'"):
-        load_profile("demo").provides("gpu")
+    with pytest.raises(ValueError, match="unknown need 'tape_library'"):
+        load_profile("demo").provides("tape_library")
 
 
 def test_a_default_may_hold_a_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,90 +1,118 @@
-"""Application logs: level counts and error rate in a time window, streamed line by line.
-
-Lines are dated by an ISO 8601 timestamp at their start; lines without one (tracebacks,
-continuations) belong to the entry above and are not counted on their own. Rotated
-`.gz` files are read transparently.
-"""
+"""Application logs: error rate, the errors behind it, and rate limiting, over a window or
+since the previous scan. The reading itself is `opslib.logscan`, one streaming pass."""
 
 from __future__ import annotations
 
 import glob
-import gzip
-import re
-from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import IO
 
 import pandas as pd
 
+from opslib import paths
+from opslib.logscan import Offsets, Scanner, Triage
 from opslib.probes import Metric, ProbeError
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
-TIMESTAMP = re.compile(
-    r"^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
-)
-LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
-ERROR_LEVELS = {"ERROR", "CRITICAL", "FATAL"}
+TOP_PATTERNS = 10
 
 
 def log_files(profile: Profile) -> list[Path]:
-    """The files the profile's globs match now; none at all is an error worth reporting."""
+    """The files the profile's globs match now, oldest first (rotated ones before the
+    live one); none at all is an error worth reporting."""
     patterns = profile.log_globs()
-    files = sorted({Path(match) for pattern in patterns for match in glob.glob(pattern)})
+    files = {Path(match) for pattern in patterns for match in glob.glob(pattern)}
     if not files:
         raise ProbeError(f"no log file matches {', '.join(patterns)}")
-    return files
+    return sorted(files, key=lambda path: (path.stat().st_mtime, str(path)))
 
 
-def _open(path: Path) -> IO[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    return opener(path, "rt", encoding="utf-8", errors="replace")
+def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
+    since = None if window_hours is None else utc_now() - timedelta(hours=window_hours)
+    return Scanner(since, profile.targets.logs.requests)
 
 
-def _parse_time(text: str) -> datetime | None:
-    try:
-        stamp = datetime.fromisoformat(text.replace(",", "."))
-    except ValueError:
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
-    return stamp
+def triage(profile: Profile, window_hours: float) -> Triage:
+    """Everything the logs say about the last `window_hours`, in one pass."""
+    scanner = _scanner(profile, window_hours)
+    for path in log_files(profile):
+        scanner.read(path)
+    return scanner.triage
 
 
-def entries_since(files: list[Path], since: datetime) -> Iterator[tuple[datetime, str, Path]]:
-    """(UTC time, level, file) of every dated, levelled line at or after `since`."""
-    for path in files:
-        with _open(path) as stream:
-            for line in stream:
-                stamp_match = TIMESTAMP.match(line)
-                if not stamp_match:
-                    continue
-                stamp = _parse_time(stamp_match.group(1))
-                level_match = LEVEL.search(line, stamp_match.end())
-                if stamp is None or stamp < since or not level_match:
-                    continue
-                level = "WARNING" if level_match.group(1) == "WARN" else level_match.group(1)
-                yield stamp, level, path
+def _rate(found: Triage, where: str) -> tuple[float, str]:
+    denominator, unit = (
+        (found.requests, "request(s)") if found.requests else (found.lines, "log line(s)")
+    )
+    rate = 100.0 * found.errors / denominator if denominator else 0.0
+    return rate, f"{found.errors} error(s) in {denominator} {unit} {where} ({rate:.1f}%)"
+
+
+def _levels(found: Triage) -> pd.DataFrame:
+    return pd.DataFrame(sorted(found.levels.items()), columns=["level", "lines"]).set_index("level")
 
 
 def error_rate(profile: Profile, window_hours: float = 24) -> Metric:
-    """Percentage of log lines in the window at ERROR or worse; the table counts levels."""
-    files = log_files(profile)
-    levels = Counter(
-        level for _, level, _ in entries_since(files, utc_now() - timedelta(hours=window_hours))
-    )
-    total = sum(levels.values())
-    table = pd.DataFrame(sorted(levels.items()), columns=["level", "lines"]).set_index("level")
-    if total == 0:
+    """Errors per log line (or per request, when the profile says how to spot one) in
+    the window; the table counts lines by level."""
+    found = triage(profile, window_hours)
+    if found.lines == 0:
+        where = f"{found.files} file(s)"
         return Metric(
-            0.0, f"no log line in the last {window_hours:g} h across {len(files)} file(s)", table
+            0.0, f"no log line in the last {window_hours:g} h across {where}", _levels(found)
         )
-    errors = sum(count for level, count in levels.items() if level in ERROR_LEVELS)
-    rate = 100.0 * errors / total
-    return Metric(
-        rate,
-        f"{errors} of {total} log line(s) in the last {window_hours:g} h are errors ({rate:.1f}%)",
-        table,
+    rate, summary = _rate(found, f"in the last {window_hours:g} h")
+    return Metric(rate, summary, _levels(found))
+
+
+def patterns_table(found: Triage, limit: int = TOP_PATTERNS) -> pd.DataFrame:
+    """The commonest error patterns with their counts, first and last time, and an example."""
+    return pd.DataFrame(
+        [
+            {
+                "count": pattern.count,
+                "pattern": key,
+                "first_seen": pattern.first,
+                "last_seen": pattern.last,
+                "example": pattern.example,
+            }
+            for key, pattern in found.top_patterns(limit)
+        ],
+        columns=["count", "pattern", "first_seen", "last_seen", "example"],
     )
+
+
+def error_patterns(profile: Profile, window_hours: float = 24) -> Metric:
+    """How many distinct error patterns (ids, numbers and paths folded) the window holds,
+    with the commonest first: the `grep | sort | uniq -c | sort -rn` of the manuals."""
+    found = triage(profile, window_hours)
+    top = found.top_patterns(1)
+    summary = (
+        f"{len(found.patterns)} distinct error pattern(s) in the last {window_hours:g} h; "
+        f"commonest ({top[0][1].count}x): {top[0][0][:120]}"
+        if top
+        else f"no error in the last {window_hours:g} h"
+    )
+    return Metric(len(found.patterns), summary, patterns_table(found))
+
+
+def rate_limits(profile: Profile, window_hours: float = 24) -> Metric:
+    """Lines that say an upstream rate-limited us (HTTP 429, "rate limit") in the window."""
+    found = triage(profile, window_hours)
+    return Metric(
+        found.rate_limited,
+        f"{found.rate_limited} rate-limit line(s) (HTTP 429 or 'rate limit') in the last "
+        f"{window_hours:g} h",
+    )
+
+
+def new_errors(profile: Profile, scan: str = "default") -> Metric:
+    """Error rate over the lines written since the previous scan named `scan` (each
+    runbook that checks every few minutes keeps its own place in the files)."""
+    state = paths.data_dir() / "log-offsets" / f"{profile.name}--{scan}.json"
+    scanner = _scanner(profile, None)
+    Offsets(state).scan(log_files(profile), scanner)
+    found = scanner.triage
+    rate, summary = _rate(found, "since the previous scan")
+    return Metric(rate, summary, patterns_table(found))

@@ -1,0 +1,109 @@
+"""Log triage: patterns, timestamps, and incremental scans across rotation and truncation."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from opslib.logscan import Offsets, Scanner, normalize
+
+
+def _line(number: int, level: str = "ERROR") -> str:
+    stamp = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}Z {level} item {number} failed\n"
+
+
+def _scan(offsets: Offsets, files: list[Path]) -> list[int]:
+    """Scan and return the item numbers of the error lines counted."""
+    scanner = Scanner(None)
+    offsets.scan(files, scanner)
+    (pattern,) = scanner.triage.patterns.values() or [None]
+    return [] if pattern is None else [pattern.count]
+
+
+def test_normalize_folds_ids_numbers_paths_and_addresses() -> None:
+    message = (
+        "job 4711 for 3f2c1a9e-1d2b-4c3d-9e8f-0a1b2c3d4e5f at /var/data/in/x.json "
+        "from 10.0.0.7:5432 hash deadbeef1234 failed after 2.5 s"
+    )
+    assert normalize(message) == (
+        "job <n> for <uuid> at <path> from <ip> hash <hex> failed after <n> s"
+    )
+
+
+def test_syslog_and_iso_lines_and_requests_are_counted(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    syslog = (
+        now.strftime("%b %d %H:%M:%S").replace(" 0", "  ", 1)
+        if now.day < 10
+        else now.strftime("%b %d %H:%M:%S")
+    )
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{syslog} host app[12]: ERROR upstream 503 for GET /items\n"
+        f"[{now:%Y-%m-%d %H:%M:%S},123] INFO GET /items 200\n"
+        f"{now:%Y-%m-%dT%H:%M:%S}Z INFO GET /health 200\n"
+        "  continuation line without a stamp ERROR\n"
+    )
+    scanner = Scanner(now - timedelta(hours=1), requests=r"\bGET /")
+    scanner.read(log)
+    found = scanner.triage
+    assert dict(found.levels) == {"ERROR": 1, "INFO": 2}
+    assert found.requests == 3 and found.lines == 3
+
+
+def test_rotation_by_rename_and_by_compression_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    live = tmp_path / "app.log"
+    offsets = Offsets(tmp_path / "state.json")
+    live.write_text("".join(_line(n) for n in range(3)))
+    assert _scan(offsets, [live]) == [3]
+    with live.open("a") as stream:  # two more lines, then rotation by rename
+        stream.write(_line(3) + _line(4))
+    live.rename(tmp_path / "app.log.1")
+    live.write_text(_line(5))
+    assert _scan(offsets, [tmp_path / "app.log.1", live]) == [3]  # lines 3, 4 and 5
+    with live.open("a") as stream:  # one more, then the rotated file is compressed
+        stream.write(_line(6))
+    rotated = tmp_path / "app.log.1"
+    with gzip.open(tmp_path / "app.log.1.gz", "wb") as compressed:
+        compressed.write(rotated.read_bytes())
+    rotated.unlink()
+    assert _scan(offsets, [tmp_path / "app.log.1.gz", live]) == [1]  # only line 6
+
+
+def test_truncation_starts_the_file_over(tmp_path: Path) -> None:
+    live = tmp_path / "app.log"
+    offsets = Offsets(tmp_path / "state.json")
+    live.write_text("".join(_line(n) for n in range(10)))
+    assert _scan(offsets, [live]) == [10]
+    with live.open("w") as stream:  # copytruncate: emptied, then written again
+        stream.write(_line(10) + _line(11))
+    assert _scan(offsets, [live]) == [2]
+
+
+def test_an_unfinished_last_line_waits_for_the_next_scan(tmp_path: Path) -> None:
+    live = tmp_path / "app.log"
+    offsets = Offsets(tmp_path / "state.json")
+    live.write_text(_line(0) + _line(1).rstrip("\n"))
+    assert _scan(offsets, [live]) == [1]
+    with live.open("a") as stream:
+        stream.write("\n" + _line(2))
+    assert _scan(offsets, [live]) == [2]
+
+
+def test_window_skips_old_blocks_and_keeps_out_of_order_lines_exact(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S")
+    recent = (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    log = tmp_path / "big.log"
+    with log.open("w") as stream:
+        for number in range(60_000):  # several blocks of old lines
+            stream.write(f"{old}Z ERROR old item {number} padding padding padding\n")
+        stream.write(f"{recent}Z ERROR new item\n{old}Z ERROR late old line\n")
+    os.utime(log)
+    scanner = Scanner(now - timedelta(hours=1))
+    scanner.read(log)
+    assert scanner.triage.levels["ERROR"] == 1
+    assert list(scanner.triage.patterns) == ["new item"]
