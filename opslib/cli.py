@@ -121,6 +121,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         planted = seed(profile)
         print(f"video demo seeded into {profile.database_display()} and Redis; planted: {planted}")
         return 0
+    if args.pipeline == "catalog":
+        from opslib import demo_catalog
+
+        print(f"catalog pipeline created in {_shown(demo_catalog.create())}")
+        return 0
     if args.pipeline == "spots":
         from opslib import demo_spots
 
@@ -208,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="(re)create the demo or spots pipeline (SQLite), or seed the video pipeline "
+        help="(re)create the demo or spots pipeline (SQLite) or the catalog folder, or seed the video pipeline "
         "(PostgreSQL + Redis)",
     )
-    demo.add_argument("pipeline", nargs="?", choices=["demo", "spots", "video"], default="demo")
+    demo.add_argument(
+        "pipeline", nargs="?", choices=["demo", "catalog", "spots", "video"], default="demo"
+    )
     demo.add_argument("--profile", help="for video: the profile whose database and Redis to seed")
     demo.add_argument(
         "--if-stale", action="store_true", help="only when missing (the demo: or older than 12 h)"

@@ -83,7 +83,7 @@ def patterns_table(found: Triage, limit: int = TOP_PATTERNS) -> pd.DataFrame:
     )
 
 
-def error_patterns(profile: Profile, window_hours: float = 24) -> Metric:
+def error_patterns(profile: Profile, window_hours: float = 24, limit: int = TOP_PATTERNS) -> Metric:
     """How many distinct error patterns (ids, numbers and paths folded) the window holds,
     with the commonest first: the `grep | sort | uniq -c | sort -rn` of the manuals."""
     found = triage(profile, window_hours)
@@ -94,7 +94,7 @@ def error_patterns(profile: Profile, window_hours: float = 24) -> Metric:
         if top
         else f"no error in the last {window_hours:g} h"
     )
-    return Metric(len(found.patterns), summary, patterns_table(found))
+    return Metric(len(found.patterns), summary, patterns_table(found, limit))
 
 
 def rate_limits(profile: Profile, window_hours: float = 24) -> Metric:
@@ -116,3 +116,12 @@ def new_errors(profile: Profile, scan: str = "default") -> Metric:
     found = scanner.triage
     rate, summary = _rate(found, "since the previous scan")
     return Metric(rate, summary, patterns_table(found))
+
+
+def errors_per_hour(profile: Profile, window_hours: float = 24) -> pd.DataFrame:
+    """Error lines per hour over the window (hours without errors included), for a chart."""
+    found = triage(profile, window_hours)
+    end = utc_now().replace(minute=0, second=0, microsecond=0)
+    hours = pd.date_range(end - timedelta(hours=int(window_hours)), end, freq="h")
+    counts = [found.errors_per_hour.get(hour.to_pydatetime(), 0) for hour in hours]
+    return pd.DataFrame({"errors": counts}, index=hours)

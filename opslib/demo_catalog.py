@@ -1,0 +1,125 @@
+"""`opslib demo catalog`: the catalog sync pipeline's folder, as its manual describes it.
+
+Twelve weekly monitoring-cycle summaries (the latest one worse than the rest), a week of
+monitor logs (older days rotated and compressed) whose error rate rises over the last
+hours with timeouts, rate limiting and duplicate-key failures, and the pipeline's
+configuration with a JSON Schema for it. Times are relative to now, so the story holds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from opslib import paths
+from opslib.demo import log_line
+from opslib.probes.queue import utc_now
+
+WEEKS = 12
+DAYS_OF_LOGS = 7
+FETCHES_PER_HOUR = 120
+CONFIG = {
+    "batch_size": 50,
+    "schedule": {"weekday": "sunday", "hour": 2},
+    "quality_thresholds": {"import_success_rate": 0.98, "validation_pass_rate": 0.95},
+    "notifications": {"email": "ops@example.com", "on_failure": True},
+}
+CONFIG_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["batch_size", "schedule", "quality_thresholds"],
+    "properties": {
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": 500},
+        "schedule": {"type": "object", "required": ["weekday", "hour"]},
+        "quality_thresholds": {"type": "object"},
+        "notifications": {"type": "object"},
+    },
+}
+ERRORS = (
+    "fetch fragrance {item} failed: HTTP 429 rate limit exceeded, retry in {n} s",
+    "fetch fragrance {item} failed: timeout after {n} s",
+    "import of fragrance {item} failed: duplicate key value violates unique constraint "
+    '"fragrances_slug_key"',
+)
+
+
+def demo_dir() -> Path:
+    return paths.data_dir() / "catalog"
+
+
+def _summary(week_start: datetime, rng: random.Random, worse: bool) -> dict:
+    imported = rng.randint(4, 20)
+    failed = rng.randint(0, 2) + (14 if worse else 0)
+    return {
+        "cycle": week_start.strftime("%G-W%V"),
+        "started_at": week_start.isoformat() + "Z",
+        "new_fragrances_imported": imported,
+        "fragrances_updated": rng.randint(150, 260),
+        "failed": failed,
+        "execution_time_minutes": round(rng.uniform(9, 16) * (2.6 if worse else 1), 1),
+        "system_health_score": rng.randint(84, 96) - (25 if worse else 0),
+    }
+
+
+def _log_lines(day: datetime, now: datetime, rng: random.Random) -> list[str]:
+    """One day of the monitor's log; errors climb to ~12 % over the last six hours."""
+    lines = []
+    for hour in range(24):
+        start = day + timedelta(hours=hour)
+        if start > now:
+            break
+        error_share = 0.12 if now - start < timedelta(hours=6) else 0.01
+        for fetch in range(FETCHES_PER_HOUR):
+            moment = start + timedelta(seconds=fetch * 3600 / FETCHES_PER_HOUR)
+            if moment > now:
+                break
+            item = rng.randint(1000, 99999)
+            if rng.random() < error_share:
+                message = rng.choice(ERRORS).format(item=item, n=rng.choice((30, 60, 120)))
+                lines.append(log_line(moment, "ERROR", message))
+            else:
+                lines.append(
+                    log_line(
+                        moment, "INFO", f"fetch fragrance {item}: 200 in {rng.randint(80, 900)} ms"
+                    )
+                )
+        lines.append(log_line(start, "INFO", "scheduler heartbeat"))
+    return lines
+
+
+def create(seed: int = 5) -> Path:
+    """(Re)create the catalog demo folder; returns it."""
+    rng = random.Random(seed)
+    now = utc_now()
+    root = demo_dir()
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "summaries").mkdir(parents=True)
+    (root / "logs").mkdir()
+    (root / "config" / "schema").mkdir(parents=True)
+    last_sunday = (now - timedelta(days=(now.weekday() + 1) % 7)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
+    for week in range(WEEKS):
+        started = last_sunday - timedelta(weeks=WEEKS - 1 - week)
+        summary = _summary(started, rng, worse=week == WEEKS - 1)
+        (root / "summaries" / f"cycle-{summary['cycle']}.json").write_text(
+            json.dumps(summary, indent=2)
+        )
+    for days_ago in range(DAYS_OF_LOGS - 1, -1, -1):
+        day = (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
+        text = "".join(_log_lines(day, now, rng))
+        name = f"ongoing_monitor_{day:%Y%m%d}.log"
+        if days_ago >= 2:  # rotated and compressed
+            with gzip.open(root / "logs" / f"{name}.gz", "wt", encoding="utf-8") as stream:
+                stream.write(text)
+        else:
+            (root / "logs" / name).write_text(text)
+    (root / "config" / "monitoring_config.json").write_text(json.dumps(CONFIG, indent=2))
+    (root / "config" / "schema" / "monitoring_config.schema.json").write_text(
+        json.dumps(CONFIG_SCHEMA, indent=2)
+    )
+    return root
