@@ -229,6 +229,8 @@ class Processes(StrictModel):
 
     readers: list[Regex] = []
     terminable: list[Regex] = []
+    # name -> regex of a process that must be running (a scheduler, a worker)
+    required: dict[str, Regex] = {}
 
 
 class CheckSettings(StrictModel):
@@ -433,6 +435,8 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "http": lambda profile: bool(profile.targets.http),
     "gpu": lambda profile: profile.targets.gpu is not None,
     "files": lambda profile: bool(profile.files),
+    "host": lambda profile: True,  # the machine opslib runs on
+    "required_processes": lambda profile: bool(profile.processes.required),
     "benchmarks": _has_in_database("benchmarks"),
 }
 
@@ -545,6 +549,7 @@ def _labels(profile: Profile, check: str) -> set[str] | None:
         "invariant": profile.invariants,
         "disk_free": profile.targets.disks,
         "http_endpoint": profile.targets.http,
+        "process_running": profile.processes.required,
         "file_problems": profile.files,
         "file_age": profile.files,
         "file_size": profile.files,
