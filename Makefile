@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cu
 LAB_VENV := .venv-lab
 LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: morning-check hourly-check evening-wrap lab test lint bench demo bootstrap redis-server
+.PHONY: morning-check hourly-check evening-wrap weekly-review monthly-maintenance lab test lint bench demo bootstrap redis-server
 
 bootstrap: $(STAMP)
 
@@ -41,6 +41,16 @@ hourly-check: $(STAMP)
 
 evening-wrap: $(STAMP)
 	@$(BIN)/opslib run evening-wrap --profile $(PROFILE) -p apply=true --by make
+
+# The catalog pipeline's schedule (PROFILE=catalog; the demo folder is created when missing).
+weekly-review: $(STAMP)
+	@$(if $(filter catalog,$(PROFILE)),$(BIN)/opslib demo catalog --if-stale)
+	@$(BIN)/opslib run weekly-review --profile $(PROFILE)
+
+# Shows its plans; add APPLY=true to archive logs and back up the configuration.
+monthly-maintenance: $(STAMP)
+	@$(if $(filter catalog,$(PROFILE)),$(BIN)/opslib demo catalog --if-stale)
+	@$(BIN)/opslib run monthly-maintenance --profile $(PROFILE) $(if $(APPLY),-p apply=$(APPLY) --by make)
 
 demo: $(STAMP)
 	@$(BIN)/opslib demo

@@ -2,7 +2,8 @@
 
 `plan()` computes exactly what would change and a short hash of it. Nothing changes
 unless the run says `apply=True` (the plan is shown right above, in the same run) or
-`approve=<hash>` matches the freshly computed plan (an unattended run carrying out a plan
+`approve=<hash>` (several, comma-separated, for a runbook with several plans) matches the
+freshly computed plan (an unattended run carrying out a plan
 a person reviewed in an earlier report). Apply re-checks its condition inside the
 change and keeps a before-image of whatever it rewrites. The audit record is opened
 before the change starts and closed with its outcome, so no change goes unrecorded.
@@ -118,13 +119,15 @@ def execute(
         return _outcome(unplanned, "failed", f"could not plan: {reason}", Status.UNKNOWN, name)
     if plan.empty:
         return _outcome(plan, "nothing-to-do", f"nothing to do: {plan.summary}", Status.OK, name)
-    if approve and approve != plan.hash:
+    # a runbook with several plans is approved with their hashes joined by commas
+    approved = {part.strip() for part in approve.split(",") if part.strip()}
+    if approved and plan.hash not in approved:
         message = (
-            f"not applied: approved plan {approve} is stale, the current plan is {plan.hash}; "
-            "review the plan above and approve its hash"
+            f"not applied: the approved plan(s) {', '.join(sorted(approved))} do not include this "
+            f"plan, {plan.hash} (stale, or not chosen); review the plan above and approve its hash"
         )
         return _outcome(plan, "stale-approval", message, Status.WARNING, name)
-    if not (apply or approve):
+    if not (apply or approved):
         message = (
             f"dry run: would {plan.summary}; apply with -p apply=true or -p approve={plan.hash}"
         )

@@ -28,6 +28,32 @@ def per_hour(table: pd.DataFrame | None, title: str, ylabel: str = "jobs") -> No
     for label in axes.get_xticklabels():
         label.set_rotation(30)
         label.set_horizontalalignment("right")
+    _show(figure)
+
+
+def _show(figure: Figure) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     display(Image(data=buffer.getvalue(), format="png"))
+
+
+def trends(table: pd.DataFrame | None, x: str, title: str) -> None:
+    """One small line chart per numeric column of `table` against its column `x` (a
+    weekly summary's fields over the weeks), the last point marked."""
+    if table is None or table.empty:
+        print(f"{title}: no data")
+        return
+    columns = [c for c in table.columns if c != x and pd.api.types.is_numeric_dtype(table[c])]
+    figure = Figure(figsize=(9, 1.9 * ((len(columns) + 1) // 2)), layout="constrained")
+    figure.suptitle(title)
+    grid = list(figure.subplots((len(columns) + 1) // 2, 2, squeeze=False).flat)
+    for axes in grid[len(columns) :]:
+        axes.set_visible(False)
+    for axes, column in zip(grid, columns, strict=False):
+        axes.plot(table[x], table[column], marker="o", markersize=3, color="#1565c0")
+        axes.plot(table[x].iloc[-1:], table[column].iloc[-1:], marker="o", color="#c62828")
+        axes.set_title(column, fontsize=9)
+        axes.tick_params(labelsize=7)
+        axes.tick_params(axis="x", labelrotation=45)
+        axes.grid(alpha=0.3)
+    _show(figure)

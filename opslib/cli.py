@@ -124,6 +124,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.pipeline == "catalog":
         from opslib import demo_catalog
 
+        if args.if_stale and demo_catalog.demo_dir().exists():
+            return 0
         print(f"catalog pipeline created in {_shown(demo_catalog.create())}")
         return 0
     if args.pipeline == "spots":

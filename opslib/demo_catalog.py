@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
@@ -45,6 +46,20 @@ ERRORS = (
     "import of fragrance {item} failed: duplicate key value violates unique constraint "
     '"fragrances_slug_key"',
 )
+
+
+# (age in days, name): two plain logs past the 30-day compression age, an archive past 90
+OLD_LOGS = (
+    (35, "pipeline_errors_{date:%Y%m%d}.log"),
+    (48, "pipeline_errors_{date:%Y%m%d}.log"),
+    (120, "pipeline_errors_{date:%Y%m%d}.log.gz"),
+)
+
+
+def _touch(path: Path, moment: datetime) -> None:
+    """Give a file the modification time it would have had (`moment` is naive UTC)."""
+    stamp = moment.replace(tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
 
 
 def demo_dir() -> Path:
@@ -106,18 +121,31 @@ def create(seed: int = 5) -> Path:
     for week in range(WEEKS):
         started = last_sunday - timedelta(weeks=WEEKS - 1 - week)
         summary = _summary(started, rng, worse=week == WEEKS - 1)
-        (root / "summaries" / f"cycle-{summary['cycle']}.json").write_text(
-            json.dumps(summary, indent=2)
-        )
+        path = root / "summaries" / f"cycle-{summary['cycle']}.json"
+        path.write_text(json.dumps(summary, indent=2))
+        _touch(path, started + timedelta(minutes=summary["execution_time_minutes"]))
     for days_ago in range(DAYS_OF_LOGS - 1, -1, -1):
         day = (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
         text = "".join(_log_lines(day, now, rng))
         name = f"ongoing_monitor_{day:%Y%m%d}.log"
         if days_ago >= 2:  # rotated and compressed
-            with gzip.open(root / "logs" / f"{name}.gz", "wt", encoding="utf-8") as stream:
+            path = root / "logs" / f"{name}.gz"
+            with gzip.open(path, "wt", encoding="utf-8") as stream:
                 stream.write(text)
         else:
-            (root / "logs" / name).write_text(text)
+            path = root / "logs" / name
+            path.write_text(text)
+        _touch(path, min(day + timedelta(days=1), now))
+    for days_ago, name in OLD_LOGS:  # what monthly-maintenance archives or deletes
+        moment = now - timedelta(days=days_ago)
+        path = root / "logs" / name.format(date=moment)
+        line = log_line(moment, "INFO", "pipeline_errors log opened")
+        if path.suffix == ".gz":
+            with gzip.open(path, "wt", encoding="utf-8") as stream:
+                stream.write(line)
+        else:
+            path.write_text(line)
+        _touch(path, moment)
     (root / "config" / "monitoring_config.json").write_text(json.dumps(CONFIG, indent=2))
     (root / "config" / "schema" / "monitoring_config.schema.json").write_text(
         json.dumps(CONFIG_SCHEMA, indent=2)

@@ -117,7 +117,6 @@ class FileSet(StrictModel):
     glob: str
     is_json: bool = False  # every file must parse as JSON
     json_schema: str | None = None  # a JSON Schema file every file must satisfy
-    max_age: Seconds | None = None  # the newest file must be younger than this
 
 
 class RedisTarget(StrictModel):
@@ -383,6 +382,10 @@ class Profile(StrictModel):
 
         return Path(make_url(self.database_url()).database or "")
 
+    def file_glob(self, name: str) -> str:
+        """The resolved glob of the file set `name`."""
+        return str(paths.resolve_path(self.expand(self.files[name].glob, f"files.{name}.glob")))
+
     def stage_log(self, stage: str) -> Path | None:
         """The stage's log file, resolved, if the profile names one."""
         raw = self.stages.steps[stage].log if self.stages else None
@@ -552,7 +555,7 @@ def _labels(profile: Profile, check: str) -> set[str] | None:
         "process_running": profile.processes.required,
         "file_problems": profile.files,
         "file_age": profile.files,
-        "file_size": profile.files,
+        "file_growth": profile.files,
     }
     return set(named[check]) if check in named else None
 

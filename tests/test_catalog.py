@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import html
+import os
+import time
+from pathlib import Path
 
 import pytest
 from conftest import Workspace
@@ -41,3 +46,75 @@ def test_morning_check_on_a_profile_without_a_database_skips_what_it_lacks(
     text = report.read_text()
     assert "database_reachable skipped" in text and "gpu_memory skipped" in text
     assert "log_error_patterns" in text
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under `root` with its SHA-256 and modification time."""
+    return {
+        str(
+            path.relative_to(root)
+        ): f"{hashlib.sha256(path.read_bytes()).hexdigest()} {path.stat().st_mtime_ns}"
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_malformed_cycle_summary_is_named_and_the_other_weeks_are_reviewed(
+    catalog: Workspace,
+) -> None:
+    summaries = sorted((catalog.data / "catalog" / "summaries").glob("cycle-*.json"))
+    summaries[5].write_text('{"cycle": "2026-W41", "failed": 3,')  # cut off mid-write
+    result = catalog.opslib("run", "weekly-review", "--profile", "catalog")
+    assert result.returncode == 2, result.stdout + result.stderr  # an unusable record
+    (report,) = catalog.reports.rglob("*weekly-review*.html")
+    text = html.unescape(report.read_text())
+    assert f"{summaries[5].name}: not valid JSON" in text
+    assert "1 of 12 file(s) unusable" in text
+    assert "summary_field[system_health_score]" in text  # the newest week is still judged
+    assert "median before" in text
+
+
+def test_monthly_maintenance_without_apply_changes_no_file(catalog: Workspace) -> None:
+    root = catalog.data / "catalog"
+    before = _tree(root)
+    result = catalog.opslib("run", "monthly-maintenance", "--profile", "catalog")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would gzip 2 log file(s)" in result.stdout or "dry run" in html.unescape(
+        next(catalog.reports.rglob("*monthly-maintenance*.html")).read_text()
+    )
+    assert _tree(root) == before
+
+
+def test_monthly_maintenance_with_apply_archives_exactly_the_old_files(
+    catalog: Workspace,
+) -> None:
+    logs = catalog.data / "catalog" / "logs"
+    now = time.time()
+    fresh = logs / "pipeline_errors_recent.log"
+    fresh.write_text("2026-11-01T00:00:00Z INFO still in use\n")
+    os.utime(fresh, (now - 29 * 86400, now - 29 * 86400))  # a day short of the limit
+    old = {
+        path.name: path.read_bytes()
+        for path in logs.glob("*.log")
+        if now - path.stat().st_mtime > 30 * 86400
+    }
+    expired = [path.name for path in logs.glob("*.gz") if now - path.stat().st_mtime > 90 * 86400]
+    assert len(old) == 2 and len(expired) == 1
+    untouched = _tree(logs)
+    for name in [*old, *expired]:
+        untouched.pop(name)
+    result = catalog.opslib(
+        "run", "monthly-maintenance", "--profile", "catalog", "-p", "apply=true"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, content in old.items():
+        assert not (logs / name).exists()
+        with gzip.open(logs / f"{name}.gz", "rb") as archive:
+            assert archive.read() == content
+    assert not any((logs / name).exists() for name in expired)
+    after = _tree(logs)
+    assert {name: after[name] for name in untouched} == untouched
+    backups = list(
+        (catalog.data / "catalog" / "config" / "backup").glob("monitoring_config_*.json")
+    )
+    assert len(backups) == 1

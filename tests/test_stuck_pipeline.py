@@ -89,7 +89,7 @@ def test_stale_approval_changes_nothing_and_shows_the_new_plan(workspace: Worksp
     assert job_rows(workspace) == before
     page = html_of(workspace)
     current = plan_hash(page)
-    assert f"approved plan 0123456789ab is stale, the current plan is {current}" in page
+    assert f"approved plan(s) 0123456789ab do not include this plan, {current}" in page
     assert audit_rows(workspace) == []
 
 

@@ -1,0 +1,198 @@
+"""File upkeep as planned actions: archive old logs, back up configuration.
+
+The manual's `find logs/ -mtime +30 -exec gzip {} \\;` and `-mtime +90 -delete` run blind;
+here the plan names every file with its size and age, compression is verified (the
+archive must decompress to the same bytes) before the original goes, and each file's
+condition is checked again when the plan is applied.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import humanfriendly
+import pandas as pd
+
+from opslib.actions import Applied, Plan
+from opslib.probes.files import json_schema, matched, read_json
+from opslib.probes.logs import log_files
+from opslib.probes.queue import utc_now
+from opslib.profiles import Profile
+
+DAY_S = 86400.0
+
+
+def _age_days(path: Path) -> float:
+    return (time.time() - path.stat().st_mtime) / DAY_S
+
+
+def _sha256(path: Path, opener=open) -> str:  # type: ignore[no-untyped-def]
+    digest = hashlib.sha256()
+    with opener(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ArchiveLogs:
+    """gzip log files untouched for `compress_after_days`; delete compressed ones older
+    than `delete_after_days`."""
+
+    profile: Profile
+    needs: ClassVar[str] = "logs"
+    compress_after_days: float = 30
+    delete_after_days: float = 90
+    name: str = "archive_logs"
+
+    def _due(self, path: Path) -> str | None:
+        """What the policy does to `path` now: compress, delete, or nothing."""
+        if not path.exists():
+            return None
+        compressed = path.suffix == ".gz"
+        if compressed and _age_days(path) > self.delete_after_days:
+            return "delete"
+        if not compressed and _age_days(path) > self.compress_after_days:
+            return "compress"
+        return None
+
+    def plan(self) -> Plan:
+        rows = [
+            {
+                "file": str(path),
+                "do": action,
+                "bytes": path.stat().st_size,
+                "age_days": round(_age_days(path), 1),
+            }
+            for path in log_files(self.profile)
+            if (action := self._due(path))
+        ]
+        sizes = {
+            action: sum(r["bytes"] for r in rows if r["do"] == action)
+            for action in ("compress", "delete")
+        }
+        counts = {action: sum(r["do"] == action for r in rows) for action in sizes}
+        return Plan(
+            action=self.name,
+            target=", ".join(self.profile.log_globs()),
+            summary=f"gzip {counts['compress']} log file(s) older than {self.compress_after_days:g} days "
+            f"({humanfriendly.format_size(sizes['compress'])}), delete {counts['delete']} archive(s) older "
+            f"than {self.delete_after_days:g} days ({humanfriendly.format_size(sizes['delete'])})",
+            changes=tuple({"file": r["file"], "do": r["do"]} for r in rows),
+            context=pd.DataFrame(rows),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        done, skipped = [], []
+        before = sum(
+            Path(change["file"]).stat().st_size
+            for change in plan.changes
+            if Path(change["file"]).exists()
+        )
+        for change in plan.changes:
+            path = Path(change["file"])
+            if self._due(path) != change["do"]:
+                skipped.append(change["file"])
+                continue
+            if change["do"] == "compress":
+                archive = _compress_verified(path)
+                done.append({**change, "into": str(archive)})
+            else:
+                path.unlink()
+                done.append(change)
+        after = sum(
+            Path(item.get("into", item["file"])).stat().st_size
+            for item in done
+            if Path(item.get("into", item["file"])).exists()
+        )
+        return Applied(len(done), before, after, done, skipped, None)
+
+
+def _compress_verified(path: Path) -> Path:
+    """`path` gzipped beside itself, kept only if it decompresses to the same bytes; the
+    archive keeps the original's modification time (the retention clock)."""
+    archive = path.with_name(path.name + ".gz")
+    partial = path.with_name(path.name + ".gz.part")
+    with path.open("rb") as source, gzip.open(partial, "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    if _sha256(partial, gzip.open) != _sha256(path):
+        partial.unlink()
+        raise OSError(f"{partial.name} does not decompress to {path.name}: original kept")
+    status = path.stat()
+    os.utime(partial, (status.st_atime, status.st_mtime))
+    os.replace(partial, archive)
+    path.unlink()
+    return archive
+
+
+@dataclass
+class BackupFiles:
+    """Copy each valid file of a file set (the configuration) into a dated `backup/`
+    folder beside it, with a SHA-256 manifest; files failing the set's JSON or schema
+    check are named and not copied (a backup of a broken config restores a broken config)."""
+
+    profile: Profile
+    needs: ClassVar[str] = "files"
+    file_set: str = "config"
+    name: str = "backup_files"
+
+    def plan(self) -> Plan:
+        if self.file_set not in self.profile.files:
+            return Plan(
+                self.name, self.profile.name, f"profile has no file set {self.file_set!r}", ()
+            )
+
+        schema = json_schema(self.profile, self.file_set)
+        stamp = utc_now().strftime("%Y%m%d")
+        rows = []
+        for path in matched(self.profile, self.file_set):
+            reason = (
+                read_json(path, schema)[1]
+                if schema or self.profile.files[self.file_set].is_json
+                else ""
+            )
+            rows.append(
+                {
+                    "file": str(path),
+                    "to": str(path.parent / "backup" / f"{path.stem}_{stamp}{path.suffix}"),
+                    "sha256": _sha256(path),
+                    "problem": reason,
+                }
+            )
+        good = [row for row in rows if not row["problem"]]
+        refused = [f"{Path(row['file']).name} ({row['problem']})" for row in rows if row["problem"]]
+        summary = f"copy {len(good)} file(s) of {self.file_set} into backup/ with their SHA-256"
+        if refused:
+            summary += f"; not copying {', '.join(refused)}"
+        return Plan(
+            action=self.name,
+            target=self.profile.file_glob(self.file_set),
+            summary=summary,
+            changes=tuple({key: row[key] for key in ("file", "to", "sha256")} for row in good),
+            context=pd.DataFrame(rows),
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        done, skipped = [], []
+        for change in plan.changes:
+            source, target = Path(change["file"]), Path(change["to"])
+            if not source.exists() or _sha256(source) != change["sha256"]:
+                skipped.append(change["file"])  # changed since the plan was shown
+                continue
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(source, target)
+            if _sha256(target) != change["sha256"]:
+                raise OSError(f"the copy {target} does not match {source.name}")
+            done.append(change)
+        if done:
+            manifest = Path(done[0]["to"]).parent / f"manifest_{utc_now():%Y%m%dT%H%M%S}.json"
+            manifest.write_text(json.dumps(done, indent=2))
+        return Applied(len(done), len(plan.changes), len(done), done, skipped, None)
