@@ -19,6 +19,7 @@ the start, so no line is lost or counted twice.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -37,15 +38,60 @@ EXAMPLE_CHARS = 300
 
 _ISO = rb"\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?"
 _SYSLOG = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2}"
-_STAMP = rb"(?P<stamp>" + _ISO + rb"|" + _SYSLOG + rb")"
 _LEVELS = rb"DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL"
-# a dated line and its level: the first level word after the timestamp
-DATED_LEVEL = re.compile(rb"^" + _STAMP + rb"[^\n]*?\b(?P<level>" + _LEVELS + rb")\b", re.M)
-ERROR_LINE = re.compile(
-    rb"^" + _STAMP + rb"[^\n]*?\b(?P<level>ERROR|CRITICAL|FATAL)\b[\s:\]-]*(?P<message>[^\n]*)",
-    re.M,
-)
-DATED = re.compile(rb"^" + _STAMP, re.M)
+# strptime directives a profile's timestamp format may use, as regular expressions
+_DIRECTIVES = {
+    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{3}",
+    "%H": r"\d{1,2}", "%I": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%f": r"\d{1,6}",
+    "%p": r"(?:AM|PM)", "%b": r"[A-Za-z]{3}", "%a": r"[A-Za-z]{3}", "%z": r"(?:Z|[+-]\d{2}:?\d{2})",
+    "%%": "%",
+}  # fmt: skip
+
+
+def format_regex(format_: str) -> str:
+    """The regular expression matching timestamps written with strptime `format_`;
+    a directive outside `_DIRECTIVES` is a ValueError naming it."""
+    parts = re.split(r"(%.)", format_)
+    pieces = []
+    for part in parts:
+        if part.startswith("%"):
+            if part not in _DIRECTIVES:
+                raise ValueError(f"timestamp format {format_!r}: {part} is not supported")
+            pieces.append(_DIRECTIVES[part])
+        else:
+            pieces.append(re.escape(part))
+    return "".join(pieces)
+
+
+@dataclass(frozen=True)
+class LineShapes:
+    """The regular expressions for dated lines, with the profile's own timestamp formats
+    tried after ISO 8601 and syslog."""
+
+    formats: tuple[str, ...]
+    dated: re.Pattern[bytes]
+    dated_level: re.Pattern[bytes]
+    error_line: re.Pattern[bytes]
+
+
+@functools.cache
+def line_shapes(formats: tuple[str, ...] = ()) -> LineShapes:
+    stamps = [_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)]
+    stamp = rb"(?P<stamp>" + b"|".join(stamps) + rb")"
+    return LineShapes(
+        formats,
+        re.compile(rb"^" + stamp, re.M),
+        # a dated line and its level: the first level word after the timestamp
+        re.compile(rb"^" + stamp + rb"[^\n]*?\b(?P<level>" + _LEVELS + rb")\b", re.M),
+        re.compile(
+            rb"^"
+            + stamp
+            + rb"[^\n]*?\b(?P<level>ERROR|CRITICAL|FATAL)\b[\s:\]-]*(?P<message>[^\n]*)",
+            re.M,
+        ),
+    )
+
+
 # matched on a lower-cased copy of the block: case-insensitive alternations are slow
 RATE_LIMIT = re.compile(rb"rate[ _-]?limit|\b429\b")
 _DIGITS = b"0123456789"
@@ -69,16 +115,26 @@ def normalize(message: str) -> str:
     return " ".join(message.split())[:EXAMPLE_CHARS]
 
 
-def parse_stamp(raw: bytes, year: int) -> datetime | None:
-    """A line's timestamp as naive UTC; syslog stamps carry no year, so `year` is used."""
+def parse_stamp(raw: bytes, year: int, formats: tuple[str, ...] = ()) -> datetime | None:
+    """A line's timestamp as naive UTC; a stamp without a year (syslog) gets `year`."""
     text = raw.decode("ascii", "replace").strip("[]")
     try:
-        if text[0].isdigit():
-            stamp = datetime.fromisoformat(text.replace(",", "."))
-            return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+        if text[0].isdigit() and text[4:5] == "-":
+            return _utc(datetime.fromisoformat(text.replace(",", ".")))
         return datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S")
     except ValueError:
-        return None
+        pass
+    for format_ in formats:
+        try:
+            stamp = datetime.strptime(text, format_)
+        except ValueError:
+            continue
+        return _utc(stamp if "%Y" in format_ or "%y" in format_ else stamp.replace(year=year))
+    return None
+
+
+def _utc(stamp: datetime) -> datetime:
+    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
 @dataclass
@@ -137,18 +193,19 @@ class _Window:
     parses. A block that straddles the window's start, or mixes stamp shapes (syslog,
     several zones), is filtered line by line."""
 
-    def __init__(self, since: datetime | None, year: int) -> None:
+    def __init__(self, since: datetime | None, year: int, shapes: LineShapes) -> None:
         self.since = since
         self.year = year
+        self.shapes = shapes
 
     def _inside(self, raw: bytes) -> bool | None:
-        stamp = parse_stamp(raw, self.year)
+        stamp = parse_stamp(raw, self.year, self.shapes.formats)
         return None if stamp is None else stamp >= self.since
 
     def cut(self, block: bytes) -> bytes:
         if self.since is None:
             return block
-        stamps = DATED.findall(block)
+        stamps = self.shapes.dated.findall(block)
         if not stamps:
             return b""
         earliest, latest = min(stamps), max(stamps)
@@ -169,7 +226,7 @@ class _Window:
         kept = []
         keep = False
         for line in block.splitlines(keepends=True):
-            dated = DATED.match(line)
+            dated = self.shapes.dated.match(line)
             if dated:
                 keep = bool(self._inside(dated["stamp"]))
             if keep:
@@ -180,12 +237,15 @@ class _Window:
 class Scanner:
     """Accumulates a `Triage` over blocks of log text."""
 
-    def __init__(self, since: datetime | None, requests: str | None = None) -> None:
+    def __init__(
+        self, since: datetime | None, requests: str | None = None, formats: tuple[str, ...] = ()
+    ) -> None:
         if since is not None and since.tzinfo is not None:  # stamps are compared as naive UTC
             since = since.astimezone(UTC).replace(tzinfo=None)
         self._triage = Triage(since)
         self.year = datetime.now(UTC).year
-        self.window = _Window(since, self.year)
+        self.shapes = line_shapes(tuple(formats))
+        self.window = _Window(since, self.year, self.shapes)
         self.requests = re.compile(requests.encode(), re.M) if requests else None
         self._keys: dict[bytes, str] = {}  # message without digits -> normalized pattern
         self._seen: dict[str, list] = {}  # pattern -> [count, first stamp, last stamp, line]
@@ -197,7 +257,7 @@ class Scanner:
         data = self.window.cut(block)
         if not data:
             return
-        levels = Counter(level.decode() for _, level in DATED_LEVEL.findall(data))
+        levels = Counter(level.decode() for _, level in self.shapes.dated_level.findall(data))
         if "WARN" in levels:
             levels["WARNING"] += levels.pop("WARN")
         triage.levels.update(levels)
@@ -209,7 +269,7 @@ class Scanner:
             triage.rate_limited += len(
                 {lowered.rfind(b"\n", 0, match.start()) for match in RATE_LIMIT.finditer(lowered)}
             )
-        for match in ERROR_LINE.finditer(data):
+        for match in self.shapes.error_line.finditer(data):
             self._error(match)
 
     def _error(self, match: re.Match[bytes]) -> None:
@@ -243,7 +303,7 @@ class Scanner:
         found = self._triage
 
         def when(stamp: bytes) -> datetime:
-            return parse_stamp(stamp, self.year) or datetime.min
+            return parse_stamp(stamp, self.year, self.shapes.formats) or datetime.min
 
         found.patterns = {
             key: Pattern(

@@ -67,6 +67,16 @@ def _regex(value: str) -> str:
 Regex = Annotated[str, BeforeValidator(_regex)]
 
 
+def _timestamp_format(value: str) -> str:
+    from opslib.logscan import format_regex
+
+    format_regex(value)  # raises ValueError naming an unsupported directive
+    return value
+
+
+TimestampFormat = Annotated[str, BeforeValidator(_timestamp_format)]
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a misspelt key must never be silently ignored."""
 
@@ -88,7 +98,7 @@ class LogsTarget(StrictModel):
 
     paths: list[str]
     # strptime formats tried after ISO 8601 and syslog (`Nov 23 14:02:11`) at a line's start
-    timestamp_formats: list[str] = []
+    timestamp_formats: list[TimestampFormat] = []
     # a regex marking a request line: the error rate is then errors per request, not per line
     requests: Regex | None = None
 

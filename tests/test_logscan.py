@@ -107,3 +107,32 @@ def test_window_skips_old_blocks_and_keeps_out_of_order_lines_exact(tmp_path: Pa
     scanner.read(log)
     assert scanner.triage.levels["ERROR"] == 1
     assert list(scanner.triage.patterns) == ["new item"]
+
+
+def test_a_profile_timestamp_format_dates_its_lines(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=2)
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{old:%d/%m/%Y %H:%M:%S} ERROR too old to count\n"
+        f"{now:%d/%m/%Y %H:%M:%S} ERROR disk quota exceeded for user 1001\n"
+        f"{now:%d/%m/%Y %H:%M:%S} INFO fine\n"
+    )
+    scanner = Scanner(now - timedelta(hours=1), formats=("%d/%m/%Y %H:%M:%S",))
+    scanner.read(log)
+    assert dict(scanner.triage.levels) == {"ERROR": 1, "INFO": 1}
+    assert list(scanner.triage.patterns) == ["disk quota exceeded for user <n>"]
+
+
+def test_an_unsupported_timestamp_directive_is_a_profile_error(tmp_path: Path) -> None:
+    import pytest
+
+    from opslib.errors import ProfileError
+    from opslib.profiles import load_profile
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: p\ntargets:\n  logs:\n    paths: [x.log]\n    timestamp_formats: ['%d %Q']\n"
+    )
+    with pytest.raises(ProfileError, match=r"timestamp_formats.*%Q is not supported"):
+        load_profile(str(path))

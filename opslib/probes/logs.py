@@ -30,7 +30,8 @@ def log_files(profile: Profile) -> list[Path]:
 
 def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
     since = None if window_hours is None else utc_now() - timedelta(hours=window_hours)
-    return Scanner(since, profile.targets.logs.requests)
+    logs = profile.targets.logs
+    return Scanner(since, logs.requests, tuple(logs.timestamp_formats))
 
 
 def triage(profile: Profile, window_hours: float) -> Triage:
