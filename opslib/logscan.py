@@ -388,3 +388,26 @@ class Offsets:
 def _uncompressed_size(file: Path) -> int | None:
     """The size of a plain file; None for a compressed one (unknown without reading it)."""
     return None if file.suffix == ".gz" else file.stat().st_size
+
+
+def dated_matches(
+    files: list[Path], pattern: str, formats: tuple[str, ...] = ()
+) -> Iterator[tuple[datetime, dict[str, str]]]:
+    """(time, named groups) of every dated line in `files` where `pattern` matches after
+    the timestamp, streamed block by block like the triage."""
+    shapes = line_shapes(formats)
+    wanted = re.compile(rb"^" + shapes.dated.pattern[1:] + rb"[^\n]*?" + pattern.encode(), re.M)
+    year = datetime.now(UTC).year
+    for path in files:
+        tail: list[bytes] = []
+        with _open(path) as stream:
+            for block in _blocks(stream, tail):
+                for match in wanted.finditer(block):
+                    stamp = parse_stamp(match["stamp"], year, formats)
+                    if stamp is not None:
+                        groups = {
+                            k: v.decode("utf-8", "replace")
+                            for k, v in match.groupdict().items()
+                            if v is not None and k != "stamp"
+                        }
+                        yield stamp, groups

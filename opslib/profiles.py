@@ -14,7 +14,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -190,6 +190,18 @@ class Halt(StrictModel):
     key: str = "halt"
 
 
+class Duration(StrictModel):
+    """How long one run of something (a stage, a cycle) should take, and where its actual
+    durations are written: a log line whose regex group `seconds` or `minutes` holds one
+    run's time, or a numeric field of a file set's JSON files (in `unit`)."""
+
+    expected: Seconds
+    log: Regex | None = None
+    file_set: str | None = None
+    field: str | None = None
+    unit: Literal["s", "min", "h"] = "s"
+
+
 class Backups(StrictModel):
     """Where database dumps go, how many of each retention class to keep, and which tables
     a restore must reproduce exactly."""
@@ -268,6 +280,8 @@ class Profile(StrictModel):
     benchmarks: dict[str, str] = {}
     # name -> a set of files the pipeline writes, checked for age, size and JSON validity
     files: dict[str, FileSet] = {}
+    # name -> how long a run should take and where its durations are recorded
+    durations: dict[str, Duration] = {}
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -449,6 +463,7 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "gpu": lambda profile: profile.targets.gpu is not None,
     "files": lambda profile: bool(profile.files),
     "host": lambda profile: True,  # the machine opslib runs on
+    "durations": lambda profile: bool(profile.durations),
     "required_processes": lambda profile: bool(profile.processes.required),
     "benchmarks": _has_in_database("benchmarks"),
 }
@@ -563,6 +578,7 @@ def _labels(profile: Profile, check: str) -> set[str] | None:
         "disk_free": profile.targets.disks,
         "http_endpoint": profile.targets.http,
         "process_running": profile.processes.required,
+        "duration_ratio": profile.durations,
         "file_problems": profile.files,
         "file_age": profile.files,
         "file_growth": profile.files,

@@ -118,3 +118,12 @@ def test_monthly_maintenance_with_apply_archives_exactly_the_old_files(
         (catalog.data / "catalog" / "config" / "backup").glob("monitoring_config_*.json")
     )
     assert len(backups) == 1
+
+
+def test_slow_processing_applies_the_twice_expected_rule_to_the_last_cycle(
+    catalog: Workspace,
+) -> None:
+    result = catalog.opslib("run", "slow-processing", "--profile", "catalog")
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(row for row in result.stdout.splitlines() if "duration_ratio[cycle]" in row)
+    assert "WARNING" in line and "x the expected 15 minutes" in line
