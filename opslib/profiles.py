@@ -420,22 +420,27 @@ class Profile(StrictModel):
         )
 
 
+def _has_database(profile: Profile) -> bool:
+    """A database target whose URL is set: `url: ${CATALOG_DSN:-}` makes it optional."""
+    return profile.targets.database is not None and profile.database_url() != ""
+
+
 def _database_is(profile: Profile, backend: str) -> bool:
-    return profile.targets.database is not None and profile.database_url().startswith(backend)
+    return _has_database(profile) and profile.database_url().startswith(backend)
 
 
 def _has_queue(profile: Profile) -> bool:
-    return profile.queue is not None and profile.targets.database is not None
+    return profile.queue is not None and _has_database(profile)
 
 
 def _has_in_database(section: str) -> Callable[[Profile], bool]:
-    return lambda profile: bool(getattr(profile, section)) and profile.targets.database is not None
+    return lambda profile: bool(getattr(profile, section)) and _has_database(profile)
 
 
 # What a check (`needs:` in catalogue.yaml) or an action (`needs`) can require of a
 # profile; a step whose need is not met is skipped, saying which.
 NEEDS: dict[str, Callable[[Profile], bool]] = {
-    "database": lambda profile: profile.targets.database is not None,
+    "database": _has_database,
     "logs": lambda profile: profile.targets.logs is not None,
     "disks": lambda profile: bool(profile.targets.disks),
     "redis": lambda profile: profile.targets.redis is not None,

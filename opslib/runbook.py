@@ -91,9 +91,12 @@ class Runbook:
     def _header(self) -> str:
         profile = self.profile
         targets = []
-        if profile.targets.database is not None:
+        if profile.provides("database"):
             targets.append(f"database {escape(profile.database_display())}")
         targets += [f"logs {escape(pattern)}" for pattern in profile.log_globs()]
+        targets += [f"endpoint {escape(name)}" for name in profile.targets.http]
+        if profile.targets.gpu is not None:
+            targets.append("NVIDIA GPUs")
         items = "".join(f"<li>{t}</li>" for t in targets)
         return (
             f"<p><b>{escape(self.name)}</b> on profile <b>{escape(profile.name)}</b> — "

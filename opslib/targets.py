@@ -13,7 +13,7 @@ from opslib.profiles import Profile
 def check_targets(profile: Profile) -> list[CheckResult]:
     """One result per target: CRITICAL/UNKNOWN with the reason when it does not answer."""
     results = []
-    if profile.targets.database is not None:
+    if profile.provides("database"):
         try:
             results.append(CheckResult("database", Status.OK, summary=reachable(profile).summary))
         except ProbeError as exc:
