@@ -66,34 +66,60 @@ def format_regex(format_: str) -> str:
 @dataclass(frozen=True)
 class LineShapes:
     """The regular expressions for dated lines, with the profile's own timestamp formats
-    tried after ISO 8601 and syslog."""
+    tried after ISO 8601 and syslog. `level` yields just each dated line's level word
+    (the first one after its stamp); `entry` takes one line apart, matched at its start."""
 
     formats: tuple[str, ...]
     dated: re.Pattern[bytes]
-    dated_level: re.Pattern[bytes]
-    error_line: re.Pattern[bytes]
+    level: re.Pattern[bytes]
+    entry: re.Pattern[bytes]
 
 
 @functools.cache
 def line_shapes(formats: tuple[str, ...] = ()) -> LineShapes:
-    stamps = [_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)]
-    stamp = rb"(?P<stamp>" + b"|".join(stamps) + rb")"
+    stamps = b"|".join([_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)])
     return LineShapes(
         formats,
-        re.compile(rb"^" + stamp, re.M),
-        # a dated line and its level: the first level word after the timestamp
-        re.compile(rb"^" + stamp + rb"[^\n]*?\b(?P<level>" + _LEVELS + rb")\b", re.M),
+        re.compile(rb"^(?P<stamp>" + stamps + rb")", re.M),
+        re.compile(rb"^(?:" + stamps + rb")[^\n]*?\b(" + _LEVELS + rb")\b", re.M),
         re.compile(
-            rb"^"
-            + stamp
-            + rb"[^\n]*?\b(?P<level>ERROR|CRITICAL|FATAL)\b[\s:\]-]*(?P<message>[^\n]*)",
-            re.M,
+            rb"(?P<stamp>" + stamps + rb")[^\n]*?\b(?P<level>" + _LEVELS + rb")\b"
+            rb"[\s:\]-]*(?P<message>[^\n]*)"
         ),
     )
 
 
-# matched on a lower-cased copy of the block: case-insensitive alternations are slow
-RATE_LIMIT = re.compile(rb"rate[ _-]?limit|\b429\b")
+# Words whose lines need a closer look, found by plain substring search (C speed): an
+# error level, and rate limiting (searched in a lower-cased copy of the block).
+ERROR_WORDS = (b"ERROR", b"CRITICAL", b"FATAL")
+ERROR_LEVELS = {b"ERROR", b"CRITICAL", b"FATAL"}
+RATE_LIMIT_WORDS = (b"limit", b"429")
+_RATE_PREFIXES = (b"rate ", b"rate-", b"rate_", b"rate")
+
+
+def _qualifies(data: bytes, position: int, word: bytes) -> bool:
+    """A number must stand alone (`429`, not `14290`); `limit` must follow `rate`."""
+    end = position + len(word)
+    if word.isdigit():
+        return not data[position - 1 : position].isdigit() and not data[end : end + 1].isdigit()
+    if word == b"limit":
+        return any(data[position - len(p) : position] == p for p in _RATE_PREFIXES)
+    return True
+
+
+def line_starts(data: bytes, words: tuple[bytes, ...]) -> list[int]:
+    """The start offsets of the lines of `data` containing any of `words`, in order,
+    each once (one substring search per word, then a check around each hit)."""
+    starts = set()
+    for word in words:
+        position = data.find(word)
+        while position != -1:
+            if _qualifies(data, position, word):
+                starts.add(data.rfind(b"\n", 0, position) + 1)
+            position = data.find(word, position + len(word))
+    return sorted(starts)
+
+
 _DIGITS = b"0123456789"
 _CACHE_LIMIT = 100_000
 
@@ -257,20 +283,16 @@ class Scanner:
         data = self.window.cut(block)
         if not data:
             return
-        levels = Counter(level.decode() for _, level in self.shapes.dated_level.findall(data))
-        if "WARN" in levels:
-            levels["WARNING"] += levels.pop("WARN")
-        triage.levels.update(levels)
-        triage.lines += sum(levels.values())
+        for level, count in Counter(self.shapes.level.findall(data)).items():
+            triage.levels["WARNING" if level == b"WARN" else level.decode()] += count
+            triage.lines += count
         if self.requests is not None:
             triage.requests += len(self.requests.findall(data))
-        lowered = data.lower()
-        if b"429" in lowered or b"limit" in lowered:
-            triage.rate_limited += len(
-                {lowered.rfind(b"\n", 0, match.start()) for match in RATE_LIMIT.finditer(lowered)}
-            )
-        for match in self.shapes.error_line.finditer(data):
-            self._error(match)
+        triage.rate_limited += len(line_starts(data.lower(), RATE_LIMIT_WORDS))
+        for start in line_starts(data, ERROR_WORDS):
+            entry = self.shapes.entry.match(data, start)
+            if entry is not None and entry["level"] in ERROR_LEVELS:  # its level, not a word
+                self._error(entry)
 
     def _error(self, match: re.Match[bytes]) -> None:
         """Count one error line under its pattern. Normalizing is cached by the message

@@ -136,3 +136,20 @@ def test_an_unsupported_timestamp_directive_is_a_profile_error(tmp_path: Path) -
     )
     with pytest.raises(ProfileError, match=r"timestamp_formats.*%Q is not supported"):
         load_profile(str(path))
+
+
+def test_a_line_is_an_error_by_its_level_not_by_a_word_in_its_message(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{now:%Y-%m-%dT%H:%M:%S}Z INFO retried after ERROR from upstream, item 7\n"
+        f"{now:%Y-%m-%dT%H:%M:%S}Z ERROR upstream said ERROR twice\n"
+        f"{now:%Y-%m-%dT%H:%M:%S}Z WARN queue 14290 items long\n"
+        f"{now:%Y-%m-%dT%H:%M:%S}Z INFO GET /x 429 in 12 ms\n"
+    )
+    scanner = Scanner(None)
+    scanner.read(log)
+    found = scanner.triage
+    assert dict(found.levels) == {"INFO": 2, "ERROR": 1, "WARNING": 1}
+    assert list(found.patterns) == ["upstream said ERROR twice"]
+    assert found.rate_limited == 1  # the 429 response, not queue 14290
