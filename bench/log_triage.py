@@ -38,7 +38,9 @@ runbook is the worse tool. This benchmark measures both on the same files:
    fails (exit 1) if a count differs.
 
 The shell tools run with LC_ALL=C, their fastest setting, so the pipeline's figure is the
-best it can do. `--profile` adds a cProfile of the no-window triage (top 15 by tottime).
+best it can do. The opslib children import a copy of opslib's source taken when the run
+starts (its hash and commit are printed and stored with the figures), so an edit to the
+checkout while the benchmark runs cannot mix two versions in one table. `--profile` adds a cProfile of the no-window triage (top 15 by tottime).
 
     .venv/bin/python bench/log_triage.py [--megabytes 100] [--days 7] [--repeat 3] [--rebuild]
 """
@@ -47,6 +49,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -195,6 +199,7 @@ CHILD_SCRIPT = textwrap.dedent(
     from datetime import datetime
     from pathlib import Path
 
+    from opslib import logscan
     from opslib.logscan import Scanner
 
     parser = argparse.ArgumentParser()
@@ -235,6 +240,7 @@ CHILD_SCRIPT = textwrap.dedent(
         "top": top,
         "scan_s": scan_s,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "module": logscan.__file__,
     }
     print(json.dumps(summary))
     if profiler:
@@ -254,6 +260,60 @@ def machine(workdir: Path) -> str:
         f"{describe()}\ntools: {', '.join(versions)}, awk = {awk}; shell pipelines run with "
         f"LC_ALL=C; workdir {workdir}"
     )
+
+
+def _source_hash(package: Path) -> str:
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass
+class Snapshot:
+    """A copy of opslib's source, taken when the run starts, that every opslib child
+    imports: the figures then belong to one version of the code even if the checkout is
+    edited while the benchmark runs. `commit` names where the copy came from."""
+
+    package: Path
+    copy: Path
+    source: str
+    commit: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self.copy.parent)}
+
+    def changed_since(self) -> str | None:
+        """The checkout's source hash now, if it is no longer the one copied."""
+        now = _source_hash(self.package)
+        return now if now != self.source else None
+
+
+def snapshot(workdir: Path) -> Snapshot:
+    spec = importlib.util.find_spec("opslib")
+    if spec is None or spec.origin is None:
+        raise SystemExit("benchmark failed: opslib is not importable from this Python")
+    package = Path(spec.origin).parent
+    copy = workdir / "opslib-snapshot" / "opslib"
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(package.parent), *args], capture_output=True, text=True, check=False
+        )
+        return done.stdout if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "no git commit"
+    changed = [
+        line.split(maxsplit=1)[1]
+        for line in git("status", "--porcelain", "--", package.name).splitlines()
+    ]
+    if changed:
+        commit += f" + uncommitted changes in {', '.join(changed)}"
+    return Snapshot(package, copy, _source_hash(copy), commit)
 
 
 def cell(text: str) -> str:
@@ -576,10 +636,10 @@ def measure(methods: list[Method], repeat: int) -> None:
                 bar.update()
 
 
-def profile(child: Path, files: list[Path]) -> str:
+def profile(child: Path, files: list[Path], env: dict[str, str]) -> str:
     command = opslib_command(child, files, None)
     command[2:2] = ["--profile", str(PROFILE_LINES)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return done.stdout.split("\n", 1)[1]
 
 
@@ -682,7 +742,9 @@ def report_ratio(methods: list[Method]) -> bool:
     return ratio >= TARGET_RATIO
 
 
-def report_rss(stored: dict[str, Any], current: str) -> None:
+def report_rss(stored: dict[str, Any], current: str, source: str) -> None:
+    """Peak RSS at every size measured so far with this same opslib source; sizes last
+    measured with other code are listed but left out of the verdicts."""
     print("\n### opslib peak RSS (ru_maxrss of the child), every size measured in this workdir\n")
     rows = []
     for size in sorted(stored, key=float):
@@ -693,14 +755,18 @@ def report_rss(stored: dict[str, Any], current: str) -> None:
                 f"{result['rss_kib'] * 1024 / MB:.1f}",
                 f"{result['window_rss_kib'] * 1024 / MB:.1f}",
                 f"{result['ratio']:.2f}",
+                result.get("opslib_source", "?"),
                 "this run" if size == current else f"earlier run, {result['measured_at']}",
             ]
         )
     table(
-        ["log set", "no window MB", "24 h window MB", "ratio vs pipeline", "measured"],
+        ["log set", "no window MB", "24 h window MB", "ratio vs pipeline", "opslib", "measured"],
         rows,
         {1, 2, 3},
     )
+    stored = {
+        size: result for size, result in stored.items() if result.get("opslib_source") == source
+    }
     peaks = [
         max(result["rss_kib"], result["window_rss_kib"]) * 1024 / MB for result in stored.values()
     ]
@@ -708,7 +774,8 @@ def report_rss(stored: dict[str, Any], current: str) -> None:
     spread = max(peaks) / min(peaks)
     same = spread <= SAME_RSS_TOLERANCE
     print(
-        f"\npeak RSS <= {TARGET_RSS_MB} MB at every size: {'PASS' if within else 'MISS'} "
+        f"\npeak RSS <= {TARGET_RSS_MB} MB at every size measured with opslib {source}: "
+        f"{'PASS' if within else 'MISS'} "
         f"(largest {max(peaks):.1f} MB)"
     )
     if len(stored) > 1:
@@ -717,7 +784,10 @@ def report_rss(stored: dict[str, Any], current: str) -> None:
             f"{'PASS' if same else 'MISS'} ({spread:.2f})"
         )
     else:
-        print("about the same at every size: run another --megabytes to compare")
+        print(
+            "about the same at every size: run another --megabytes with this opslib source "
+            "to compare"
+        )
 
 
 def report_honesty(
@@ -848,6 +918,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     print(machine(workdir))
+    opslib = snapshot(workdir)
+    print(f"opslib: source sha1 {opslib.source} ({opslib.commit}), copied to {opslib.copy}")
     logs = log_set(workdir, args.megabytes, args.days, args.rebuild)
     child = workdir / "triage_child.py"
     child.write_text(CHILD_SCRIPT, encoding="utf-8")
@@ -869,13 +941,27 @@ def main(argv: list[str] | None = None) -> int:
             ),
             SHELL_ENV,
         ),
-        Method("3a. opslib full triage, no window", opslib_command(child, files, None)),
-        Method("3b. opslib full triage, 24 h window", opslib_command(child, files, since)),
+        Method("3a. opslib full triage, no window", opslib_command(child, files, None), opslib.env),
+        Method(
+            "3b. opslib full triage, 24 h window",
+            opslib_command(child, files, since),
+            opslib.env,
+        ),
     ]
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     measure(methods, args.repeat)
     if load:
         print(f"\nload average before the timed runs: {' '.join(load)}")
+
+    for method in methods[2:]:
+        module = method.summary()["module"]
+        if not module.startswith(str(opslib.copy)):
+            raise SystemExit(f"benchmark failed: the child imported {module}, not the copy")
+    if (now := opslib.changed_since()) is not None:
+        print(
+            f"note: opslib's checkout changed during the runs (now sha1 {now}); the figures "
+            f"are those of the copy, {opslib.source}"
+        )
 
     report_timings(methods, logs, args.repeat)
     ratio_ok = report_ratio(methods)
@@ -885,6 +971,8 @@ def main(argv: list[str] | None = None) -> int:
         logs,
         {
             "measured_at": stamp(utc_now()),
+            "opslib_source": opslib.source,
+            "opslib_commit": opslib.commit,
             "uncompressed": logs.uncompressed,
             "on_disk": logs.on_disk,
             "rss_kib": everything["maxrss_kib"],
@@ -892,12 +980,12 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": methods[1].median_s / methods[2].median_s,
         },
     )
-    report_rss(stored, f"{args.megabytes:g}")
+    report_rss(stored, f"{args.megabytes:g}", opslib.source)
     honest = report_honesty(logs, methods, since, level_errors, window_errors)
     report_patterns(logs, methods[2])
     if args.profile:
         print(f"\n### cProfile of opslib's triage, no window, top {PROFILE_LINES} by tottime\n")
-        print(profile(child, files).rstrip())
+        print(profile(child, files, opslib.env).rstrip())
     elif not ratio_ok:
         print("\n(the ratio target was missed: --profile adds a cProfile of opslib's triage)")
     if not honest:

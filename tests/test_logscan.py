@@ -153,3 +153,23 @@ def test_a_line_is_an_error_by_its_level_not_by_a_word_in_its_message(tmp_path: 
     assert dict(found.levels) == {"INFO": 2, "ERROR": 1, "WARNING": 1}
     assert list(found.patterns) == ["upstream said ERROR twice"]
     assert found.rate_limited == 1  # the 429 response, not queue 14290
+
+
+def test_reading_files_in_parallel_gives_the_same_triage(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opslib import logscan
+
+    files = []
+    for day in range(3):
+        path = tmp_path / f"app-{day}.log"
+        path.write_text("".join(_line(n + 100 * day) + _line(n, "INFO") for n in range(200)))
+        files.append(path)
+    sequential = Scanner(None)
+    for path in files:
+        sequential.read(path)
+    monkeypatch.setattr(logscan, "PARALLEL_FROM_BYTES", 0)
+    parallel = logscan.scan(files, None)
+    expected = sequential.triage
+    assert parallel.levels == expected.levels and parallel.files == 3
+    assert {k: (p.count, p.first, p.last) for k, p in parallel.patterns.items()} == {
+        k: (p.count, p.first, p.last) for k, p in expected.patterns.items()
+    }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from opslib import paths
-from opslib.logscan import Offsets, Scanner, Triage
+from opslib.logscan import Offsets, Scanner, Triage, scan
 from opslib.probes import Metric, ProbeError
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
@@ -36,10 +36,9 @@ def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
 
 def triage(profile: Profile, window_hours: float) -> Triage:
     """Everything the logs say about the last `window_hours`, in one pass."""
-    scanner = _scanner(profile, window_hours)
-    for path in log_files(profile):
-        scanner.read(path)
-    return scanner.triage
+    logs = profile.targets.logs
+    since = utc_now() - timedelta(hours=window_hours)
+    return scan(log_files(profile), since, logs.requests, tuple(logs.timestamp_formats))
 
 
 def _rate(found: Triage, where: str) -> tuple[float, str]:
