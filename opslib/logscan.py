@@ -99,11 +99,16 @@ RATE_LIMIT_WORDS = (b"limit", b"429")
 _RATE_PREFIXES = (b"rate ", b"rate-", b"rate_", b"rate")
 
 
+def _word_byte(byte: bytes) -> bool:
+    return byte.isalnum() or byte == b"_"
+
+
 def _qualifies(data: bytes, position: int, word: bytes) -> bool:
-    """A number must stand alone (`429`, not `14290`); `limit` must follow `rate`."""
+    """A number must be a word of its own (`429`, not `14290` or `-429a-` in a UUID), as
+    grep's `\b429\b` reads it; `limit` must follow `rate`."""
     end = position + len(word)
     if word.isdigit():
-        return not data[position - 1 : position].isdigit() and not data[end : end + 1].isdigit()
+        return not _word_byte(data[position - 1 : position]) and not _word_byte(data[end : end + 1])
     if word == b"limit":
         return any(data[position - len(p) : position] == p for p in _RATE_PREFIXES)
     return True
@@ -123,14 +128,19 @@ def line_starts(data: bytes, words: tuple[bytes, ...]) -> list[int]:
 
 
 _DIGITS = b"0123456789"
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 20_000  # messages whose ids have no digits (names, UUIDs) fill it
 
 # the variable parts of an error message, most specific first
 _PLACEHOLDERS = [
     (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"(?<![\w.])(?:/[\w.@~+-]+){2,}/?"), "<path>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (
+        re.compile(
+            r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"
+        ),
+        "<hex>",
+    ),
     (re.compile(r"\b\d+(?:\.\d+)?\b"), "<n>"),
 ]
 
@@ -461,6 +471,7 @@ def _scan_file(
 ) -> Scanner:
     scanner = Scanner(since, requests, formats)
     scanner.read(path)
+    scanner._keys.clear()  # a cache, not a result: it need not travel back
     return scanner
 
 

@@ -146,13 +146,14 @@ def test_a_line_is_an_error_by_its_level_not_by_a_word_in_its_message(tmp_path: 
         f"{now:%Y-%m-%dT%H:%M:%S}Z ERROR upstream said ERROR twice\n"
         f"{now:%Y-%m-%dT%H:%M:%S}Z WARN queue 14290 items long\n"
         f"{now:%Y-%m-%dT%H:%M:%S}Z INFO GET /x 429 in 12 ms\n"
+        f"{now:%Y-%m-%dT%H:%M:%S}Z INFO request 3f2c1a9e-1d2b-429a-9e8f-0a1b2c3d4e5f done\n"
     )
     scanner = Scanner(None)
     scanner.read(log)
     found = scanner.triage
-    assert dict(found.levels) == {"INFO": 2, "ERROR": 1, "WARNING": 1}
+    assert dict(found.levels) == {"INFO": 3, "ERROR": 1, "WARNING": 1}
     assert list(found.patterns) == ["upstream said ERROR twice"]
-    assert found.rate_limited == 1  # the 429 response, not queue 14290
+    assert found.rate_limited == 1  # the 429 response, not queue 14290 nor a UUID's 429a
 
 
 def test_reading_files_in_parallel_gives_the_same_triage(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
