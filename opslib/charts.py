@@ -7,6 +7,7 @@ in the HTML report, and spares every run the ~0.3 s pyplot import.
 from __future__ import annotations
 
 import io
+import os
 
 import pandas as pd
 from IPython.display import Image, display
@@ -46,14 +47,28 @@ def trends(table: pd.DataFrame | None, x: str, title: str) -> None:
     columns = [c for c in table.columns if c != x and pd.api.types.is_numeric_dtype(table[c])]
     figure = Figure(figsize=(9, 1.9 * ((len(columns) + 1) // 2)), layout="constrained")
     figure.suptitle(title)
+    labels = _shortened(table[x].astype(str).tolist())
     grid = list(figure.subplots((len(columns) + 1) // 2, 2, squeeze=False).flat)
     for axes in grid[len(columns) :]:
         axes.set_visible(False)
     for axes, column in zip(grid, columns, strict=False):
-        axes.plot(table[x], table[column], marker="o", markersize=3, color="#1565c0")
-        axes.plot(table[x].iloc[-1:], table[column].iloc[-1:], marker="o", color="#c62828")
+        axes.plot(labels, table[column], marker="o", markersize=3, color="#1565c0")
+        axes.plot(labels[-1:], table[column].iloc[-1:], marker="o", color="#c62828")
         axes.set_title(column, fontsize=9)
         axes.tick_params(labelsize=7)
         axes.tick_params(axis="x", labelrotation=45)
         axes.grid(alpha=0.3)
     _show(figure)
+
+
+def _shortened(labels: list[str]) -> list[str]:
+    """Labels without the prefix and suffix they all share (`cycle-2026-W36.json` → `W36`
+    among its siblings), so the axis stays readable."""
+    if len(labels) < 2:
+        return labels
+    head = len(os.path.commonprefix(labels))
+    tail = len(os.path.commonprefix([label[::-1] for label in labels]))
+    shortest = min(len(label) for label in labels)
+    if head + tail >= shortest:
+        return labels
+    return [label[head : len(label) - tail] for label in labels]
