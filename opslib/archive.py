@@ -231,6 +231,27 @@ class Ledger:
         with self.engine.connect() as connection:
             return [(row.at, json.loads(row.changes)) for row in connection.execute(query)]
 
+    def value_before(
+        self, profile: str, check: str, before: datetime
+    ) -> tuple[datetime, float] | None:
+        """(when, value) of the newest recorded result named `check` for `profile` from a
+        run started at or before `before`: what a growth figure is measured against."""
+        query = (
+            sa.select(runs.c.started_at, check_results.c.value)
+            .join(check_results, check_results.c.run_id == runs.c.run_id)
+            .where(
+                runs.c.profile == profile,
+                check_results.c.name == check,
+                check_results.c.value.is_not(None),
+                runs.c.started_at <= before,
+            )
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (row.started_at, row.value)
+
     def history(
         self, runbook: str | None = None, profile: str | None = None, limit: int = 20
     ) -> list[dict]:

@@ -406,6 +406,17 @@ class Profile(StrictModel):
 
         return Path(make_url(self.database_url()).database or "")
 
+    def key_tables(self) -> list[str]:
+        """The tables whose size is worth watching: the queue, the stages table, the costs
+        table and the backups' key tables, each once."""
+        named = [
+            self.queue.table if self.queue else None,
+            self.stages.table if self.stages else None,
+            self.costs.table if self.costs else None,
+            *(self.backups.key_tables if self.backups else []),
+        ]
+        return list(dict.fromkeys(table for table in named if table))
+
     def file_glob(self, name: str) -> str:
         """The resolved glob of the file set `name`."""
         return str(paths.resolve_path(self.expand(self.files[name].glob, f"files.{name}.glob")))
@@ -469,6 +480,7 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "files": lambda profile: bool(profile.files),
     "host": lambda profile: True,  # the machine opslib runs on
     "durations": lambda profile: bool(profile.durations),
+    "tables": lambda profile: _has_database(profile) and bool(profile.key_tables()),
     "required_processes": lambda profile: bool(profile.processes.required),
     "benchmarks": _has_in_database("benchmarks"),
 }

@@ -187,3 +187,27 @@ def test_stage_durations_are_read_from_their_log_lines(spots: Path) -> None:
     # the demo's stage 2 log: 2,000 spots at 7.4 spots/s, against 10 minutes expected
     assert stage2.value == pytest.approx(2000 / 7.4 / 600, abs=0.01)
     assert stage2.status is Status.OK
+
+
+def test_weekly_review_measures_table_growth_against_the_run_a_week_ago(
+    spots: Path, workspace: Workspace
+) -> None:
+    import sqlite3
+
+    first = workspace.opslib("run", "weekly-review", "--profile", "spots")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:  # a week passes
+        ledger.execute("UPDATE runs SET started_at = datetime(started_at, '-8 days')")
+    with sqlite3.connect(spots) as connection:
+        connection.executemany(
+            "INSERT INTO spots (broadcast_month, air_date, market, customer, revenue) "
+            "VALUES ('Nov-26', '2026-11-20', 'NYC', 'Acme Auto', 100)",
+            [()] * 500,
+        )
+    connection.close()
+    second = workspace.opslib("run", "weekly-review", "--profile", "spots")
+    assert second.returncode == 0, second.stdout + second.stderr
+    report = max(workspace.reports.rglob("*weekly-review*.html"), key=lambda p: p.stat().st_mtime)
+    text = report.read_text()
+    assert "spots: 20,500 rows; +500 (+2.5%) since" in text
+    assert "language_blocks: 42 rows; +0 (+0.0%) since" in text
