@@ -56,6 +56,48 @@ check_results = sa.Table(
     sa.Column("summary", sa.Text),
 )
 
+# Alerting: the state each check was last notified in, acknowledgements, deliveries.
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("runbook", sa.String(200), primary_key=True),
+    sa.Column("profile", sa.String(200), primary_key=True),
+    sa.Column("check", sa.String(200), primary_key=True),
+    sa.Column("hard_status", sa.String(16), nullable=False),
+    sa.Column("soft_status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("notified_status", sa.String(16), nullable=False),
+    sa.Column("notified_at", sa.DateTime),
+)
+
+acks = sa.Table(
+    "acks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("runbook", sa.String(200), nullable=False),
+    sa.Column("profile", sa.String(200), nullable=False),
+    sa.Column("check", sa.String(200)),  # None: every check of the runbook
+    sa.Column("until", sa.DateTime, nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("runbook", sa.String(200), nullable=False),
+    sa.Column("profile", sa.String(200), nullable=False, index=True),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # sent | failed | silenced | retried
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
 audit = sa.Table(
     "audit",
     metadata,

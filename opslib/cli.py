@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -50,7 +51,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(
         f"report: {_shown(outcome.html_path) if outcome.html_path else 'none (the run produced no notebook)'}"
     )
+    for notice in outcome.notices:
+        print(notice)
     return outcome.exit_code
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    from opslib.alerts import acknowledge
+    from opslib.archive import Ledger
+    from opslib.checks import parse_quantity
+    from opslib.probes.queue import utc_now
+    from opslib.profiles import load_profile
+    from opslib.runbooks import find_runbook
+
+    find_runbook(args.runbook)  # an unknown runbook is a one-line error
+    profile = load_profile(args.profile)
+    try:
+        seconds = parse_quantity(args.until)
+    except ValueError as exc:
+        raise OpslibError(f"--until: {exc}") from None
+    now = utc_now()
+    until = now + timedelta(seconds=seconds)
+    acknowledge(Ledger(), args.runbook, profile.name, args.check, until, args.by, args.reason, now)
+    what = args.check or "every check"
+    print(
+        f"acknowledged {what} of {args.runbook} on {profile.name} until {until:%Y-%m-%d %H:%M} UTC"
+    )
+    return 0
 
 
 def _shown(path: Path) -> str:
@@ -208,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     history.set_defaults(handler=_cmd_history)
+
+    ack = commands.add_parser(
+        "ack", help="silence a runbook's notifications (not its reports) for a while"
+    )
+    ack.add_argument("runbook")
+    ack.add_argument("check", nargs="?", help="one check (e.g. stuck_jobs); default: all")
+    ack.add_argument(
+        "--profile", help="profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
+    )
+    ack.add_argument("--until", required=True, help="how long, e.g. '2 hours' or '30 min'")
+    ack.add_argument("--by", required=True, help="who acknowledges")
+    ack.add_argument("--reason", required=True, help="why, for the others on call")
+    ack.set_defaults(handler=_cmd_ack)
 
     index = commands.add_parser("index", help="rebuild reports/index.html from the ledger")
     index.add_argument("--reports", type=Path, help="archive folder (default: reports/)")

@@ -13,6 +13,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -202,6 +203,51 @@ class Duration(StrictModel):
     unit: Literal["s", "min", "h"] = "s"
 
 
+class SmtpChannel(StrictModel):
+    host: str
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None  # ${VAR}: credentials come from the environment
+    password: str | None = None
+    sender: str
+    to: list[str]
+    timeout: Seconds = 10.0
+
+
+class WebhookChannel(StrictModel):
+    url: str  # ${VAR}: a Slack-style incoming webhook URL is a secret
+    timeout: Seconds = 10.0
+
+
+class Channel(StrictModel):
+    """Where a notification goes: one of an SMTP server, a webhook, or a command that
+    gets the message on its standard input."""
+
+    smtp: SmtpChannel | None = None
+    webhook: WebhookChannel | None = None
+    command: list[str] | None = None
+    timeout: Seconds = 30.0  # for the command
+
+
+class Window(StrictModel):
+    """A maintenance window: no notification is sent inside it (reports still are)."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+
+class Notify(StrictModel):
+    """When and where a runbook's results are sent: on a change of (hard) state and on
+    recovery; a state is hard after `hard_after` consecutive results; a CRITICAL is
+    repeated every `repeat_critical` while it lasts."""
+
+    channels: dict[str, Channel]
+    hard_after: int = 1
+    repeat_critical: Seconds | None = None
+    maintenance: list[Window] = []
+
+
 class Backups(StrictModel):
     """Where database dumps go, how many of each retention class to keep, and which tables
     a restore must reproduce exactly."""
@@ -282,6 +328,7 @@ class Profile(StrictModel):
     files: dict[str, FileSet] = {}
     # name -> how long a run should take and where its durations are recorded
     durations: dict[str, Duration] = {}
+    notify: Notify | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from opslib.context import RunContext
 from opslib.errors import OpslibError
 from opslib.execution import KernelSession, execute
 from opslib.locking import overlap_lock
-from opslib.profiles import load_profile
+from opslib.profiles import Profile, load_profile
 from opslib.redact import redact_parameters, scrub, scrub_values
 from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
@@ -69,6 +69,7 @@ class RunOutcome:
     notebook_path: Path | None = None
     html_path: Path | None = None
     run_id: str = ""
+    notices: list[str] = field(default_factory=list)  # what the notifications did
 
     @property
     def attention(self) -> list[CheckResult]:
@@ -178,6 +179,7 @@ def run(
             warm_up.join()
             facts = RunFacts(runbook, profile.name, run_id, started, clock, by, parameters)
             outcome = _archive(facts, nb, failure, reports)
+    outcome.notices = _notify(profile, outcome, started)
     from opslib.index import write_index
 
     write_index()
@@ -263,6 +265,19 @@ def _archive(
         results,
     )
     return outcome
+
+
+def _notify(profile: Profile, outcome: RunOutcome, now: datetime) -> list[str]:
+    """Send what changed; a failure here is reported, never the run's status."""
+    if profile.notify is None:
+        return []
+    from opslib.notify import after_run
+
+    report = str(outcome.html_path) if outcome.html_path else "(no report)"
+    try:
+        return after_run(profile, outcome.runbook, outcome.run_id, outcome.results, report, now)
+    except Exception as exc:  # noqa: BLE001 - the run is archived; say why nothing was sent
+        return [scrub(f"notifications not processed: {type(exc).__name__}: {exc}")]
 
 
 def _prepare_reporting() -> None:

@@ -1,0 +1,159 @@
+"""Notifications after a run: one message per run about the checks whose state changed,
+to every channel of the profile (SMTP, webhook, command).
+
+Delivery can fail (the mail server is down); that never changes the run's status or
+loses its report. A failed delivery is recorded in the ledger with its message and sent
+again at the next run of any runbook on the profile. Messages carry the status, what
+changed and where the report is, scrubbed of every registered secret.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import subprocess
+from datetime import datetime
+from email.message import EmailMessage
+
+import requests
+import sqlalchemy as sa
+
+from opslib.alerts import Change, update
+from opslib.archive import Ledger, notifications
+from opslib.checks import Status
+from opslib.profiles import Channel, Profile
+from opslib.redact import scrub
+
+
+class DeliveryError(Exception):
+    """A channel did not take the message; the reason is scrubbed."""
+
+
+def compose(runbook: str, profile: str, changes: list[Change], report: str) -> tuple[str, str]:
+    """Subject and body of the message about `changes`."""
+    worst = Status.worst([change.after for change in changes])
+    recovered = all(change.after is Status.OK for change in changes)
+    state = "RECOVERED" if recovered else worst.name
+    subject = f"[opslib] {state} {runbook} on {profile}: {len(changes)} change(s)"
+    lines = [
+        f"{change.check}: {change.before.name} -> {change.after.name}"
+        + (" (still)" if change.repeat else "")
+        + f" - {change.summary}"
+        for change in changes
+    ]
+    body = "\n".join([*lines, "", f"report: {report}"])
+    return scrub(subject), scrub(body)
+
+
+def _smtp(channel: Channel, profile: Profile, subject: str, body: str) -> None:
+    settings = channel.smtp
+    message = EmailMessage()
+    message["Subject"], message["From"], message["To"] = (
+        subject,
+        settings.sender,
+        ", ".join(settings.to),
+    )
+    message.set_content(body)
+    with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as server:
+        if settings.starttls:
+            server.starttls()
+        if settings.username:
+            server.login(
+                profile.expand(settings.username, "notify.smtp.username"),
+                profile.expand(settings.password or "", "notify.smtp.password"),
+            )
+        server.send_message(message)
+
+
+def _webhook(channel: Channel, profile: Profile, subject: str, body: str) -> None:
+    url = profile.expand(channel.webhook.url, "notify.webhook.url", url=True)
+    response = requests.post(
+        url, json={"text": f"{subject}\n{body}"}, timeout=channel.webhook.timeout
+    )
+    response.raise_for_status()
+
+
+def _command(channel: Channel, profile: Profile, subject: str, body: str) -> None:
+    subprocess.run(
+        channel.command, input=f"{subject}\n\n{body}", text=True, capture_output=True,
+        timeout=channel.timeout, check=True,
+    )  # fmt: skip
+
+
+def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None:
+    """Send one message through one channel; any failure is a one-line DeliveryError."""
+    send = _smtp if channel.smtp else _webhook if channel.webhook else _command
+    try:
+        send(channel, profile, subject, body)
+    except (
+        OSError,
+        smtplib.SMTPException,
+        requests.RequestException,
+        subprocess.SubprocessError,
+    ) as exc:
+        raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])) from None
+
+
+def _record(ledger: Ledger, **row: object) -> None:
+    with ledger.engine.begin() as connection:
+        connection.execute(notifications.insert().values(**row))
+
+
+def _retry_failed(ledger: Ledger, profile: Profile, now: datetime) -> None:
+    """Send again what earlier runs failed to deliver, oldest first."""
+    with ledger.engine.connect() as connection:
+        failed = (
+            connection.execute(
+                sa.select(notifications)
+                .where(notifications.c.profile == profile.name, notifications.c.outcome == "failed")
+                .order_by(notifications.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    for row in failed:
+        channel = profile.notify.channels.get(row["channel"])
+        if channel is None:
+            continue
+        try:
+            deliver(channel, profile, row["subject"], row["body"])
+        except DeliveryError:
+            continue  # still failing: it stays failed for the next run
+        with ledger.engine.begin() as connection:
+            connection.execute(
+                notifications.update()
+                .where(notifications.c.id == row["id"])
+                .values(outcome="retried", at=now)
+            )
+
+
+def after_run(
+    profile: Profile, runbook: str, run_id: str, results: list, report: str, now: datetime
+) -> list[str]:
+    """Update the alert state with a run's results and send what changed; returns one
+    line per delivery outcome for the run's output."""
+    if profile.notify is None:
+        return []
+    ledger = Ledger()
+    _retry_failed(ledger, profile, now)
+    changes = update(ledger, profile, runbook, results, now)
+    audible = [change for change in changes if not change.silenced_by]
+    said = [
+        f"not notified, {change.check}: {change.silenced_by}"
+        for change in changes
+        if change.silenced_by
+    ]
+    if not audible:
+        return said
+    subject, body = compose(runbook, profile.name, audible, report)
+    for name, channel in profile.notify.channels.items():
+        row = {"run_id": run_id, "runbook": runbook, "profile": profile.name, "channel": name,
+               "at": now, "subject": subject, "body": body}  # fmt: skip
+        try:
+            deliver(channel, profile, subject, body)
+        except DeliveryError as exc:
+            _record(ledger, **row, outcome="failed", error=str(exc))
+            said.append(f"notification to {name} failed (will retry next run): {exc}")
+            continue
+        _record(ledger, **row, outcome="sent")
+        said.append(f"notified {name}: {subject}")
+    return said
