@@ -4,8 +4,8 @@ A check's *soft* state is its latest status; it becomes *hard* only after `hard_
 consecutive non-OK results (one flapping result is not a page). A message goes out when
 the hard state differs from the one last notified (a new problem, a worse one, a
 recovery), and again every `repeat_critical` while CRITICAL lasts. An acknowledgement or a
-maintenance window silences the message, never the report; the state moves on as if it
-had been told, so nothing is sent again until it changes.
+maintenance window silences the message, never the report; a change that was silenced is
+told at the first run after the silence ends, if it still holds.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def update(
                 changes.append(
                     Change(result.name, notified, hard, result.summary, repeat, silenced)
                 )
-                state.update(notified_status=hard.name, notified_at=now)
+                if not silenced:  # told once the silence ends, if the state still differs
+                    state.update(notified_status=hard.name, notified_at=now)
             if row:
                 connection.execute(
                     alert_state.update()

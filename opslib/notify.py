@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import smtplib
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import requests
@@ -80,16 +80,16 @@ def _command(channel: Channel, profile: Profile, subject: str, body: str) -> Non
 
 
 def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None:
-    """Send one message through one channel; any failure is a one-line DeliveryError."""
+    """Send one message through one channel; any failure (a server down, a variable not
+    set) is a one-line DeliveryError, so one bad channel never silences the others."""
     send = _smtp if channel.smtp else _webhook if channel.webhook else _command
     try:
         send(channel, profile, subject, body)
-    except (
-        OSError,
-        smtplib.SMTPException,
-        requests.RequestException,
-        subprocess.SubprocessError,
-    ) as exc:
+    except requests.RequestException as exc:
+        # its text quotes the URL's path, which for a webhook is the secret part
+        status = getattr(exc.response, "status_code", None)
+        raise DeliveryError(type(exc).__name__ + (f" (HTTP {status})" if status else "")) from None
+    except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised into the run
         raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])) from None
 
 
@@ -98,9 +98,23 @@ def _record(ledger: Ledger, **row: object) -> None:
         connection.execute(notifications.insert().values(**row))
 
 
+RETRY_FOR = timedelta(days=1)  # an older message is stale: marked expired, not sent
+
+
 def _retry_failed(ledger: Ledger, profile: Profile, now: datetime) -> None:
-    """Send again what earlier runs failed to deliver, oldest first."""
-    with ledger.engine.connect() as connection:
+    """Send again what earlier runs failed to deliver, oldest first. Each row is claimed
+    before it is sent (two runbooks on the profile never both resend it), a channel that
+    fails again is not tried further in this run, and a day-old message expires."""
+    with ledger.engine.begin() as connection:
+        connection.execute(
+            notifications.update()
+            .where(
+                notifications.c.profile == profile.name,
+                notifications.c.outcome == "failed",
+                notifications.c.at < now - RETRY_FOR,
+            )
+            .values(outcome="expired")
+        )
         failed = (
             connection.execute(
                 sa.select(notifications)
@@ -110,19 +124,30 @@ def _retry_failed(ledger: Ledger, profile: Profile, now: datetime) -> None:
             .mappings()
             .all()
         )
+    still_down: set[str] = set()
     for row in failed:
         channel = profile.notify.channels.get(row["channel"])
-        if channel is None:
+        if channel is None or row["channel"] in still_down:
+            continue
+        with ledger.engine.begin() as connection:
+            claimed = connection.execute(
+                notifications.update()
+                .where(notifications.c.id == row["id"], notifications.c.outcome == "failed")
+                .values(outcome="retrying")
+            ).rowcount
+        if not claimed:
             continue
         try:
-            deliver(channel, profile, row["subject"], row["body"])
+            deliver(channel, profile, f"{row['subject']} (delayed)", row["body"])
+            outcome = "retried"
         except DeliveryError:
-            continue  # still failing: it stays failed for the next run
+            still_down.add(row["channel"])
+            outcome = "failed"
         with ledger.engine.begin() as connection:
             connection.execute(
                 notifications.update()
                 .where(notifications.c.id == row["id"])
-                .values(outcome="retried", at=now)
+                .values(outcome=outcome)
             )
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,9 +22,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PrivateAttr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from opslib import paths
@@ -228,6 +230,15 @@ class Channel(StrictModel):
     command: list[str] | None = None
     timeout: Seconds = 30.0  # for the command
 
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Channel:
+        kinds = [kind for kind in ("smtp", "webhook", "command") if getattr(self, kind)]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"a channel is one of smtp, webhook or command (got {kinds or 'none'})"
+            )
+        return self
+
 
 class Window(StrictModel):
     """A maintenance window: no notification is sent inside it (reports still are)."""
@@ -236,6 +247,17 @@ class Window(StrictModel):
     end: datetime
     reason: str = ""
 
+    @model_validator(mode="after")
+    def _utc(self) -> Window:
+        """Times with a zone become naive UTC, the way opslib compares every time."""
+        for key in ("start", "end"):
+            moment = getattr(self, key)
+            if moment.tzinfo is not None:
+                object.__setattr__(self, key, moment.astimezone(UTC).replace(tzinfo=None))
+        if self.end <= self.start:
+            raise ValueError("a maintenance window ends after it starts")
+        return self
+
 
 class Notify(StrictModel):
     """When and where a runbook's results are sent: on a change of (hard) state and on
@@ -243,7 +265,7 @@ class Notify(StrictModel):
     repeated every `repeat_critical` while it lasts."""
 
     channels: dict[str, Channel]
-    hard_after: int = 1
+    hard_after: Annotated[int, Field(ge=1)] = 1
     repeat_critical: Seconds | None = None
     maintenance: list[Window] = []
 

@@ -158,7 +158,7 @@ def test_a_state_is_hard_only_after_n_results_in_a_row(
         assert len(mailer.subjects()) == expected
 
 
-def test_an_ack_silences_messages_until_it_expires(
+def test_an_ack_silences_a_problem_until_it_expires_then_it_is_told_once(
     workspace: Workspace, mailer: Mailer, receiver: list[dict]
 ) -> None:
     profile = _setup(workspace, mailer, receiver)
@@ -169,10 +169,12 @@ def test_an_ack_silences_messages_until_it_expires(
     assert acked.returncode == 0, acked.stderr
     output = _run(workspace, profile)
     assert mailer.subjects() == [] and "acknowledged by alice" in output
-    time.sleep(2.5)
-    _fix_the_stuck_jobs(workspace)
     _run(workspace, profile)
-    assert mailer.subjects() == ["[opslib] RECOVERED stuck-only on alerting: 1 change(s)"]
+    assert mailer.subjects() == []
+    time.sleep(2.5)  # the ack expires with the problem still there: now it is told, once
+    _run(workspace, profile)
+    _run(workspace, profile)
+    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]
 
 
 def test_a_mail_server_that_is_down_loses_nothing(
@@ -189,7 +191,7 @@ def test_a_mail_server_that_is_down_loses_nothing(
         ).fetchall() == [("failed",)]
     mailer.start()
     _run(workspace, profile)  # nothing new to say, but the failed message goes out
-    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]
+    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s) (delayed)"]
     with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
         assert ledger.execute(
             "SELECT outcome FROM notifications WHERE channel = 'mail'"
@@ -215,3 +217,34 @@ def test_no_secret_travels_in_a_message(
             str(v) for row in ledger.execute("SELECT * FROM notifications") for v in row
         )
     assert "hunter22-secret" not in stored
+
+
+def test_a_broken_channel_does_not_silence_the_others(
+    workspace: Workspace, mailer: Mailer, receiver: list[dict]
+) -> None:
+    profile = _setup(workspace, mailer, receiver)
+    webhook = "    chat:\n      webhook:\n        url: ${TEST_HOOK_URL}\n"
+    profile.write_text(
+        profile.read_text().replace(webhook, "    chat:\n      command: [/nonexistent/pager]\n")
+    )
+    output = _run(workspace, profile)
+    assert "notification to chat failed" in output and "/nonexistent/pager" in output
+    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]
+
+
+def test_a_problem_that_starts_in_a_maintenance_window_is_told_when_it_ends(
+    workspace: Workspace, mailer: Mailer, receiver: list[dict]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    profile = _setup(workspace, mailer, receiver)
+    end = datetime.now(UTC) + timedelta(seconds=3)
+    profile.write_text(
+        profile.read_text()
+        + f"  maintenance:\n    - {{start: 2026-01-01T00:00:00Z, end: '{end.isoformat()}', reason: upgrade}}\n"
+    )
+    output = _run(workspace, profile)
+    assert mailer.subjects() == [] and "maintenance until" in output
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.5)
+    _run(workspace, profile)
+    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]
