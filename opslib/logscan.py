@@ -27,10 +27,11 @@ import json
 import multiprocessing
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +42,8 @@ EXAMPLE_CHARS = 300
 _ISO = rb"\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?"
 _SYSLOG = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2}"
 _LEVELS = rb"DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL"
+# stamps that sort as bytes in time order (given one length and one zone)
+_ISO_START = re.compile(rb"\[?\d{4}-\d{2}-\d{2}[T ]")
 # strptime directives a profile's timestamp format may use, as regular expressions
 _DIRECTIVES = {
     "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{3}",
@@ -79,6 +82,7 @@ class LineShapes:
 
 @functools.cache
 def line_shapes(formats: tuple[str, ...] = ()) -> LineShapes:
+    """The line regexes for these timestamp formats, compiled once per process."""
     stamps = b"|".join([_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)])
     return LineShapes(
         formats,
@@ -154,21 +158,30 @@ def normalize(message: str) -> str:
 
 
 def parse_stamp(raw: bytes, year: int, formats: tuple[str, ...] = ()) -> datetime | None:
-    """A line's timestamp as naive UTC; a stamp without a year (syslog) gets `year`."""
-    text = raw.decode("ascii", "replace").strip("[]")
+    """A line's timestamp as naive UTC. A syslog stamp carries no year: it gets `year`,
+    or the year before when that would put it in the future (December's lines read in
+    January)."""
+    raw_text = raw.decode("ascii", "replace")
+    for format_ in formats:  # the profile's own formats see the stamp as written
+        try:
+            stamp = datetime.strptime(raw_text, format_)
+        except ValueError:
+            continue
+        return _utc(stamp if "%Y" in format_ or "%y" in format_ else _with_year(stamp, year))
+    text = raw_text.strip("[]")
     try:
         if text[0].isdigit() and text[4:5] == "-":
             return _utc(datetime.fromisoformat(text.replace(",", ".")))
-        return datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S")
+        return _with_year(datetime.strptime(f"{year} {text}", "%Y %b %d %H:%M:%S"), year)
     except ValueError:
-        pass
-    for format_ in formats:
-        try:
-            stamp = datetime.strptime(text, format_)
-        except ValueError:
-            continue
-        return _utc(stamp if "%Y" in format_ or "%y" in format_ else stamp.replace(year=year))
-    return None
+        return None
+
+
+def _with_year(stamp: datetime, year: int) -> datetime:
+    stamp = stamp.replace(year=year)
+    if stamp - datetime.now(UTC).replace(tzinfo=None) > timedelta(days=1):
+        stamp = stamp.replace(year=year - 1)
+    return stamp
 
 
 def _utc(stamp: datetime) -> datetime:
@@ -198,12 +211,15 @@ class Triage:
     rate_limited: int = 0
     patterns: dict[str, Pattern] = field(default_factory=dict)
     errors_per_hour: Counter[datetime] = field(default_factory=Counter)
+    unreadable: list[str] = field(default_factory=list)  # files that could not be read, and why
 
     @property
     def errors(self) -> int:
+        """Lines at ERROR, CRITICAL or FATAL."""
         return sum(self.levels[level] for level in ("ERROR", "CRITICAL", "FATAL"))
 
     def top_patterns(self, limit: int = 10) -> list[tuple[str, Pattern]]:
+        """The commonest patterns first."""
         return sorted(self.patterns.items(), key=lambda item: -item[1].count)[:limit]
 
 
@@ -248,7 +264,8 @@ class _Window:
             return b""
         earliest, latest = min(stamps), max(stamps)
         one_shape = (
-            (earliest[:1].isdigit() or earliest[:1] == b"[")
+            _ISO_START.match(earliest) is not None
+            and _ISO_START.match(latest) is not None
             and len(set(map(len, stamps))) == 1
             and stamps[0][-6:].lstrip(b"0123456789:,.") == stamps[-1][-6:].lstrip(b"0123456789:,.")
         )
@@ -340,6 +357,7 @@ class Scanner:
         mine.levels.update(theirs.levels)
         mine.requests += theirs.requests
         mine.rate_limited += theirs.rate_limited
+        mine.unreadable += theirs.unreadable
         for key, (count, first, last, line) in later._seen.items():
             seen = self._seen.setdefault(key, [0, first, last, line])
             seen[0] += count
@@ -372,13 +390,17 @@ class Scanner:
         left for the next scan instead of being counted now."""
         self._triage.files += 1
         tail: list[bytes] = []
-        with _open(path) as stream:
-            if start:
-                stream.seek(start)
-            position = start
-            for block in _blocks(stream, tail):
-                self.feed(block)
-                position += len(block)
+        position = start
+        try:
+            with _open(path) as stream:
+                if start:
+                    stream.seek(start)
+                for block in _blocks(stream, tail):
+                    self.feed(block)
+                    position += len(block)
+        except (OSError, EOFError, zlib.error) as exc:  # a cut-off archive, a vanished file
+            self._triage.unreadable.append(f"{path.name}: {exc}")
+            return position
         if tail[0] and not finished_lines_only:
             self.feed(tail[0] + b"\n")
             position += len(tail[0])

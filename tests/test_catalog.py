@@ -127,3 +127,17 @@ def test_slow_processing_applies_the_twice_expected_rule_to_the_last_cycle(
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(row for row in result.stdout.splitlines() if "duration_ratio[cycle]" in row)
     assert "WARNING" in line and "x the expected 15 minutes" in line
+
+
+def test_monthly_maintenance_leaves_a_log_that_is_still_open_alone(catalog: Workspace) -> None:
+    logs = catalog.data / "catalog" / "logs"
+    old = sorted(
+        path for path in logs.glob("*.log") if time.time() - path.stat().st_mtime > 30 * 86400
+    )
+    with old[0].open("a"):  # a writer that never let go of it
+        result = catalog.opslib(
+            "run", "monthly-maintenance", "--profile", "catalog", "-p", "apply=true"
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert old[0].exists() and not old[0].with_name(old[0].name + ".gz").exists()
+    assert not old[1].exists()  # the other one was archived

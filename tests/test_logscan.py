@@ -174,3 +174,38 @@ def test_reading_files_in_parallel_gives_the_same_triage(tmp_path: Path, monkeyp
     assert {k: (p.count, p.first, p.last) for k, p in parallel.patterns.items()} == {
         k: (p.count, p.first, p.last) for k, p in expected.patterns.items()
     }
+
+
+def test_profile_formats_dates_and_year_rollover_are_read_as_written(tmp_path: Path) -> None:
+    from opslib.logscan import parse_stamp
+
+    assert parse_stamp(b"[23/Nov/2026:14:02:11]", 2026, ("[%d/%b/%Y:%H:%M:%S]",)) == datetime(
+        2026, 11, 23, 14, 2, 11
+    )
+    ahead = datetime.now(UTC) + timedelta(days=60)  # a syslog line "from the future" is last year's
+    stamp = parse_stamp(ahead.strftime("%b %d %H:%M:%S").encode(), datetime.now(UTC).year)
+    assert stamp is not None and stamp < datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_day_first_stamps_are_windowed_line_by_line(tmp_path: Path) -> None:
+    """23/11 sorts before 30/10 as bytes: such a block must not be judged by its min/max."""
+    now = datetime.now(UTC)
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{now - timedelta(days=40):%d/%m/%Y %H:%M:%S} ERROR old\n{now:%d/%m/%Y %H:%M:%S} ERROR new one\n"
+    )
+    scanner = Scanner(now - timedelta(hours=1), formats=("%d/%m/%Y %H:%M:%S",))
+    scanner.read(log)
+    assert list(scanner.triage.patterns) == ["new one"]
+
+
+def test_a_cut_off_archive_is_named_and_the_rest_still_counted(tmp_path: Path) -> None:
+    whole = gzip.compress("".join(_line(n) for n in range(500)).encode())
+    (tmp_path / "old.log.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "app.log").write_text(_line(1))
+    scanner = Scanner(None)
+    for path in (tmp_path / "old.log.gz", tmp_path / "app.log"):
+        scanner.read(path)
+    found = scanner.triage
+    assert found.unreadable and found.unreadable[0].startswith("old.log.gz: ")
+    assert found.errors >= 1

@@ -4,7 +4,8 @@ since the previous scan. The reading itself is `opslib.logscan`, one streaming p
 from __future__ import annotations
 
 import glob
-from datetime import timedelta
+import os
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +23,23 @@ def log_files(profile: Profile) -> list[Path]:
     """The files the profile's globs match now, oldest first (rotated ones before the
     live one); none at all is an error worth reporting."""
     patterns = profile.log_globs()
-    files = {Path(match) for pattern in patterns for match in glob.glob(pattern)}
-    if not files:
+    # a dangling symlink, or a file rotated away since the glob, is not a log to read
+    stamped = {
+        path: status.st_mtime
+        for pattern in patterns
+        for path in map(Path, glob.glob(pattern))
+        if (status := _stat(path)) is not None
+    }
+    if not stamped:
         raise ProbeError(f"no log file matches {', '.join(patterns)}")
-    return sorted(files, key=lambda path: (path.stat().st_mtime, str(path)))
+    return sorted(stamped, key=lambda path: (stamped[path], str(path)))
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
@@ -38,7 +52,17 @@ def triage(profile: Profile, window_hours: float) -> Triage:
     """Everything the logs say about the last `window_hours`, in one pass."""
     logs = profile.targets.logs
     since = utc_now() - timedelta(hours=window_hours)
-    return scan(log_files(profile), since, logs.requests, tuple(logs.timestamp_formats))
+    # a file last written before the window holds nothing in it: not even opened
+    recent = [
+        path
+        for path in log_files(profile)
+        if (status := _stat(path)) and status.st_mtime >= since.replace(tzinfo=UTC).timestamp()
+    ]
+    return scan(recent, since, logs.requests, tuple(logs.timestamp_formats))
+
+
+def _unreadable(found: Triage) -> str:
+    return f"; not readable: {'; '.join(found.unreadable)}" if found.unreadable else ""
 
 
 def _rate(found: Triage, where: str) -> tuple[float, str]:
@@ -46,7 +70,11 @@ def _rate(found: Triage, where: str) -> tuple[float, str]:
         (found.requests, "request(s)") if found.requests else (found.lines, "log line(s)")
     )
     rate = 100.0 * found.errors / denominator if denominator else 0.0
-    return rate, f"{found.errors} error(s) in {denominator} {unit} {where} ({rate:.1f}%)"
+    return (
+        rate,
+        f"{found.errors} error(s) in {denominator} {unit} {where} ({rate:.1f}%)"
+        + _unreadable(found),
+    )
 
 
 def _levels(found: Triage) -> pd.DataFrame:

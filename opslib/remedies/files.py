@@ -21,6 +21,7 @@ from typing import ClassVar
 import humanfriendly
 import pandas as pd
 
+from opslib import processes
 from opslib.actions import Applied, Plan
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.probes.logs import log_files
@@ -53,11 +54,15 @@ class ArchiveLogs:
     delete_after_days: float = 90
     name: str = "archive_logs"
 
-    def _due(self, path: Path) -> str | None:
-        """What the policy does to `path` now: compress, delete, or nothing."""
-        if not path.exists():
+    def _due(self, path: Path, open_now: set[Path]) -> str | None:
+        """What the policy does to `path` now: compress, delete, or nothing. A file some
+        process still has open is left alone (its writer would go on writing into a
+        deleted file), and so is one whose archive name is taken."""
+        if not path.is_file() or path.is_symlink() or path in open_now:
             return None
         compressed = path.suffix == ".gz"
+        if not compressed and path.with_name(path.name + ".gz").exists():
+            return None
         if compressed and _age_days(path) > self.delete_after_days:
             return "delete"
         if not compressed and _age_days(path) > self.compress_after_days:
@@ -65,6 +70,8 @@ class ArchiveLogs:
         return None
 
     def plan(self) -> Plan:
+        files = log_files(self.profile)
+        open_now = _open_files(files)
         rows = [
             {
                 "file": str(path),
@@ -72,8 +79,8 @@ class ArchiveLogs:
                 "bytes": path.stat().st_size,
                 "age_days": round(_age_days(path), 1),
             }
-            for path in log_files(self.profile)
-            if (action := self._due(path))
+            for path in files
+            if (action := self._due(path, open_now))
         ]
         sizes = {
             action: sum(r["bytes"] for r in rows if r["do"] == action)
@@ -97,9 +104,10 @@ class ArchiveLogs:
             for change in plan.changes
             if Path(change["file"]).exists()
         )
+        open_now = _open_files([Path(change["file"]) for change in plan.changes])
         for change in plan.changes:
             path = Path(change["file"])
-            if self._due(path) != change["do"]:
+            if self._due(path, open_now) != change["do"]:
                 skipped.append(change["file"])
                 continue
             if change["do"] == "compress":
@@ -116,6 +124,11 @@ class ArchiveLogs:
         return Applied(len(done), before, after, done, skipped, None)
 
 
+def _open_files(files: list[Path]) -> set[Path]:
+    """Which of `files` some process has open now."""
+    return {path for paths in processes.open_by(files).holders.values() for path in paths}
+
+
 def _compress_verified(path: Path) -> Path:
     """`path` gzipped beside itself, kept only if it decompresses to the same bytes; the
     archive keeps the original's modification time (the retention clock)."""
@@ -128,6 +141,9 @@ def _compress_verified(path: Path) -> Path:
         raise OSError(f"{partial.name} does not decompress to {path.name}: original kept")
     status = path.stat()
     os.utime(partial, (status.st_atime, status.st_mtime))
+    if archive.exists():  # appeared meanwhile: keep both, touch neither
+        partial.unlink()
+        raise OSError(f"{archive.name} already exists: {path.name} left as it is")
     os.replace(partial, archive)
     path.unlink()
     return archive
@@ -151,7 +167,7 @@ class BackupFiles:
             )
 
         schema = json_schema(self.profile, self.file_set)
-        stamp = utc_now().strftime("%Y%m%d")
+        stamp = utc_now().strftime("%Y%m%dT%H%M%S")  # never the name of an earlier backup
         rows = []
         for path in matched(self.profile, self.file_set):
             reason = (
@@ -188,6 +204,9 @@ class BackupFiles:
                 skipped.append(change["file"])  # changed since the plan was shown
                 continue
             target.parent.mkdir(exist_ok=True)
+            if target.exists():
+                skipped.append(change["file"])  # a backup is never overwritten
+                continue
             shutil.copy2(source, target)
             if _sha256(target) != change["sha256"]:
                 raise OSError(f"the copy {target} does not match {source.name}")
