@@ -57,9 +57,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
+    import humanfriendly
+
     from opslib.alerts import acknowledge
     from opslib.archive import Ledger
-    from opslib.checks import parse_quantity
     from opslib.probes.queue import utc_now
     from opslib.profiles import load_profile
     from opslib.runbooks import find_runbook
@@ -67,9 +68,13 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     find_runbook(args.runbook)  # an unknown runbook is a one-line error
     profile = load_profile(args.profile)
     try:
-        seconds = parse_quantity(args.until)
-    except ValueError as exc:
-        raise OpslibError(f"--until: {exc}") from None
+        seconds = humanfriendly.parse_timespan(args.until)
+    except humanfriendly.InvalidTimespan:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise OpslibError(
+            f"--until: {args.until!r} is not a duration such as '2 hours' or '30 min'"
+        )
     now = utc_now()
     until = now + timedelta(seconds=seconds)
     acknowledge(Ledger(), args.runbook, profile.name, args.check, until, args.by, args.reason, now)

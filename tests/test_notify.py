@@ -249,3 +249,12 @@ def test_a_problem_that_starts_in_a_maintenance_window_is_told_when_it_ends(
     time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.5)
     _run(workspace, profile)
     assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]
+
+
+def test_an_ack_needs_a_duration(workspace: Workspace) -> None:
+    for until in ("1 GB", "0", "soon"):
+        result = workspace.opslib(
+            "ack", "morning-check", "--until", until, "--by", "a", "--reason", "r"
+        )
+        assert result.returncode == 3 and "is not a duration" in result.stderr
+        assert "Traceback" not in result.stderr
