@@ -9,13 +9,16 @@ never on a command line another user could read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -41,6 +44,16 @@ class Backup:
     @property
     def manifest_path(self) -> Path:
         return self.path.with_suffix(".manifest.json")
+
+
+def sha256(path: Path, opener: Callable[..., BinaryIO] = open) -> str:
+    """The SHA-256 of a file's bytes (through `opener`: `gzip.open` checks what an archive
+    decompresses to), read in chunks: a backup can be larger than memory."""
+    digest = hashlib.sha256()
+    with opener(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _tool(name: str) -> str:

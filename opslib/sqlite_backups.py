@@ -14,7 +14,6 @@ result against the backup's manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,22 +24,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from opslib import db
-from opslib.backups import STAMP, Backup, BackupError
+from opslib.backups import STAMP, Backup, BackupError, sha256
 from opslib.errors import ChangedThenFailed
 from opslib.probes.sqlite_locks import database_files, describe_holders, scan
 from opslib.profiles import Profile
 
 PAGES_PER_STEP = 4096
-CHUNK = 1 << 20
-
-
-def sha256(path: Path) -> str:
-    """The file's SHA-256, read in chunks (a backup can be larger than memory)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe(path: Path, tables: list[str], timeout_s: float = 5.0) -> dict[str, object]:

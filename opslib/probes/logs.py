@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -48,17 +49,34 @@ def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
     return Scanner(since, logs.requests, tuple(logs.timestamp_formats))
 
 
+# One runbook asks for the same window several times (rate, patterns, rate limits): the
+# logs are read once, and read again only when a file changed or a minute has passed.
+_REUSE_FOR_S = 60.0
+_last: dict[tuple, tuple[float, Triage]] = {}
+
+
 def triage(profile: Profile, window_hours: float) -> Triage:
     """Everything the logs say about the last `window_hours`, in one pass."""
     logs = profile.targets.logs
     since = utc_now() - timedelta(hours=window_hours)
     # a file last written before the window holds nothing in it: not even opened
-    recent = [
-        path
+    recent = {
+        path: status
         for path in log_files(profile)
         if (status := _stat(path)) and status.st_mtime >= since.replace(tzinfo=UTC).timestamp()
-    ]
-    return scan(recent, since, logs.requests, tuple(logs.timestamp_formats))
+    }
+    key = (
+        profile.name,
+        window_hours,
+        tuple((str(path), status.st_size, status.st_mtime_ns) for path, status in recent.items()),
+    )
+    reused = _last.get(key)
+    if reused is not None and time.monotonic() - reused[0] < _REUSE_FOR_S:
+        return reused[1]
+    found = scan(list(recent), since, logs.requests, tuple(logs.timestamp_formats))
+    _last.clear()  # one window kept: memory stays flat
+    _last[key] = (time.monotonic(), found)
+    return found
 
 
 def _unreadable(found: Triage) -> str:

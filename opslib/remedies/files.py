@@ -9,7 +9,6 @@ condition is checked again when the plan is applied.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import pandas as pd
 
 from opslib import processes
 from opslib.actions import Applied, Plan
+from opslib.backups import sha256
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.probes.logs import log_files
 from opslib.probes.queue import utc_now
@@ -33,14 +33,6 @@ DAY_S = 86400.0
 
 def _age_days(path: Path) -> float:
     return (time.time() - path.stat().st_mtime) / DAY_S
-
-
-def _sha256(path: Path, opener=open) -> str:  # type: ignore[no-untyped-def]
-    digest = hashlib.sha256()
-    with opener(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -136,7 +128,7 @@ def _compress_verified(path: Path) -> Path:
     partial = path.with_name(path.name + ".gz.part")
     with path.open("rb") as source, gzip.open(partial, "wb") as target:
         shutil.copyfileobj(source, target, 1 << 20)
-    if _sha256(partial, gzip.open) != _sha256(path):
+    if sha256(partial, gzip.open) != sha256(path):
         partial.unlink()
         raise OSError(f"{partial.name} does not decompress to {path.name}: original kept")
     status = path.stat()
@@ -179,7 +171,7 @@ class BackupFiles:
                 {
                     "file": str(path),
                     "to": str(path.parent / "backup" / f"{path.stem}_{stamp}{path.suffix}"),
-                    "sha256": _sha256(path),
+                    "sha256": sha256(path),
                     "problem": reason,
                 }
             )
@@ -200,7 +192,7 @@ class BackupFiles:
         done, skipped = [], []
         for change in plan.changes:
             source, target = Path(change["file"]), Path(change["to"])
-            if not source.exists() or _sha256(source) != change["sha256"]:
+            if not source.exists() or sha256(source) != change["sha256"]:
                 skipped.append(change["file"])  # changed since the plan was shown
                 continue
             target.parent.mkdir(exist_ok=True)
@@ -208,7 +200,7 @@ class BackupFiles:
                 skipped.append(change["file"])  # a backup is never overwritten
                 continue
             shutil.copy2(source, target)
-            if _sha256(target) != change["sha256"]:
+            if sha256(target) != change["sha256"]:
                 raise OSError(f"the copy {target} does not match {source.name}")
             done.append(change)
         if done:
