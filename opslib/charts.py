@@ -72,3 +72,26 @@ def _shortened(labels: list[str]) -> list[str]:
     if head + tail >= shortest:
         return labels
     return [label[head : len(label) - tail] for label in labels]
+
+
+def budget_usage(table: pd.DataFrame | None) -> None:
+    """Spend as a share of the allocation per category and in total (a budget probe's
+    table), with the throttle level it carries and the allocation marked."""
+    if table is None or table.empty or "usage_pct" not in table:
+        print("budget: no data")
+        return
+    throttle_at = table.attrs.get("throttle_at", 95.0)
+    usage = table["usage_pct"].fillna(0.0)
+    figure = Figure(figsize=(9, 0.5 * len(usage) + 1.2), layout="constrained")
+    axes = figure.subplots()
+    colours = [
+        "#c62828" if v >= 100 else "#ef6c00" if v >= throttle_at else "#1565c0" for v in usage
+    ]
+    axes.barh([str(label) for label in usage.index], usage, color=colours)
+    for level, name in ((throttle_at, "throttle"), (100.0, "allocated")):
+        axes.axvline(level, color="#555", linestyle="--", linewidth=1)
+        axes.text(level, len(usage) - 0.4, f" {name}", fontsize=8, color="#555")
+    axes.set_xlabel("% of this period's allocation spent")
+    axes.invert_yaxis()
+    axes.grid(axis="x", alpha=0.3)
+    _show(figure)

@@ -20,11 +20,12 @@ STATUS_COLOURS = {
 MAX_TABLE_ROWS = 50
 
 
-def badge(status: Status) -> str:
+def badge(status: Status, text: str = "") -> str:
+    """A status-coloured label; `text` replaces the status name (a service state)."""
     colour = STATUS_COLOURS[status]
     return (
         f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
-        f'font-weight:600;font-family:sans-serif;font-size:85%">{status.name}</span>'
+        f'font-weight:600;font-family:sans-serif;font-size:85%">{text or status.name}</span>'
     )
 
 

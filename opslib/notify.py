@@ -22,14 +22,17 @@ from opslib.archive import Ledger, notifications
 from opslib.checks import Status
 from opslib.profiles import Channel, Profile
 from opslib.redact import scrub
+from opslib.severity import classify
 
 
 class DeliveryError(Exception):
     """A channel did not take the message; the reason is scrubbed."""
 
 
-def compose(runbook: str, profile: str, changes: list[Change], report: str) -> tuple[str, str]:
-    """Subject and body of the message about `changes`."""
+def compose(
+    runbook: str, profile: str, changes: list[Change], report: str, severity: str = ""
+) -> tuple[str, str]:
+    """Subject and body of the message about `changes` (and the run's incident level)."""
     worst = Status.worst([change.after for change in changes])
     recovered = all(change.after is Status.OK for change in changes)
     state = "RECOVERED" if recovered else worst.name
@@ -40,7 +43,7 @@ def compose(runbook: str, profile: str, changes: list[Change], report: str) -> t
         + f" - {change.summary}"
         for change in changes
     ]
-    body = "\n".join([*lines, "", f"report: {report}"])
+    body = "\n".join([*lines, "", *([severity] if severity else []), f"report: {report}"])
     return scrub(subject), scrub(body)
 
 
@@ -91,6 +94,14 @@ def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None
         raise DeliveryError(type(exc).__name__ + (f" (HTTP {status})" if status else "")) from None
     except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised into the run
         raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])) from None
+
+
+def _switched_off(channel: Channel, profile: Profile) -> bool:
+    """A webhook whose URL resolves empty (`${VAR:-}`) is off, the way an optional
+    database is: the profile ships the channel, the environment turns it on."""
+    return channel.webhook is not None and not profile.expand(
+        channel.webhook.url, "notify.webhook.url", url=True
+    )
 
 
 def _record(ledger: Ledger, **row: object) -> None:
@@ -169,8 +180,12 @@ def after_run(
     ]
     if not audible:
         return said
-    subject, body = compose(runbook, profile.name, audible, report)
+    severity = classify(results, profile.severity)
+    subject, body = compose(runbook, profile.name, audible, report, str(severity or ""))
     for name, channel in profile.notify.channels.items():
+        if _switched_off(channel, profile):
+            said.append(f"not notified, channel {name}: its address is set to nothing")
+            continue
         row = {"run_id": run_id, "runbook": runbook, "profile": profile.name, "channel": name,
                "at": now, "subject": subject, "body": body}  # fmt: skip
         try:

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from opslib import paths
-from opslib.checks import Threshold, parse_quantity
+from opslib.checks import Status, Threshold, parse_quantity
 from opslib.errors import ProfileError
 from opslib.redact import is_location_variable, mask_url, register_secret
 
@@ -154,6 +154,9 @@ class QueueColumns(StrictModel):
     created_at: str = "created_at"
     started_at: str = "started_at"
     finished_at: str = "finished_at"
+    # when a job last made progress: stuck then means no progress for stuck_after
+    # (without it, processing for longer than stuck_after since it started)
+    updated_at: str | None = None
     cost: str | None = None
     error: str | None = None
 
@@ -191,6 +194,44 @@ class Halt(StrictModel):
 
     table: str
     key: str = "halt"
+
+
+class Breaker(StrictModel):
+    """Where the circuit breaker that stops spending keeps its state: a row of a key/value
+    control table whose value is closed, open or half-open."""
+
+    table: str
+    key: str = "circuit_breaker"
+
+
+class Budget(StrictModel):
+    """Allocations per category and period (a table with one row per category and
+    period), read against the spend in `costs`. The manual's alert levels are the
+    `budget_usage` check's thresholds (warning 80 %, critical 100 %); between them,
+    `throttle_at` is its CRITICAL state, when non-critical work should be throttled."""
+
+    table: str
+    category: str = "category"
+    allocated: str = "allocated_usd"
+    period_start: str = "period_start"
+    period_end: str = "period_end"
+    throttle_at: Annotated[float, Field(gt=0)] = 95.0  # percent
+    # an item is an outlier when it cost this many times its category's median item
+    outlier_factor: Annotated[float, Field(gt=1)] = 3.0
+    breaker: Breaker | None = None
+
+
+def _severity_condition(value: str) -> str:
+    check, equals, status = value.partition("=")
+    if not equals or not check.strip() or status.strip() not in Status.__members__:
+        raise ValueError(
+            f"{value!r} is not CHECK=STATUS (a check name or glob, then one of "
+            f"{', '.join(Status.__members__)})"
+        )
+    return value
+
+
+SeverityCondition = Annotated[str, BeforeValidator(_severity_condition)]
 
 
 class Duration(StrictModel):
@@ -351,6 +392,9 @@ class Profile(StrictModel):
     # name -> how long a run should take and where its durations are recorded
     durations: dict[str, Duration] = {}
     notify: Notify | None = None
+    budget: Budget | None = None
+    # incident level -> conditions `check=STATUS`; the first level with a match is the run's
+    severity: dict[Literal["P1", "P2", "P3", "P4"], list[SeverityCondition]] = {}
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -552,6 +596,10 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "tables": lambda profile: _has_database(profile) and bool(profile.key_tables()),
     "required_processes": lambda profile: bool(profile.processes.required),
     "benchmarks": _has_in_database("benchmarks"),
+    "budget": lambda profile: profile.budget is not None and _has_in_database("costs")(profile),
+    "breaker": lambda profile: (
+        profile.budget is not None and profile.budget.breaker is not None and _has_database(profile)
+    ),
 }
 
 
@@ -638,6 +686,16 @@ def load_profile(name_or_path: str | None = None) -> Profile:
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
             f"(known: {', '.join(check_names())})"
         )
+    unnamed = sorted(
+        f"severity.{level}: {condition}"
+        for level, conditions in profile.severity.items()
+        for condition in conditions
+        if not any(char in (check := condition.partition("=")[0].strip()) for char in "*?")
+        and check.partition("[")[0] not in check_names()
+        and not check.startswith("action:")
+    )
+    if unnamed:
+        raise ProfileError(f"{shown}: no such check in {'; '.join(unnamed)}")
     mislabelled = [
         f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
         for key in profile.checks

@@ -25,6 +25,7 @@ from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile, load_profile
 from opslib.redact import scrub
 from opslib.runbooks import RESULTS_SCRAP
+from opslib.severity import classify
 
 if TYPE_CHECKING:
     from opslib.actions import Action, Outcome
@@ -186,9 +187,12 @@ class Runbook:
         """Show every check in one table (the results are already recorded)."""
         counts = pd.Series([r.status.name for r in self.results]).value_counts().to_dict()
         tally = ", ".join(f"{counts[s.name]} {s.name}" for s in Status if s.name in counts)
+        severity = classify(self.results, self.profile.severity)
+        incident = f"<br>{escape(str(severity))}" if severity else ""
         display(
             HTML(
-                f"<p>Overall {show.badge(self.status)} — {len(self.results)} check(s): {tally}</p>"
+                f"<p>Overall {show.badge(self.status)} — {len(self.results)} check(s): {tally}"
+                f"{incident}</p>"
             )
         )
         display(HTML(show.results_table(self.results)))

@@ -32,6 +32,7 @@ from opslib.locking import overlap_lock
 from opslib.profiles import Profile, load_profile
 from opslib.redact import redact_parameters, scrub, scrub_values
 from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
+from opslib.severity import classify
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
 # papermill and nbclient log cell errors and timeouts; the run's outcome reports them
@@ -177,7 +178,9 @@ def run(
             nb, failure = execute(kernel, notebook, parameters, cell_timeout_s, total_timeout_s)
             kernel.release()
             warm_up.join()
-            facts = RunFacts(runbook, profile.name, run_id, started, clock, by, parameters)
+            facts = RunFacts(
+                runbook, profile.name, run_id, started, clock, by, parameters, profile.severity
+            )
             outcome = _archive(facts, nb, failure, reports)
     outcome.notices = _notify(profile, outcome, started)
     from opslib.index import write_index
@@ -197,6 +200,7 @@ class RunFacts:
     clock: float
     by: str
     parameters: dict[str, Any]
+    severity_rules: dict[str, list[str]]
 
 
 def _archive(
@@ -214,6 +218,9 @@ def _archive(
         if not attention
         else f"{len(attention)} of {len(results)} check(s) need attention"
     )
+    severity = classify(results, facts.severity_rules)
+    if severity is not None:
+        headline += f"; {severity}"
     outcome = RunOutcome(
         facts.runbook, facts.profile, status, headline, results, run_id=facts.run_id
     )

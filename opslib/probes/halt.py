@@ -1,6 +1,12 @@
-"""The emergency-halt flag: whether workers have been told to stop taking jobs."""
+"""The emergency-halt flag: whether workers have been told to stop taking jobs.
+
+The flag is a row of a key/value control table (`key`, `value`, `updated_at`); the
+budget's circuit breaker is kept the same way, so both read it through `control_value`.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -11,22 +17,27 @@ from opslib.profiles import Profile
 ON = "on"
 
 
-def control_table(profile: Profile) -> sa.TableClause:
+def control_table(name: str) -> sa.TableClause:
     return sa.table(
-        profile.halt.table,
-        sa.column("key"),
-        sa.column("value"),
-        sa.column("updated_at", sa.DateTime()),
+        name, sa.column("key"), sa.column("value"), sa.column("updated_at", sa.DateTime())
     )
+
+
+def control_value(
+    connection: sa.Connection, table: str, key: str
+) -> tuple[str | None, datetime | None]:
+    """(value, updated_at) of one control row; (None, None) when the row is missing."""
+    control = control_table(table)
+    row = connection.execute(
+        sa.select(control.c.value, control.c.updated_at).where(control.c.key == key)
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def halt_value(connection: sa.Connection, profile: Profile) -> tuple[str, object]:
     """(value, updated_at) of the flag; a missing row means not halted."""
-    control = control_table(profile)
-    row = connection.execute(
-        sa.select(control.c.value, control.c.updated_at).where(control.c.key == profile.halt.key)
-    ).first()
-    return (row[0], row[1]) if row else ("off", None)
+    value, since = control_value(connection, profile.halt.table, profile.halt.key)
+    return (value or "off", since)
 
 
 def halted(profile: Profile) -> Metric:

@@ -4,6 +4,7 @@ since the previous scan. The reading itself is `opslib.logscan`, one streaming p
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 from datetime import UTC, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from opslib import paths
-from opslib.logscan import Offsets, Scanner, Triage, scan
+from opslib.logscan import Offsets, Pattern, Scanner, Triage, scan
 from opslib.probes import Metric, ProbeError
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
@@ -114,6 +115,10 @@ def error_rate(profile: Profile, window_hours: float = 24) -> Metric:
 
 def patterns_table(found: Triage, limit: int = TOP_PATTERNS) -> pd.DataFrame:
     """The commonest error patterns with their counts, first and last time, and an example."""
+    return _patterns_frame(found.top_patterns(limit))
+
+
+def _patterns_frame(patterns: list[tuple[str, Pattern]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -123,7 +128,7 @@ def patterns_table(found: Triage, limit: int = TOP_PATTERNS) -> pd.DataFrame:
                 "last_seen": pattern.last,
                 "example": pattern.example,
             }
-            for key, pattern in found.top_patterns(limit)
+            for key, pattern in patterns
         ],
         columns=["count", "pattern", "first_seen", "last_seen", "example"],
     )
@@ -153,15 +158,68 @@ def rate_limits(profile: Profile, window_hours: float = 24) -> Metric:
     )
 
 
-def new_errors(profile: Profile, scan: str = "default") -> Metric:
-    """Error rate over the lines written since the previous scan named `scan` (each
-    runbook that checks every few minutes keeps its own place in the files)."""
-    state = paths.data_dir() / "log-offsets" / f"{profile.name}--{scan}.json"
+def _state_file(profile: Profile, scan: str, suffix: str = ".json") -> Path:
+    return paths.data_dir() / "log-offsets" / f"{profile.name}--{scan}{suffix}"
+
+
+def _since_previous(profile: Profile, scan: str) -> Triage:
+    """The lines written since the previous scan named `scan` (each runbook that checks
+    every few minutes keeps its own place in the files)."""
     scanner = _scanner(profile, None)
-    Offsets(state).scan(log_files(profile), scanner)
-    found = scanner.triage
+    Offsets(_state_file(profile, scan)).scan(log_files(profile), scanner)
+    return scanner.triage
+
+
+def new_errors(profile: Profile, scan: str = "default") -> Metric:
+    """Error rate over the lines written since the previous scan named `scan`."""
+    found = _since_previous(profile, scan)
     rate, summary = _rate(found, "since the previous scan")
     return Metric(rate, summary, patterns_table(found))
+
+
+# patterns remembered per scan; the oldest are forgotten first, so memory stays bounded
+KNOWN_PATTERNS_KEPT = 10_000
+
+
+def unseen_patterns(profile: Profile, scan: str = "unseen") -> Metric:
+    """Error patterns in the lines written since the previous scan named `scan` that no
+    earlier scan saw. The first scan learns what the logs already hold as known (the way
+    check_logfiles starts at the end of a log): errors from before monitoring began are
+    the error-rate checks' business, not news."""
+    known_file = _state_file(profile, scan, ".patterns.json")
+    first = not _state_file(profile, scan).exists()
+    found = _since_previous(profile, scan)
+    try:
+        known: list[str] = [] if first else json.loads(known_file.read_text())
+    except (OSError, ValueError):
+        known = []
+    remembered = set(known)
+    unseen = [(key, pattern) for key, pattern in found.top_patterns(len(found.patterns))
+              if key not in remembered]  # fmt: skip
+    known = [key for key in known if key not in found.patterns] + list(found.patterns)
+    temporary = known_file.with_name(known_file.name + ".tmp")
+    temporary.write_text(json.dumps(known[-KNOWN_PATTERNS_KEPT:]))
+    os.replace(temporary, known_file)
+    if first:
+        return Metric(
+            0,
+            f"first scan: {len(found.patterns)} error pattern(s) already in the logs are now "
+            "known; later scans report patterns never seen before" + _unreadable(found),
+            patterns_table(found),
+        )
+    if not unseen:
+        return Metric(
+            0,
+            f"no new error pattern in {found.lines} line(s) since the previous scan "
+            f"({found.errors} error line(s) of known patterns)" + _unreadable(found),
+        )
+    key, pattern = unseen[0]
+    return Metric(
+        len(unseen),
+        f"{len(unseen)} error pattern(s) never seen before, since the previous scan; "
+        f"commonest ({pattern.count}x): {key[:120]}" + _unreadable(found),
+        _patterns_frame(unseen[:TOP_PATTERNS]),
+    )
 
 
 def errors_per_hour(profile: Profile, window_hours: float = 24) -> pd.DataFrame:

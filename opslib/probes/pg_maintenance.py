@@ -39,16 +39,34 @@ SELECT indexrelid::regclass::text AS index, idx_scan AS scans,
 FROM pg_stat_user_indexes WHERE relname = :table
 """
 
+# opslib's own reading of pg_stat_statements is left out of what it reports
 STATEMENTS_SQL = """
 SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 2) AS mean_ms,
        rows, left(query, 200) AS query
 FROM pg_stat_statements
-ORDER BY total_exec_time DESC LIMIT 10
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%pg_stat_statements%'
+ORDER BY {order} DESC LIMIT 10
 """
-# PostgreSQL 12 and older name the timing columns total_time and mean_time.
-STATEMENTS_SQL_BEFORE_13 = STATEMENTS_SQL.replace("total_exec_time", "total_time").replace(
-    "mean_exec_time", "mean_time"
-)
+STATEMENT_ORDERS = {"total": "total_exec_time", "mean": "mean_exec_time"}
+
+INDEX_USAGE_SQL = """
+SELECT s.relname AS "table", s.indexrelname AS index, s.idx_scan AS scans,
+       pg_relation_size(s.indexrelid) AS bytes, i.indisunique AS "unique",
+       t.seq_scan AS table_seq_scans, t.seq_tup_read AS table_seq_rows
+FROM pg_stat_user_indexes s
+JOIN pg_index i ON i.indexrelid = s.indexrelid
+JOIN pg_stat_user_tables t ON t.relid = s.relid
+ORDER BY s.idx_scan, pg_relation_size(s.indexrelid) DESC
+"""
+
+
+def _statements_sql(order: str, server_version: int) -> str:
+    sql = STATEMENTS_SQL.format(order=STATEMENT_ORDERS[order])
+    if server_version >= 130000:
+        return sql
+    # PostgreSQL 12 and older name the timing columns total_time and mean_time
+    return sql.replace("total_exec_time", "total_time").replace("mean_exec_time", "mean_time")
 
 
 def _frame(connection: sa.Connection, sql: str, **params: object) -> pd.DataFrame:
@@ -108,9 +126,12 @@ def queue_index_use(profile: Profile) -> Metric:
     )
 
 
-def top_statements(profile: Profile) -> Metric:
-    """The statements that used the most time (pg_stat_statements); UNKNOWN when the
-    extension is not loaded, with how to load it."""
+def top_statements(profile: Profile, by: str = "total") -> Metric:
+    """The statements that used the most time in total (`by="total"`) or per call
+    (`by="mean"`), from pg_stat_statements; the value is the top one's mean time. UNKNOWN
+    when the extension is not loaded, with how to load it."""
+    if by not in STATEMENT_ORDERS:
+        raise ProbeError(f"by={by!r}: order statements by one of {', '.join(STATEMENT_ORDERS)}")
     with db.connect(profile) as connection:
         installed = connection.execute(
             sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
@@ -121,13 +142,34 @@ def top_statements(profile: Profile) -> Metric:
                 "CREATE EXTENSION pg_stat_statements"
             )
         version = connection.execute(sa.text("SHOW server_version_num")).scalar_one()
-        sql = STATEMENTS_SQL if int(version) >= 130000 else STATEMENTS_SQL_BEFORE_13
-        statements = _frame(connection, sql)
+        statements = _frame(connection, _statements_sql(by, int(version)))
     if statements.empty:
         return Metric(0.0, "no statement recorded yet")
     top = statements.iloc[0]
+    heaviest = "in total" if by == "total" else "per call"
     return Metric(
         float(top["mean_ms"]),
-        f"heaviest: {top['calls']} calls, {top['total_ms']} ms in total",
+        f"heaviest {heaviest}: {top['mean_ms']} ms per call, {top['calls']} calls, "
+        f"{top['total_ms']} ms in total: {' '.join(str(top['query']).split())[:120]}",
         statements,
+    )
+
+
+def index_usage(profile: Profile) -> Metric:
+    """Indexes no query used since the statistics were reset (unique ones excepted: they
+    enforce a constraint), and the table read most by sequential scans: an index to drop
+    and one to add."""
+    with db.connect(profile) as connection:
+        indexes = _frame(connection, INDEX_USAGE_SQL)
+    if indexes.empty:
+        return Metric(0, "no index on any user table")
+    unused = indexes[(indexes["scans"] == 0) & ~indexes["unique"]]
+    scanned = indexes.sort_values("table_seq_rows", ascending=False).iloc[0]
+    names = f": {', '.join(unused['index'])}" if len(unused) else ""
+    return Metric(
+        len(unused),
+        f"{len(unused)} index(es) unused since the statistics reset{names}; most rows read "
+        f"by sequential scans: {scanned['table']} ({scanned['table_seq_rows']} rows in "
+        f"{scanned['table_seq_scans']} scans)",
+        indexes.set_index("index"),
     )

@@ -54,12 +54,16 @@ class QueueTable:
     def has(self, role: str) -> bool:
         return getattr(self.config.columns, role) is not None
 
+    @property
+    def progress(self) -> sa.ColumnClause:
+        """When a job last moved: its `updated_at` where the table has one, else its start."""
+        return self.column("updated_at" if self.has("updated_at") else "started_at")
+
     def stuck_condition(self, now: datetime) -> sa.ColumnElement[bool]:
-        """Processing and started before now − stuck_after: the rule a reset re-checks."""
+        """Processing with no progress since now − stuck_after: the rule a reset re-checks."""
         cutoff = now - timedelta(seconds=self.config.stuck_after)
         return sa.and_(
-            self.column("status") == self.config.statuses.processing,
-            self.column("started_at") < cutoff,
+            self.column("status") == self.config.statuses.processing, self.progress < cutoff
         )
 
 
@@ -96,7 +100,7 @@ def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFram
     queue = QueueTable.of(profile)
     now = now or utc_now()
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
-    started = queue.column("started_at")
+    started = queue.progress
     query = (
         sa.select(*columns, started)
         .select_from(queue.table)

@@ -35,7 +35,9 @@ class SetHalt:
 
     def plan(self) -> Plan:
         if not self.needed:
-            return Plan(self.name, self.profile.name, f"no halt needed ({self.reason})", ())
+            return Plan(
+                self.name, self.profile.name, f"no halt needed: planned only for {self.reason}", ()
+            )
         with db.connect(self.profile) as connection:
             current, _since = halt_value(connection, self.profile)
         target = (
@@ -56,7 +58,7 @@ class SetHalt:
         """Set the flag only if it still has the value the plan saw."""
         (change,) = plan.changes
         before, after = change["value"]
-        control = control_table(self.profile)
+        control = control_table(self.profile.halt.table)
         with db.change(self.profile) as connection:
             current, _since = halt_value(connection, self.profile)
             if current != before:
