@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cu
 LAB_VENV := .venv-lab
 LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: morning-check hourly-check evening-wrap weekly-review monthly-maintenance lab test lint bench demo bootstrap redis-server
+.PHONY: morning-check hourly-check health-check evening-wrap weekly-review monthly-maintenance lab test lint bench demo bootstrap redis-server
 
 bootstrap: $(STAMP)
 
@@ -41,6 +41,10 @@ hourly-check: $(STAMP)
 
 evening-wrap: $(STAMP)
 	@$(BIN)/opslib run evening-wrap --profile $(PROFILE) -p apply=true --by make
+
+# The ideas pipeline's five-minute check (PROFILE=ideas with IDEAS_DSN set).
+health-check: $(STAMP)
+	@$(BIN)/opslib run health-check --profile $(PROFILE)
 
 # The catalog pipeline's schedule (PROFILE=catalog; the demo folder is created when missing).
 weekly-review: $(STAMP)

@@ -144,14 +144,23 @@ def _cmd_index(_args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.pipeline == "video":
-        from opslib.demo_video import seed
+    if args.pipeline in ("video", "ideas"):
         from opslib.profiles import load_profile
 
-        profile = load_profile(args.profile or "video")
+        profile = load_profile(args.profile or args.pipeline)
         profile.resolve_all()
+        if args.pipeline == "video":
+            from opslib.demo_video import seed
+
+            where = f"{profile.database_display()} and Redis"
+        else:
+            from opslib.demo_ideas import seed
+
+            where = (
+                f"{profile.database_display()} and {_shown(Path(profile.log_globs()[0]).parent)}"
+            )
         planted = seed(profile)
-        print(f"video demo seeded into {profile.database_display()} and Redis; planted: {planted}")
+        print(f"{args.pipeline} demo seeded into {where}; planted: {planted}")
         return 0
     if args.pipeline == "catalog":
         from opslib import demo_catalog
@@ -260,13 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="(re)create the demo or spots pipeline (SQLite) or the catalog folder, or seed the video pipeline "
-        "(PostgreSQL + Redis)",
+        help="(re)create the demo or spots pipeline (SQLite) or the catalog folder, or seed the "
+        "video (PostgreSQL + Redis) or ideas (PostgreSQL + logs) pipeline",
     )
     demo.add_argument(
-        "pipeline", nargs="?", choices=["demo", "catalog", "spots", "video"], default="demo"
+        "pipeline",
+        nargs="?",
+        choices=["demo", "catalog", "spots", "video", "ideas"],
+        default="demo",
     )
-    demo.add_argument("--profile", help="for video: the profile whose database and Redis to seed")
+    demo.add_argument(
+        "--profile", help="for video and ideas: the profile whose database (and Redis) to seed"
+    )
     demo.add_argument(
         "--if-stale", action="store_true", help="only when missing (the demo: or older than 12 h)"
     )
