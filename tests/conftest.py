@@ -4,13 +4,16 @@ tree, and runs the real `opslib` command in a subprocess, as cron would."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
@@ -140,7 +143,9 @@ queue:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[PostgresServer]:
-    server = PostgresServer.create()
+    # pg_stat_statements loaded, as the ideas manual's server runs; a database without
+    # the extension created still shows what happens where it is absent
+    server = PostgresServer.create(shared_preload_libraries="pg_stat_statements")
     yield server
     server.destroy()
 
@@ -280,3 +285,24 @@ def spots(workspace: Workspace, spots_template: Path) -> Path:
     """This test's own copy of the spots database (profile `spots` finds it); returns its path."""
     shutil.copytree(spots_template, workspace.data / "spots")
     return workspace.data / "spots" / "production.db"
+
+
+@pytest.fixture
+def receiver() -> Iterator[list[dict]]:
+    """A local HTTP server keeping the JSON body of every POST; element 0 holds its URL."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    received.append({"url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
+    yield received
+    server.shutdown()

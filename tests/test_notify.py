@@ -3,13 +3,10 @@ and a real HTTP receiver; silenced by acks; delivered late rather than lost."""
 
 from __future__ import annotations
 
-import json
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -64,26 +61,6 @@ def mailer() -> Iterator[Mailer]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[list[dict]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    received.append({"url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
-    yield received
-    server.shutdown()
 
 
 def _setup(workspace: Workspace, mailer: Mailer, receiver: list[dict], hard_after: int = 1) -> Path:
