@@ -217,8 +217,8 @@ def test_an_error_pattern_is_news_once_and_history_is_not(
     _log(
         folder,
         "2026-11-23 10:00:00,000 - pipeline.research - ERROR - evidence collector timed out after 30 s for idea idea-0999",
-        "2026-11-23 10:00:01,000 - pipeline.deck - ERROR - vector index idx_77 corrupt at page 12",
-        "2026-11-23 10:00:02,000 - pipeline.deck - ERROR - vector index idx_78 corrupt at page 40",
+        "2026-11-23 10:00:01,000 - pipeline.deck - ERROR - vector index shard 7 corrupt at page 12",
+        "2026-11-23 10:00:02,000 - pipeline.deck - ERROR - vector index shard 9 corrupt at page 40",
     )
     news = unseen_patterns(profile, scan="t")
     assert news.value == 1, news.summary
