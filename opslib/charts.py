@@ -88,9 +88,10 @@ def budget_usage(table: pd.DataFrame | None) -> None:
         "#c62828" if v >= 100 else "#ef6c00" if v >= throttle_at else "#1565c0" for v in usage
     ]
     axes.barh([str(label) for label in usage.index], usage, color=colours)
-    for level, name in ((throttle_at, "throttle"), (100.0, "allocated")):
+    # the two marks are close: one label left of its line, the other right
+    for level, name, side in ((throttle_at, "throttle ", "right"), (100.0, " allocated", "left")):
         axes.axvline(level, color="#555", linestyle="--", linewidth=1)
-        axes.text(level, len(usage) - 0.4, f" {name}", fontsize=8, color="#555")
+        axes.text(level, len(usage) - 0.4, name, fontsize=8, color="#555", ha=side)
     axes.set_xlabel("% of this period's allocation spent")
     axes.invert_yaxis()
     axes.grid(axis="x", alpha=0.3)
