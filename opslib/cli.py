@@ -169,6 +169,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return 0
         print(f"catalog pipeline created in {_shown(demo_catalog.create())}")
         return 0
+    if args.pipeline == "mediaplan":
+        from opslib import demo_mediaplan
+
+        if args.if_stale and demo_mediaplan.demo_dir().exists():
+            return 0
+        print(f"media-plan pipeline created in {_shown(demo_mediaplan.create())}")
+        return 0
     if args.pipeline == "spots":
         from opslib import demo_spots
 
@@ -269,13 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="(re)create the demo or spots pipeline (SQLite) or the catalog folder, or seed the "
+        help="(re)create the demo or spots pipeline (SQLite) or the catalog or mediaplan folder, or seed the "
         "video (PostgreSQL + Redis) or ideas (PostgreSQL + logs) pipeline",
     )
     demo.add_argument(
         "pipeline",
         nargs="?",
-        choices=["demo", "catalog", "spots", "video", "ideas"],
+        choices=["demo", "catalog", "spots", "mediaplan", "video", "ideas"],
         default="demo",
     )
     demo.add_argument(

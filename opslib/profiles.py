@@ -196,6 +196,41 @@ class Halt(StrictModel):
     key: str = "halt"
 
 
+def _bytes(value: Any) -> float:
+    size = parse_quantity(str(value))
+    if not 0 <= size < float("inf"):
+        raise ValueError(f"{value!r} must be a size such as '100 KB'")
+    return size
+
+
+Bytes = Annotated[float, BeforeValidator(_bytes)]
+
+
+# what can be wrong with a workbook pipeline's output, in the order it is looked for
+OUTPUT_PROBLEMS = ("missing", "small", "stale", "unreadable", "rows")
+
+
+class Workbooks(StrictModel):
+    """A pipeline of spreadsheet files: input workbooks (a file set) become one output
+    workbook each in `outputs`, named by `output_name` from the input's stem, with client
+    names mapped through a JSON rules file (another file set)."""
+
+    inputs: str  # the file set of input workbooks
+    name_pattern: Regex | None = None  # the naming convention an input's file name follows
+    sheets: dict[str, list[str]] = {}  # sheet -> the columns its header row must hold
+    client_column: str | None = None  # the column holding client names, in those sheets
+    mapping: str | None = None  # the file set of the JSON mapping rules (client -> rules)
+    outputs: str  # the folder outputs are written to
+    output_name: str = "{stem}_MAPPED.xlsx"
+    min_output_size: Bytes = 100_000.0
+    output_size_factor: Annotated[float, Field(gt=0)] = 2.0  # expected output vs input size
+    reports: str | None = None  # the file set of the reports a batch writes
+    # a log line per processed file: groups `file`, `seconds` and optionally `megabytes`
+    processing_log: Regex | None = None
+    rerun_command: str | None = None  # `{files}` becomes the inputs to process again
+    api_key: str | None = None  # ${VAR}: checked to be set, never shown
+
+
 class Breaker(StrictModel):
     """Where the circuit breaker that stops spending keeps its state: a row of a key/value
     control table whose value is closed, open or half-open."""
@@ -393,6 +428,7 @@ class Profile(StrictModel):
     durations: dict[str, Duration] = {}
     notify: Notify | None = None
     budget: Budget | None = None
+    workbooks: Workbooks | None = None
     # incident level -> conditions `check=STATUS`; the first level with a match is the run's
     severity: dict[Literal["P1", "P2", "P3", "P4"], list[SeverityCondition]] = {}
 
@@ -402,6 +438,11 @@ class Profile(StrictModel):
     def source(self) -> str:
         """Where the profile came from, for error messages."""
         return f"profile {self.name}" if self._source is None else _display_path(self._source)
+
+    @property
+    def path(self) -> Path | None:
+        """The file the profile was loaded from (None for one built in code)."""
+        return self._source
 
     @property
     def reference(self) -> str:
@@ -534,6 +575,10 @@ class Profile(StrictModel):
         """The resolved glob of the file set `name`."""
         return str(paths.resolve_path(self.expand(self.files[name].glob, f"files.{name}.glob")))
 
+    def output_folder(self) -> Path:
+        """Where the workbook pipeline writes its outputs, resolved."""
+        return paths.resolve_path(self.expand(self.workbooks.outputs, "workbooks.outputs"))
+
     def stage_log(self, stage: str) -> Path | None:
         """The stage's log file, resolved, if the profile names one."""
         raw = self.stages.steps[stage].log if self.stages else None
@@ -596,6 +641,12 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "tables": lambda profile: _has_database(profile) and bool(profile.key_tables()),
     "required_processes": lambda profile: bool(profile.processes.required),
     "benchmarks": _has_in_database("benchmarks"),
+    "workbooks": lambda profile: profile.workbooks is not None,
+    "processing_log": lambda profile: (
+        profile.workbooks is not None
+        and profile.workbooks.processing_log is not None
+        and profile.targets.logs is not None
+    ),
     "budget": lambda profile: profile.budget is not None and _has_in_database("costs")(profile),
     "breaker": lambda profile: (
         profile.budget is not None and profile.budget.breaker is not None and _has_database(profile)
@@ -696,6 +747,22 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     )
     if unnamed:
         raise ProfileError(f"{shown}: no such check in {'; '.join(unnamed)}")
+    if profile.workbooks is not None:
+        sets = profile.workbooks
+        missing = [
+            f"workbooks.{key}: {name}"
+            for key, name in (
+                ("inputs", sets.inputs),
+                ("mapping", sets.mapping),
+                ("reports", sets.reports),
+            )
+            if name is not None and name not in profile.files
+        ]
+        if missing:
+            raise ProfileError(
+                f"{shown}: no such file set under files: {'; '.join(missing)} "
+                f"(known: {', '.join(profile.files) or 'none'})"
+            )
     mislabelled = [
         f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
         for key in profile.checks
@@ -726,6 +793,7 @@ def _labels(profile: Profile, check: str) -> set[str] | None:
         "file_problems": profile.files,
         "file_age": profile.files,
         "file_growth": profile.files,
+        "output_files": OUTPUT_PROBLEMS,
     }
     return set(named[check]) if check in named else None
 

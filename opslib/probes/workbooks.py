@@ -1,0 +1,435 @@
+"""A pipeline of spreadsheet files: are the inputs readable workbooks with the sheets and
+columns the mapping needs, is every client mapped, is there room for the outputs, did
+every input get a sound output, and what did the batch's reports say.
+
+Workbooks are opened with openpyxl in read-only mode (the XML is streamed, not loaded);
+what an input holds is read once per run and reused while the file is unchanged. One
+broken workbook is named in its row while every other one is still checked.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import humanfriendly
+import pandas as pd
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+from tqdm import tqdm
+
+from opslib.checks import Status
+from opslib.probes import Metric, ProbeError
+from opslib.probes.files import json_schema, matched, read_json
+from opslib.probes.queue import utc_now
+from opslib.profiles import OUTPUT_PROBLEMS, Profile
+
+LOCK_PREFIX = "~$"  # Office's owner file beside a workbook someone has open
+COVERAGE = re.compile(r"coverage[^\n%]*?([\d.]+)\s*%", re.I)
+ERROR_LINE = re.compile(r"\berror\b", re.I)
+NOT_A_WORKBOOK = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, EOFError)
+
+
+@dataclass
+class Contents:
+    """What one workbook holds, as far as the checks need it."""
+
+    path: Path
+    sheets: list[str] = field(default_factory=list)
+    rows: int | None = None  # data rows (header excluded) in the profile's sheets
+    clients: set[str] = field(default_factory=set)
+    problem: str = ""
+
+
+def _scan_sheet(sheet, client_column: str | None) -> tuple[list[str], int, set[str]]:  # noqa: ANN001 - openpyxl's ReadOnlyWorksheet
+    """The header row, the count of non-empty data rows, and the client column's values."""
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(cell).strip() if cell is not None else "" for cell in next(rows, ())]
+    client_at = header.index(client_column) if client_column in header else None
+    count, clients = 0, set()
+    for row in rows:
+        if not any(cell is not None for cell in row):
+            continue  # a formatted but empty row
+        count += 1
+        if client_at is not None and client_at < len(row) and row[client_at] is not None:
+            clients.add(str(row[client_at]).strip())
+    return header, count, clients
+
+
+def read_workbook(
+    path: Path, required: dict[str, list[str]], client_column: str | None
+) -> Contents:
+    """Open `path` read-only: its sheets, the data rows of the `required` sheets (each must
+    exist and hold its columns), and the client names; a problem is a reason, not a raise."""
+    contents = Contents(path)
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except NOT_A_WORKBOOK as exc:
+        contents.problem = f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0]
+        return contents
+    try:
+        contents.sheets = list(book.sheetnames)
+        wanted = required or {contents.sheets[0]: []}
+        problems, rows = [], 0
+        for name, columns in wanted.items():
+            if name not in book.sheetnames:
+                problems.append(f"no sheet {name!r}")
+                continue
+            header, count, clients = _scan_sheet(book[name], client_column)
+            missing = [column for column in columns if column not in header]
+            if missing:
+                problems.append(f"sheet {name!r} lacks column(s) {', '.join(missing)}")
+            rows += count
+            contents.clients |= clients
+        contents.rows = rows
+        contents.problem = "; ".join(problems)
+    except NOT_A_WORKBOOK + (zipfile.LargeZipFile,) as exc:  # cut off after the directory
+        contents.problem = f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        book.close()
+    return contents
+
+
+# what each input holds, by (path, size, mtime): one run reads each workbook once
+_read: dict[tuple[str, int, int], Contents] = {}
+
+
+def _contents(path: Path, profile: Profile) -> Contents:
+    status = path.stat()
+    key = (str(path), status.st_size, status.st_mtime_ns)
+    if key not in _read:
+        settings = profile.workbooks
+        _read[key] = read_workbook(path, settings.sheets, settings.client_column)
+    return _read[key]
+
+
+def input_files(profile: Profile) -> tuple[list[Path], list[Path]]:
+    """(workbooks, Office lock files) of the input set, oldest first."""
+    found = matched(profile, profile.workbooks.inputs)
+    locks = [path for path in found if path.name.startswith(LOCK_PREFIX)]
+    return [path for path in found if path not in locks], locks
+
+
+def read_inputs(profile: Profile) -> list[Contents]:
+    """Every input workbook's contents, with a progress bar on a large batch."""
+    workbooks, _locks = input_files(profile)
+    if not workbooks:
+        raise ProbeError(
+            f"no input workbook matches {profile.file_glob(profile.workbooks.inputs)}",
+            Status.CRITICAL,
+        )
+    progress = tqdm(
+        workbooks, desc="workbooks", unit="file", leave=False, disable=len(workbooks) < 20
+    )
+    return [_contents(path, profile) for path in progress]
+
+
+def _megabytes(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 2)
+
+
+def folders(profile: Profile) -> Metric:
+    """The input folder is readable and the output folder exists and is writable."""
+    inputs = Path(profile.file_glob(profile.workbooks.inputs)).parent
+    output = profile.output_folder()
+    problems = []
+    if not os.access(inputs, os.R_OK | os.X_OK):
+        problems.append(f"input folder {inputs} is missing or not readable")
+    if not output.is_dir():
+        problems.append(f"output folder {output} does not exist")
+    elif not os.access(output, os.W_OK | os.X_OK):
+        problems.append(f"output folder {output} is not writable")
+    if problems:
+        return Metric(len(problems), "; ".join(problems))
+    return Metric(0, f"input folder {inputs} readable, output folder {output} writable")
+
+
+def inputs(profile: Profile) -> Metric:
+    """Input workbooks that cannot be read or lack a sheet or column the mapping needs."""
+    found = read_inputs(profile)
+    table = pd.DataFrame(
+        [
+            {"file": c.path.name, "size_mb": _megabytes(c.path), "sheets": ", ".join(c.sheets),
+             "rows": c.rows, "clients": ", ".join(sorted(c.clients)), "problem": c.problem}
+            for c in found
+        ]
+    ).set_index("file")  # fmt: skip
+    bad = [c for c in found if c.problem]
+    if not bad:
+        return Metric(0, f"{len(found)} input workbook(s) readable with the expected sheets", table)
+    named = "; ".join(f"{c.path.name}: {c.problem}" for c in bad[:3])
+    more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+    return Metric(len(bad), f"{len(bad)} of {len(found)} input(s) unusable: {named}{more}", table)
+
+
+def _lock_owner(path: Path) -> str:
+    """The user Office wrote into its owner file (a length byte, then the name)."""
+    try:
+        raw = path.read_bytes()[:64]
+    except OSError:
+        return ""
+    return raw[1 : 1 + raw[0]].decode("latin-1", "replace").strip() if raw else ""
+
+
+def conventions(profile: Profile) -> Metric:
+    """Inputs named against the profile's convention, and Office lock files: a workbook
+    someone still has open in Excel may be half-saved."""
+    workbooks, locks = input_files(profile)
+    pattern = profile.workbooks.name_pattern
+    rows = [
+        {"file": path.name, "problem": f"name does not follow {pattern}"}
+        for path in workbooks
+        if pattern and not re.search(pattern, path.name)
+    ]
+    for lock in locks:
+        owner = _lock_owner(lock)
+        opened = lock.name.removeprefix(LOCK_PREFIX)
+        rows.append(
+            {
+                "file": lock.name,
+                "problem": f"{opened} is open in Excel" + (f" by {owner}" if owner else ""),
+            }
+        )
+    if not rows:
+        return Metric(0, f"{len(workbooks)} input(s) follow the naming convention; no lock file")
+    table = pd.DataFrame(rows).set_index("file")
+    return Metric(len(rows), "; ".join(f"{r['file']}: {r['problem']}" for r in rows[:3]), table)
+
+
+def _mapped_clients(profile: Profile) -> set[str]:
+    name = profile.workbooks.mapping
+    files = matched(profile, name)
+    if not files:
+        raise ProbeError(
+            f"no mapping rules file matches {profile.file_glob(name)}", Status.CRITICAL
+        )
+    document, problem = read_json(files[-1], json_schema(profile, name))
+    if problem:
+        raise ProbeError(f"{files[-1].name}: {problem}", Status.CRITICAL)
+    if not isinstance(document, dict):
+        raise ProbeError(
+            f"{files[-1].name}: the rules are not an object of clients", Status.CRITICAL
+        )
+    return {client.casefold() for client in document}
+
+
+def mapping_coverage(profile: Profile) -> Metric:
+    """Clients found in the inputs that the mapping rules do not cover: their rows would
+    be dropped or mapped to nothing."""
+    if profile.workbooks.mapping is None or profile.workbooks.client_column is None:
+        raise ProbeError("the profile names no mapping rules file set or client column")
+    mapped = _mapped_clients(profile)
+    seen: dict[str, list[str]] = {}
+    for contents in read_inputs(profile):
+        for client in contents.clients:
+            seen.setdefault(client, []).append(contents.path.name)
+    unmapped = {client: files for client, files in seen.items() if client.casefold() not in mapped}
+    if not unmapped:
+        return Metric(0, f"all {len(seen)} client(s) in the inputs have mapping rules")
+    table = pd.DataFrame(
+        [
+            {"client": client, "files": ", ".join(files)}
+            for client, files in sorted(unmapped.items())
+        ]
+    ).set_index("client")
+    names = ", ".join(sorted(unmapped))
+    return Metric(len(unmapped), f"no mapping rule for client(s) {names}", table)
+
+
+def output_space(profile: Profile) -> Metric:
+    """Free space where outputs go, as a multiple of what this batch's outputs should
+    take (the inputs' size times `output_size_factor`)."""
+    workbooks, _locks = input_files(profile)
+    expected = profile.workbooks.output_size_factor * sum(path.stat().st_size for path in workbooks)
+    folder = profile.output_folder()
+    free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    ratio = free / expected if expected else float("inf")
+    size = humanfriendly.format_size
+    return Metric(
+        round(ratio, 1) if expected else None,
+        f"{size(free)} free for about {size(expected)} of outputs ({ratio:.0f}x)"
+        if expected
+        else f"{size(free)} free; no input to size the outputs by",
+        verdict=None if expected else Status.OK,
+    )
+
+
+def output_path(profile: Profile, source: Path) -> Path:
+    return profile.output_folder() / profile.workbooks.output_name.format(stem=source.stem)
+
+
+def _output_row(profile: Profile, source: Contents) -> dict:
+    output = output_path(profile, source.path)
+    row = {"input": source.path.name, "output": output.name, "size_kb": None,
+           "rows_in": source.rows, "rows_out": None, "problem": ""}  # fmt: skip
+    if not output.exists():
+        row["problem"] = "missing"
+        return row
+    status = output.stat()
+    row["size_kb"] = round(status.st_size / 1000, 1)
+    produced = read_workbook(output, {}, None)
+    row["rows_out"] = produced.rows
+    if produced.problem:
+        row["problem"] = "unreadable"
+    elif status.st_size < profile.workbooks.min_output_size:
+        row["problem"] = "small"
+    elif source.rows is not None and produced.rows != source.rows:
+        row["problem"] = "rows"
+    elif status.st_mtime < source.path.stat().st_mtime:
+        row["problem"] = "stale"
+    return row
+
+
+def output_table(profile: Profile) -> pd.DataFrame:
+    """One row per input: its expected output, size, rows in and out, and what is wrong
+    (missing, small, stale, unreadable, rows; the first that applies)."""
+    return pd.DataFrame([_output_row(profile, source) for source in read_inputs(profile)])
+
+
+_EXPLAINED = {
+    "missing": "no output",
+    "small": "output under {floor}",
+    "stale": "output older than its input",
+    "unreadable": "output not a readable workbook",
+    "rows": "output rows differ from the input's",
+}
+
+
+def outputs(profile: Profile) -> list[Metric]:
+    """Inputs without a sound output, one result per kind of problem; the first carries
+    the whole table."""
+    table = output_table(profile)
+    floor = humanfriendly.format_size(profile.workbooks.min_output_size)
+    metrics = []
+    for kind in OUTPUT_PROBLEMS:
+        hit = table[table["problem"] == kind]
+        what = _EXPLAINED[kind].format(floor=floor)
+        summary = (
+            f"{len(hit)} input(s) with {what}: {', '.join(hit['input'][:5])}"
+            if len(hit)
+            else f"no input with {what}"
+        )
+        metrics.append(Metric(len(hit), summary, label=kind))
+    metrics[0].table = table.set_index("input")
+    return metrics
+
+
+def failed_inputs(profile: Profile) -> pd.DataFrame:
+    """The rows of `output_table` whose output is not sound."""
+    table = output_table(profile)
+    return table[table["problem"] != ""]
+
+
+def batch_reports(profile: Profile, window_hours: float = 24) -> Metric:
+    """The reports the latest batch wrote (modified in the window): error lines, and a
+    mapping coverage under 100 %."""
+    name = profile.workbooks.reports
+    if name is None:
+        raise ProbeError("the profile names no reports file set")
+    since = (utc_now() - timedelta(hours=window_hours)).timestamp()
+    rows = []
+    for path in matched(profile, name):
+        status = path.stat()
+        if status.st_mtime < since:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        errors = [line.strip() for line in text.splitlines() if ERROR_LINE.search(line)]
+        coverage = [float(value) for value in COVERAGE.findall(text)]
+        low = [value for value in coverage if value < 100]
+        rows.append(
+            {"report": path.name, "modified": datetime.fromtimestamp(status.st_mtime).replace(microsecond=0),
+             "errors": len(errors), "coverage_pct": min(coverage) if coverage else None,
+             "looks_off": "; ".join(errors[:2] + [f"coverage {v:g}%" for v in low]) or ""}
+        )  # fmt: skip
+    if not rows:
+        return Metric(0, f"no report written in the last {window_hours:g} h")
+    table = pd.DataFrame(rows).set_index("report")
+    off = table[table["looks_off"] != ""]
+    summary = (
+        f"{len(off)} of {len(table)} report(s) from the last {window_hours:g} h flag problems: "
+        + "; ".join(f"{report}: {text}" for report, text in off["looks_off"].head(3).items())
+        if len(off)
+        else f"{len(table)} report(s) from the last {window_hours:g} h, none flags a problem"
+    )
+    return Metric(len(off), summary, table)
+
+
+def api_key(profile: Profile) -> Metric:
+    """Whether the API key the mapping needs is set (its value is never read out)."""
+    raw = profile.workbooks.api_key
+    if raw is None:
+        return Metric(0, "the profile needs no API key", verdict=Status.OK)
+    if profile.expand(raw, "workbooks.api_key"):
+        return Metric(0, "the API key is set")
+    return Metric(1, "the API key is not set (workbooks.api_key resolves to nothing)")
+
+
+def _durations(profile: Profile, since: datetime) -> pd.DataFrame:
+    """Every `processing_log` match in the logs: file, megabytes, seconds, in log order."""
+    from opslib.logscan import line_shapes, parse_stamp
+    from opslib.probes.logs import log_files  # the log globs, read here line by line
+
+    pattern = re.compile(profile.workbooks.processing_log)
+    formats = tuple(profile.targets.logs.timestamp_formats)
+    dated = line_shapes(formats).dated
+    rows = []
+    for path in log_files(profile):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                match = pattern.search(line)
+                if match is None:
+                    continue
+                stamp_match = dated.match(line.encode())
+                stamp = (
+                    parse_stamp(stamp_match["stamp"], since.year, formats) if stamp_match else None
+                )
+                if stamp is not None and stamp < since:
+                    continue
+                groups = match.groupdict()
+                rows.append(
+                    {"file": groups["file"], "at": stamp, "seconds": float(groups["seconds"]),
+                     "megabytes": float(groups["megabytes"]) if groups.get("megabytes") else None}
+                )  # fmt: skip
+    return pd.DataFrame(rows, columns=["file", "at", "seconds", "megabytes"])
+
+
+def processing_ratio(profile: Profile, window_days: float = 30) -> list[Metric]:
+    """Each file's latest processing time as a multiple of what its history says it
+    should take (the median seconds per MB of its earlier runs times its size now, or
+    the median of its earlier times): the manual's rule is to investigate past 2x."""
+    history = _durations(profile, utc_now() - timedelta(days=window_days))
+    if history.empty:
+        raise ProbeError(f"no processing time in the logs of the last {window_days:g} days")
+    metrics = []
+    for name, runs in history.groupby("file", sort=True):
+        latest, earlier = runs.iloc[-1], runs.iloc[:-1]
+        if earlier.empty:
+            metrics.append(Metric(None, f"{name}: one run only, no history to compare", label=name,
+                                  verdict=Status.OK))  # fmt: skip
+            continue
+        sized = latest["megabytes"] is not None and earlier["megabytes"].notna().all()
+        expected = (
+            (earlier["seconds"] / earlier["megabytes"]).median() * latest["megabytes"]
+            if sized and earlier["megabytes"].gt(0).all()
+            else earlier["seconds"].median()
+        )
+        ratio = latest["seconds"] / expected if expected else None
+        table = runs.tail(10).set_index("at")
+        metrics.append(
+            Metric(
+                None if ratio is None else round(ratio, 2),
+                f"{name}: latest {latest['seconds']:.0f} s against {expected:.0f} s expected "
+                f"from {len(earlier)} earlier run(s)"
+                + (f" ({ratio:.1f}x)" if ratio is not None else ""),
+                table,
+                label=name,
+            )
+        )
+    return metrics
