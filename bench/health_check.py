@@ -69,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"1 warm-up round, then the median of {args.repeat}, interleaved")
     server = PostgresServer.create(shared_preload_libraries="pg_stat_statements")
     try:
-        admin = server.engine(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql("CREATE DATABASE ideas")
-        admin.dispose()
+        server.fresh_database("ideas")
         with tempfile.TemporaryDirectory(prefix="opslib-bench-") as temp:
             workdir = Path(temp)
             env = {**bench_env(workdir), "IDEAS_DSN": server.url("ideas")}

@@ -17,10 +17,7 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from opslib import db
-from opslib.errors import OpslibError
+from opslib import db, demo_tables
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
@@ -50,9 +47,7 @@ SCHEMA = [
     "CREATE INDEX spend_created ON spend (created_at)",
     """CREATE TABLE pipeline_control (
         key text PRIMARY KEY, value text NOT NULL, updated_at timestamp NOT NULL)""",
-    "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)",
 ]
-DEMO_TABLES = ("ideas", "budgets", "spend", "pipeline_control", "opslib_demo")
 LOG_ERRORS = (
     "openai request for idea {idea} failed: HTTP 429 rate limit exceeded, retry in {n} s",
     "evidence collector timed out after {n} s for idea {idea}",
@@ -147,15 +142,6 @@ def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Rando
     (folder / "pipeline.log").write_text(today, encoding="utf-8")
 
 
-def _refuse_foreign_tables(connection: sa.Connection) -> None:
-    existing = set(sa.inspect(connection).get_table_names())
-    if "ideas" in existing and "opslib_demo" not in existing:
-        raise OpslibError(
-            "this database already has an ideas table that opslib did not create; "
-            "the demo only seeds an empty database or its own"
-        )
-
-
 def seed(profile: Profile, seed: int = 11) -> dict[str, object]:
     """(Re)create the demo tables and logs; returns what was planted."""
     rng = random.Random(seed)
@@ -166,23 +152,13 @@ def seed(profile: Profile, seed: int = 11) -> dict[str, object]:
         idea["cost_usd"] = round(
             sum(row["amount_usd"] for row in spend if row["idea_id"] == idea["idea_id"]), 2
         )
+    control = [
+        {"key": "circuit_breaker", "value": "half-open", "updated_at": now},
+        {"key": "emergency_shutdown", "value": "off", "updated_at": now},
+    ]
+    rows = {"ideas": ideas, "budgets": _budgets(now), "spend": spend, "pipeline_control": control}
     with db.change(profile) as connection:
-        _refuse_foreign_tables(connection)
-        for table in DEMO_TABLES:
-            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        for statement in SCHEMA:
-            connection.exec_driver_sql(statement)
-        metadata = sa.MetaData()
-        metadata.reflect(connection, only=["ideas", "budgets", "spend", "pipeline_control"])
-        connection.execute(metadata.tables["ideas"].insert(), ideas)
-        connection.execute(metadata.tables["budgets"].insert(), _budgets(now))
-        connection.execute(metadata.tables["spend"].insert(), spend)
-        connection.execute(
-            metadata.tables["pipeline_control"].insert(),
-            [{"key": "circuit_breaker", "value": "half-open", "updated_at": now},
-             {"key": "emergency_shutdown", "value": "off", "updated_at": now}],
-        )  # fmt: skip
-        connection.execute(sa.text("INSERT INTO opslib_demo VALUES (:now)"), {"now": now})
+        demo_tables.recreate(connection, "ideas", SCHEMA, rows)
     write_logs(Path(profile.log_globs()[0]).parent, ideas, now, rng)
     stuck = [idea["idea_id"] for idea in ideas if idea["updated_at"] < now - timedelta(hours=6)
              and idea["status"] == "processing"]  # fmt: skip

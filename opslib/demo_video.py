@@ -10,11 +10,8 @@ refuses any other that already has a `video_queue`.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from opslib import db
+from opslib import db, demo_tables
 from opslib.demo import story
-from opslib.errors import OpslibError
 from opslib.probes.queue import utc_now
 from opslib.probes.redis import client
 from opslib.profiles import Profile
@@ -36,9 +33,7 @@ SCHEMA = [
     "CREATE INDEX pipeline_costs_video ON pipeline_costs (video_id)",
     """CREATE TABLE pipeline_control (
         key text PRIMARY KEY, value text NOT NULL, updated_at timestamp NOT NULL)""",
-    "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)",
 ]
-DEMO_TABLES = ("video_queue", "pipeline_costs", "pipeline_control", "opslib_demo")
 
 
 def _videos() -> list[dict]:
@@ -80,15 +75,6 @@ def _plant(videos: list[dict]) -> dict[str, int]:
     return planted
 
 
-def _refuse_foreign_tables(connection: sa.Connection) -> None:
-    existing = set(sa.inspect(connection).get_table_names())
-    if "video_queue" in existing and "opslib_demo" not in existing:
-        raise OpslibError(
-            "this database already has a video_queue that opslib did not create; "
-            "the demo only seeds an empty database or its own"
-        )
-
-
 def seed(profile: Profile) -> dict[str, int]:
     """(Re)create the demo tables and Redis keys; returns the planted ids."""
     videos = _videos()
@@ -108,16 +94,9 @@ def seed(profile: Profile) -> dict[str, int]:
         {"video_id": 999_999, "category": "gpu", "amount_usd": 0.42, "created_at": utc_now()}
     )
     with db.change(profile) as connection:
-        _refuse_foreign_tables(connection)
-        for table in DEMO_TABLES:
-            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        for statement in SCHEMA:
-            connection.exec_driver_sql(statement)
-        metadata = sa.MetaData()
-        metadata.reflect(connection, only=["video_queue", "pipeline_costs"])
-        connection.execute(metadata.tables["video_queue"].insert(), videos)
-        connection.execute(metadata.tables["pipeline_costs"].insert(), costs)
-        connection.execute(sa.text("INSERT INTO opslib_demo VALUES (:now)"), {"now": utc_now()})
+        demo_tables.recreate(
+            connection, "video_queue", SCHEMA, {"video_queue": videos, "pipeline_costs": costs}
+        )
     processing = [str(v["id"]) for v in videos if v["status"] == "processing"]
     queued = [str(v["id"]) for v in videos if v["status"] == "queued"]
     planted["lost"] = int(processing[0])

@@ -153,11 +153,7 @@ def server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh `pipeline` database with the demo's jobs; returns the profile path."""
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS pipeline WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE pipeline")
-    admin.dispose()
+    server.fresh_database("pipeline")
     url = server.url("pipeline")
     engine = server.engine("pipeline")
     with engine.begin() as connection:
@@ -256,11 +252,7 @@ def redis_queue(
 def video(
     workspace: Workspace, server: PostgresServer, redis_server: RedisServer
 ) -> dict[str, int]:
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS video WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE video")
-    admin.dispose()
+    server.fresh_database("video")
     redis_server.client().flushdb()
     workspace.env["VIDEO_DSN"] = server.url("video")
     workspace.env["VIDEO_REDIS_URL"] = redis_server.url

@@ -102,6 +102,15 @@ class PostgresServer:
         server.start()
         return server
 
+    def fresh_database(self, name: str) -> str:
+        """Drop `name` (ending its sessions) and create it empty; returns its URL."""
+        admin = self.engine(isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        admin.dispose()
+        return self.url(name)
+
     def destroy(self) -> None:
         try:
             self.stop()

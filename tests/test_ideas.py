@@ -26,11 +26,7 @@ def ideas(
     workspace: Workspace, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, object]:
     """A fresh `ideas` database with pg_stat_statements, seeded by the demo."""
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS ideas WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE ideas")
-    admin.dispose()
+    server.fresh_database("ideas")
     engine = server.engine("ideas")
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE EXTENSION pg_stat_statements")
@@ -257,11 +253,7 @@ def test_a_bad_severity_rule_is_one_clear_error(tmp_path: Path, rule: str, probl
 def test_the_demo_refuses_a_database_it_did_not_create(
     workspace: Workspace, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admin = server.engine(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS foreign_ideas WITH (FORCE)")
-        connection.exec_driver_sql("CREATE DATABASE foreign_ideas")
-    admin.dispose()
+    server.fresh_database("foreign_ideas")
     engine = sa.create_engine(server.url("foreign_ideas"))
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE ideas (idea_id text)")
@@ -269,5 +261,5 @@ def test_the_demo_refuses_a_database_it_did_not_create(
     workspace.env["IDEAS_DSN"] = server.url("foreign_ideas")
     seeded = workspace.opslib("demo", "ideas")
     assert seeded.returncode != 0
-    assert "already has an ideas table that opslib did not create" in seeded.stderr
+    assert "already has a table ideas that opslib did not create" in seeded.stderr
     assert "Traceback" not in seeded.stderr
