@@ -11,7 +11,7 @@ import os
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
@@ -54,6 +54,12 @@ def log_path() -> Path:
 def stamp(moment: datetime) -> str:
     """The text form SQLAlchemy's SQLite DateTime reads and compares."""
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def set_mtime(path: Path, moment: datetime) -> None:
+    """Give a file the modification time it would have had (`moment` is naive UTC)."""
+    stamp = moment.replace(tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
 
 
 def log_line(moment: datetime, level: str, message: str) -> str:

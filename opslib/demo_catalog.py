@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
-from opslib.demo import log_line
+from opslib.demo import log_line, set_mtime
 from opslib.probes.queue import utc_now
 
 WEEKS = 12
@@ -54,12 +53,6 @@ OLD_LOGS = (
     (48, "pipeline_errors_{date:%Y%m%d}.log"),
     (120, "pipeline_errors_{date:%Y%m%d}.log.gz"),
 )
-
-
-def _touch(path: Path, moment: datetime) -> None:
-    """Give a file the modification time it would have had (`moment` is naive UTC)."""
-    stamp = moment.replace(tzinfo=UTC).timestamp()
-    os.utime(path, (stamp, stamp))
 
 
 def demo_dir() -> Path:
@@ -123,7 +116,7 @@ def create(seed: int = 5) -> Path:
         summary = _summary(started, rng, worse=week == WEEKS - 1)
         path = root / "summaries" / f"cycle-{summary['cycle']}.json"
         path.write_text(json.dumps(summary, indent=2))
-        _touch(path, started + timedelta(minutes=summary["execution_time_minutes"]))
+        set_mtime(path, started + timedelta(minutes=summary["execution_time_minutes"]))
     for days_ago in range(DAYS_OF_LOGS - 1, -1, -1):
         day = (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
         text = "".join(_log_lines(day, now, rng))
@@ -135,7 +128,7 @@ def create(seed: int = 5) -> Path:
         else:
             path = root / "logs" / name
             path.write_text(text)
-        _touch(path, min(day + timedelta(days=1), now))
+        set_mtime(path, min(day + timedelta(days=1), now))
     for days_ago, name in OLD_LOGS:  # what monthly-maintenance archives or deletes
         moment = now - timedelta(days=days_ago)
         path = root / "logs" / name.format(date=moment)
@@ -145,7 +138,7 @@ def create(seed: int = 5) -> Path:
                 stream.write(line)
         else:
             path.write_text(line)
-        _touch(path, moment)
+        set_mtime(path, moment)
     (root / "config" / "monitoring_config.json").write_text(json.dumps(CONFIG, indent=2))
     (root / "config" / "schema" / "monitoring_config.schema.json").write_text(
         json.dumps(CONFIG_SCHEMA, indent=2)

@@ -13,15 +13,15 @@ of per-file durations where the latest run of one file took 2.6 times its usual 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from openpyxl import Workbook
 
 from opslib import paths
+from opslib.demo import set_mtime
 from opslib.probes.queue import utc_now
 
 COLUMNS = ["CLIENT", "PLATFORM", "CAMPAIGN", "IMPRESSIONS", "SPEND", "DATE"]
@@ -55,11 +55,6 @@ SECONDS_PER_MB = 400.0
 
 def demo_dir() -> Path:
     return paths.data_dir() / "mediaplan"
-
-
-def _touch(path: Path, moment: datetime) -> None:
-    stamp = moment.replace(tzinfo=UTC).timestamp()
-    os.utime(path, (stamp, stamp))
 
 
 def _rows(client: str, count: int, rng: random.Random) -> list[list]:
@@ -130,7 +125,7 @@ def create(seed: int = 3) -> Path:
     for stem, (client, count) in INPUTS.items():
         path = root / "input" / f"{stem}.xlsx"
         write_workbook(path, "Data", COLUMNS, _rows(client, count, rng))
-        _touch(path, batch - timedelta(hours=1))
+        set_mtime(path, batch - timedelta(hours=1))
         sizes[stem] = path.stat().st_size / 1e6
     # a delivery cut off mid-copy: the start of a real workbook, not a whole one
     whole = root / "input" / "whole.xlsx"
@@ -140,7 +135,7 @@ def create(seed: int = 3) -> Path:
     lock = root / "input" / "~$PLANNED_acme_20261120.xlsx"
     lock.write_bytes(b"\x08operator" + b"\x00" * 150)
     for path in (root / "input" / f"{CORRUPT}.xlsx", lock):
-        _touch(path, batch - timedelta(minutes=30))
+        set_mtime(path, batch - timedelta(minutes=30))
     for stem, (client, count) in INPUTS.items():
         if client in ("Globex",):
             continue  # no mapping rule: never produced
@@ -148,9 +143,9 @@ def create(seed: int = 3) -> Path:
         rows = count if stem != "DELIVERED_sensodyne_20261120" else 900
         mapped = ["CLIENT_CODE", *COLUMNS[1:]]
         write_workbook(output, "Mapped", mapped, _rows(MAPPING[client]["code"], rows, rng))
-        _touch(output, batch + timedelta(minutes=10))
+        set_mtime(output, batch + timedelta(minutes=10))
     # Acme re-delivered its file after the batch: the output is older than its input
-    _touch(root / "input" / "DELIVERED_acme_20261120.xlsx", batch + timedelta(hours=2))
+    set_mtime(root / "input" / "DELIVERED_acme_20261120.xlsx", batch + timedelta(hours=2))
     reports = {
         "VALIDATION_REPORT": "Validation: 5 of 7 input files passed\nERROR: DELIVERED_initech_20261120.xlsx: File is not a zip file\nERROR: DELIVERED_globex_20261120.xlsx: no mapping rule for client Globex\n",
         "COMPREHENSIVE_REPORT": "Mapping coverage: 92.5%\nUnmapped columns: UNIQUES_REACH, FREQUENCY\n",
@@ -159,7 +154,7 @@ def create(seed: int = 3) -> Path:
     for name, text in reports.items():
         path = root / "output" / f"batch_20261120_{name}.txt"
         path.write_text(text)
-        _touch(path, batch + timedelta(minutes=20))
+        set_mtime(path, batch + timedelta(minutes=20))
     log = root / "logs" / "excel_processor.log"
     log.write_text("".join(_history(now, sizes, rng)))
     (root / "config" / "client_mapping_rules.json").write_text(json.dumps(MAPPING, indent=2))
