@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import random
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -119,9 +118,8 @@ def _log_line(moment: datetime, component: str, level: str, message: str) -> str
 
 
 def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Random) -> None:
-    """Today's log plain and yesterday's rotated and compressed, as logrotate leaves them."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    """Today's log plain and yesterday's rotated and compressed, as logrotate leaves them
+    (into `folder`, emptied by `demo_tables.recreate_folder`)."""
     entries = []
     for idea in ideas:
         if idea["created_at"] < now - timedelta(days=2):
@@ -157,9 +155,11 @@ def seed(profile: Profile, seed: int = 11) -> dict[str, object]:
         {"key": "emergency_shutdown", "value": "off", "updated_at": now},
     ]
     rows = {"ideas": ideas, "budgets": _budgets(now), "spend": spend, "pipeline_control": control}
+    logs = Path(profile.log_globs()[0]).parent
+    demo_tables.recreate_folder(logs)  # refused before the database is touched
     with db.change(profile) as connection:
-        demo_tables.recreate(connection, "ideas", SCHEMA, rows)
-    write_logs(Path(profile.log_globs()[0]).parent, ideas, now, rng)
+        demo_tables.recreate(connection, SCHEMA, rows)
+    write_logs(logs, ideas, now, rng)
     stuck = [idea["idea_id"] for idea in ideas if idea["updated_at"] < now - timedelta(hours=6)
              and idea["status"] == "processing"]  # fmt: skip
     return {

@@ -1,7 +1,11 @@
-"""Seeding a demo into a PostgreSQL (or any SQLAlchemy) database the user points at:
-only one opslib created itself, marked by an `opslib_demo` table, is ever rewritten."""
+"""Seeding a demo into a PostgreSQL (or any SQLAlchemy) database, or a folder, the user
+points at: only one opslib created itself (marked by an `opslib_demo` table, or a
+`.opslib-demo` file) is ever rewritten."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -11,22 +15,22 @@ from opslib.probes.queue import utc_now
 MARKER = "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)"
 
 
-def recreate(
-    connection: sa.Connection, key_table: str, schema: list[str], rows: dict[str, list[dict]]
-) -> None:
+def recreate(connection: sa.Connection, schema: list[str], rows: dict[str, list[dict]]) -> None:
     """Drop and recreate the demo's tables (those `schema` creates, and the marker),
-    then insert `rows` by table. A database whose `key_table` opslib did not create is
-    refused before anything is dropped."""
-    existing = set(sa.inspect(connection).get_table_names())
-    if key_table in existing and "opslib_demo" not in existing:
-        raise OpslibError(
-            f"this database already has a table {key_table} that opslib did not create; "
-            "the demo only seeds an empty database or its own"
-        )
+    then insert `rows` by table. A database holding any of those tables that opslib did
+    not create is refused before anything is dropped."""
     statements = [*schema, MARKER]
     tables = [
         statement.split()[2] for statement in statements if statement.startswith("CREATE TABLE")
     ]
+    existing = set(sa.inspect(connection).get_table_names())
+    # another pipeline's tables (a real pipeline_control) are as precious as the key table
+    foreign = sorted(set(tables) & existing) if "opslib_demo" not in existing else []
+    if foreign:
+        raise OpslibError(
+            f"this database already has table(s) {', '.join(foreign)} that opslib did not "
+            "create; the demo only seeds an empty database or its own"
+        )
     for table in tables:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     for statement in statements:
@@ -37,3 +41,19 @@ def recreate(
         if values:
             connection.execute(metadata.tables[table].insert(), values)
     connection.execute(sa.text("INSERT INTO opslib_demo VALUES (:now)"), {"now": utc_now()})
+
+
+FOLDER_MARKER = ".opslib-demo"
+
+
+def recreate_folder(folder: Path) -> None:
+    """Empty `folder` for a demo, or create it; a folder with files opslib did not put
+    there (production logs behind a variable that was not unset) is refused."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / FOLDER_MARKER).exists():
+        raise OpslibError(
+            f"{folder} already holds files opslib did not create; "
+            "the demo only writes into an empty folder or its own"
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / FOLDER_MARKER).write_text("created by opslib demo\n")

@@ -94,9 +94,7 @@ def seed(profile: Profile) -> dict[str, int]:
         {"video_id": 999_999, "category": "gpu", "amount_usd": 0.42, "created_at": utc_now()}
     )
     with db.change(profile) as connection:
-        demo_tables.recreate(
-            connection, "video_queue", SCHEMA, {"video_queue": videos, "pipeline_costs": costs}
-        )
+        demo_tables.recreate(connection, SCHEMA, {"video_queue": videos, "pipeline_costs": costs})
     processing = [str(v["id"]) for v in videos if v["status"] == "processing"]
     queued = [str(v["id"]) for v in videos if v["status"] == "queued"]
     planted["lost"] = int(processing[0])

@@ -98,7 +98,8 @@ def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None
 
 def _switched_off(channel: Channel, profile: Profile) -> bool:
     """A webhook whose URL resolves empty (`${VAR:-}`) is off, the way an optional
-    database is: the profile ships the channel, the environment turns it on."""
+    database is: the profile ships the channel, the environment turns it on. (A variable
+    without a default that is not set stops the run before it starts.)"""
     return channel.webhook is not None and not profile.expand(
         channel.webhook.url, "notify.webhook.url", url=True
     )

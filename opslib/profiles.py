@@ -230,6 +230,25 @@ class Workbooks(StrictModel):
     rerun_command: str | None = None  # `{files}` becomes the inputs to process again
     api_key: str | None = None  # ${VAR}: checked to be set, never shown
 
+    @model_validator(mode="after")
+    def _usable(self) -> Workbooks:
+        if self.processing_log is not None:
+            groups = set(re.compile(self.processing_log).groupindex)
+            if not {"file", "seconds"} <= groups:
+                raise ValueError(
+                    "processing_log needs the named groups (?P<file>...) and (?P<seconds>...)"
+                )
+        for key in ("output_name", "rerun_command"):
+            template = getattr(self, key)
+            try:
+                template is None or template.format(stem="x", files="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"{key}: only {{stem}} (output_name) or {{files}} (rerun_command) may be "
+                    f"filled in ({type(exc).__name__}: {exc})"
+                ) from None
+        return self
+
 
 class Breaker(StrictModel):
     """Where the circuit breaker that stops spending keeps its state: a row of a key/value
@@ -742,8 +761,15 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         for level, conditions in profile.severity.items()
         for condition in conditions
         if not any(char in (check := condition.partition("=")[0].strip()) for char in "*?")
-        and check.partition("[")[0] not in check_names()
         and not check.startswith("action:")
+        and (
+            check.partition("[")[0] not in check_names()
+            or (
+                "[" in check
+                and (known := _labels(profile, check.partition("[")[0])) is not None
+                and check.partition("[")[2].rstrip("]") not in known
+            )
+        )
     )
     if unnamed:
         raise ProfileError(f"{shown}: no such check in {'; '.join(unnamed)}")

@@ -8,8 +8,8 @@ most urgent level with a matching condition wins; no match means no incident.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from opslib.checks import CheckResult
 
@@ -32,13 +32,16 @@ class Severity:
         return f"incident {self.level} ({RESPONSE[self.level]}): {self.cause}"
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """`*` and `?` as wildcards; brackets are literal, as in `disk_free[data]`."""
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
+
+
 def matches(pattern: str, check: str) -> bool:
-    """Whether a rule's check part names `check` (in full, by base name, or by glob)."""
-    return (
-        pattern in (check, check.partition("[")[0])
-        or fnmatchcase(check, pattern)
-        or fnmatchcase(check.partition("[")[0], pattern)
-    )
+    """Whether a rule's check part names `check`: in full (`disk_free[data]`), by its
+    base name (`disk_free`), or by a glob (`*`, `stuck_jobs[*]`)."""
+    rule = _glob(pattern)
+    return bool(rule.fullmatch(check) or rule.fullmatch(check.partition("[")[0]))
 
 
 def classify(results: list[CheckResult], rules: dict[str, list[str]]) -> Severity | None:

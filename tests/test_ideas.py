@@ -15,9 +15,11 @@ from postgres_server import PostgresServer
 
 from opslib.checks import CheckResult, Status
 from opslib.errors import ProfileError
+from opslib.probes.budget import usage
 from opslib.probes.logs import unseen_patterns
 from opslib.probes.pg_maintenance import top_statements
 from opslib.profiles import load_profile
+from opslib.service_state import ServiceState
 from opslib.severity import classify
 
 
@@ -118,7 +120,7 @@ def test_budget_past_95_percent_is_a_warning_at_the_throttle_level(
     assert "$59.52 of $62.00 spent (96.0%)" in total and "past the 95% throttle level" in total
     assert "nothing to do: no halt needed" in run.stdout
     notebook = next(workspace.reports.rglob("budget-status--ideas--*.ipynb")).read_text()
-    assert "Service state" in notebook and "CRITICAL" in notebook and "throttle" in notebook
+    assert ServiceState.CRITICAL.value in notebook  # shown only as the state's output
 
 
 def test_budget_past_100_percent_is_critical_and_carries_the_halt_plan(
@@ -133,7 +135,7 @@ def test_budget_past_100_percent_is_critical_and_carries_the_halt_plan(
     assert "dry run: would halt the pipeline: set emergency_shutdown from off to on" in halt
     assert "incident P1" in run.stdout
     notebook = next(workspace.reports.rglob("budget-status--ideas--*.ipynb")).read_text()
-    assert "EMERGENCY" in notebook
+    assert ServiceState.EMERGENCY.value in notebook
     # nothing was halted without apply
     engine = server.engine("ideas")
     with engine.connect() as connection:
@@ -191,7 +193,9 @@ def test_slow_statements_by_mean_and_total_and_without_the_extension(
 
     _sql(server, "DROP EXTENSION pg_stat_statements")
     run = workspace.opslib("run", "slow-processing", "--profile", "ideas")
-    absent = _lines(run.stdout, "UNKNOWN  pg_top_statements")
+    absent = _lines(run.stdout, "UNKNOWN  pg_top_statements") + _lines(
+        run.stdout, "UNKNOWN  pg_slowest_statements"
+    )
     assert len(absent) == 2 and all("pg_stat_statements is not installed" in a for a in absent)
     assert _lines(run.stdout, "CRITICAL stuck_jobs")  # the rest of the runbook still ran
     report = next(workspace.reports.rglob("slow-processing--ideas--*.html")).read_text()
@@ -219,9 +223,12 @@ def test_an_error_pattern_is_news_once_and_history_is_not(
     news = unseen_patterns(profile, scan="t")
     assert news.value == 1, news.summary
     assert "vector index" in news.summary and "(2x)" in news.summary
-    assert list(news.table["count"]) == [2]
+    assert list(news.table["count"]) == [2]  # the timeout pattern was known from the start
+    # still news on the next scans, long enough for a "hard after two runs" alert
     again = unseen_patterns(profile, scan="t")
-    assert again.value == 0 and "0 error line(s)" in again.summary
+    assert again.value == 1 and "first seen in the last 60 min" in again.summary
+    later = unseen_patterns(profile, scan="t", fresh_minutes=0)
+    assert later.value == 0 and "0 error line(s) of known patterns" in later.summary
 
 
 def test_severity_takes_the_most_urgent_matching_level() -> None:
@@ -256,10 +263,41 @@ def test_the_demo_refuses_a_database_it_did_not_create(
     server.fresh_database("foreign_ideas")
     engine = sa.create_engine(server.url("foreign_ideas"))
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE ideas (idea_id text)")
+        connection.exec_driver_sql("CREATE TABLE pipeline_control (key text, value text)")
     engine.dispose()
     workspace.env["IDEAS_DSN"] = server.url("foreign_ideas")
     seeded = workspace.opslib("demo", "ideas")
     assert seeded.returncode != 0
-    assert "already has a table ideas that opslib did not create" in seeded.stderr
+    assert "already has table(s) pipeline_control that opslib did not create" in seeded.stderr
     assert "Traceback" not in seeded.stderr
+
+
+def test_the_demo_never_empties_a_log_folder_it_did_not_create(
+    workspace: Workspace, server: PostgresServer, tmp_path: Path
+) -> None:
+    workspace.env["IDEAS_DSN"] = server.fresh_database("ideas_logs")
+    production = tmp_path / "production-logs"
+    production.mkdir()
+    (production / "pipeline.log").write_text("precious\n")
+    workspace.env["IDEAS_LOG_DIR"] = str(production)
+    seeded = workspace.opslib("demo", "ideas")
+    assert seeded.returncode == 3 and "holds files opslib did not create" in seeded.stderr
+    assert (production / "pipeline.log").read_text() == "precious\n"
+    engine = sa.create_engine(server.url("ideas_logs"))
+    with engine.connect() as connection:  # refused before the database was touched
+        assert not sa.inspect(connection).get_table_names()
+    engine.dispose()
+
+
+def test_a_period_with_no_spend_yet_and_an_unused_category(
+    workspace: Workspace, ideas: dict, server: PostgresServer
+) -> None:
+    _sql(
+        server,
+        "DELETE FROM spend",
+        "INSERT INTO budgets SELECT cycle_id, 'posthog', 0, period_start, period_end "
+        "FROM budgets LIMIT 1",
+    )
+    results = {metric.label: metric for metric in usage(load_profile("ideas"))}
+    assert results["total"].value == 0.0 and results["openai"].value == 0.0
+    assert "posthog" not in results  # nothing allocated, nothing spent: nothing to say

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from conftest import Workspace
 
 from opslib.probes.workbooks import inputs, mapping_coverage, outputs, processing_ratio
 from opslib.profiles import load_profile
-from opslib.remedies.diagnostics import DiagnosticPackage, escalation_level
+from opslib.remedies.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
 
 CORRUPT = "DELIVERED_initech_20261120.xlsx"
 FAILED = {
@@ -188,11 +189,36 @@ def test_the_diagnostic_package_carries_no_secret_and_unpacks_to_its_manifest(
 def test_the_package_stops_at_its_size_cap(workspace: Workspace, mediaplan: Path) -> None:
     plan = DiagnosticPackage(load_profile("mediaplan"), max_bytes=1_000).plan()
     included = plan.context[plan.context["included"]]
+    assert 0 < len(included) < len(plan.context)
     assert included["bytes"].sum() <= 1_000
     assert "left out at the 1 KB cap" in plan.summary
-    assert {change["member"] for change in plan.changes} == set(included["member"])
+    # an approval covers the recipe, not the files of the moment
+    assert plan.changes == ({"profile": "mediaplan", "days": 1.0, "max_bytes": 1_000},)
 
 
 @pytest.mark.parametrize(("minutes", "level"), [(5, "Level 1"), (45, "Level 2"), (61, "Level 3")])
 def test_escalation_follows_the_manuals_levels(minutes: float, level: str) -> None:
     assert escalation_level(minutes).startswith(level)
+
+
+def test_a_workbook_damaged_inside_is_named_not_a_crash(
+    workspace: Workspace, mediaplan: Path
+) -> None:
+    source = mediaplan / "input" / "PLANNED_sensodyne_20261120.xlsx"
+    with zipfile.ZipFile(source) as original:
+        parts = {name: original.read(name) for name in original.namelist()}
+    sheet = next(name for name in parts if name.startswith("xl/worksheets/"))
+    parts[sheet] = parts[sheet][: len(parts[sheet]) // 2]  # the XML cut in half
+    with zipfile.ZipFile(source, "w") as damaged:
+        for name, data in parts.items():
+            damaged.writestr(name, data)
+    table = inputs(load_profile("mediaplan")).table
+    assert table.loc["PLANNED_sensodyne_20261120.xlsx", "problem"].startswith("unreadable: ")
+    assert table.loc["PLANNED_acme_20261120.xlsx", "problem"] == ""
+
+
+def test_a_literal_secret_in_a_profile_is_masked() -> None:
+    text = "db:\n  password: hunter2xyz  # do not\n  api_key: ${KEY}\n  token: 'abc'\n"
+    masked = mask_literal_secrets(text)
+    assert "hunter2xyz" not in masked and "abc" not in masked
+    assert "${KEY}" in masked and "# do not" in masked

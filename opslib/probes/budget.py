@@ -84,13 +84,15 @@ def _spend_by_category(
         .where(at >= period.start, at <= now)
         .group_by(table.c[costs.category])
     ).all()
-    return pd.Series({category: float(total) for category, total in rows}, name="spent_usd")
+    return pd.Series(
+        {category: float(total) for category, total in rows}, name="spent_usd", dtype=float
+    )
 
 
 def _ledger(period: Period, spent: pd.Series, now: datetime) -> pd.DataFrame:
     """Allocated, spent, remaining, usage, burn per day and projected exhaustion, by
     category and in total (the last row)."""
-    frame = pd.concat([period.allocated, spent], axis=1).fillna(0.0)
+    frame = pd.concat([period.allocated, spent], axis=1).astype(float).fillna(0.0)
     frame.loc[TOTAL] = frame.sum()
     frame.index.name = "category"
     days = max(now - period.start, MIN_ELAPSED) / timedelta(days=1)
@@ -139,6 +141,8 @@ def usage(profile: Profile) -> list[Metric]:
         period = current_period(connection, profile, now)
         spent = _spend_by_category(connection, profile, period, now)
     ledger = _ledger(period, spent, now)
+    if ledger.loc[TOTAL, "allocated_usd"] <= 0:
+        raise ProbeError(f"the period's allocations in {profile.budget.table} add up to $0")
     throttle_at = profile.budget.throttle_at
     ledger.attrs["throttle_at"] = throttle_at  # for the chart's mark
     metrics = [
@@ -153,6 +157,8 @@ def usage(profile: Profile) -> list[Metric]:
         if row["allocated_usd"] > 0:
             summary = _describe(str(category), row, period, throttle_at)
             metrics.append(Metric(float(row["usage_pct"]), summary, label=str(category)))
+        elif row["spent_usd"] == 0:
+            continue  # nothing allocated, nothing spent: nothing to say
         else:
             summary = f"{category}: ${row['spent_usd']:.2f} spent with no allocation this period"
             metrics.append(Metric(None, summary, label=str(category), verdict=Status.WARNING))

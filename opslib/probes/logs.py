@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from opslib import paths
-from opslib.logscan import Offsets, Pattern, Scanner, Triage, scan
+from opslib.logscan import Offsets, Scanner, Triage, scan
 from opslib.probes import Metric, ProbeError
 from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
@@ -115,10 +115,6 @@ def error_rate(profile: Profile, window_hours: float = 24) -> Metric:
 
 def patterns_table(found: Triage, limit: int = TOP_PATTERNS) -> pd.DataFrame:
     """The commonest error patterns with their counts, first and last time, and an example."""
-    return _patterns_frame(found.top_patterns(limit))
-
-
-def _patterns_frame(patterns: list[tuple[str, Pattern]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -128,7 +124,7 @@ def _patterns_frame(patterns: list[tuple[str, Pattern]]) -> pd.DataFrame:
                 "last_seen": pattern.last,
                 "example": pattern.example,
             }
-            for key, pattern in patterns
+            for key, pattern in found.top_patterns(limit)
         ],
         columns=["count", "pattern", "first_seen", "last_seen", "example"],
     )
@@ -179,26 +175,40 @@ def new_errors(profile: Profile, scan: str = "default") -> Metric:
 
 # patterns remembered per scan; the oldest are forgotten first, so memory stays bounded
 KNOWN_PATTERNS_KEPT = 10_000
+BASELINE = "baseline"  # first seen by the first scan: history, not news
 
 
-def unseen_patterns(profile: Profile, scan: str = "unseen") -> Metric:
-    """Error patterns in the lines written since the previous scan named `scan` that no
-    earlier scan saw. The first scan learns what the logs already hold as known (the way
-    check_logfiles starts at the end of a log): errors from before monitoring began are
-    the error-rate checks' business, not news."""
+def _known(path: Path) -> dict[str, dict]:
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def unseen_patterns(profile: Profile, scan: str = "unseen", fresh_minutes: float = 60) -> Metric:
+    """Error patterns that no scan named `scan` had seen until the last `fresh_minutes`:
+    a new kind of error stays news for that long, so a check that runs every five
+    minutes and notifies after two bad runs in a row still tells someone about it.
+
+    Only the lines written since the previous scan are read. The first scan learns what
+    the logs already hold as known (the way check_logfiles starts at the end of a log):
+    errors from before monitoring began are the error-rate checks' business, not news."""
     known_file = _state_file(profile, scan, ".patterns.json")
     first = not _state_file(profile, scan).exists()
     found = _since_previous(profile, scan)
-    try:
-        known: list[str] = [] if first else json.loads(known_file.read_text())
-    except (OSError, ValueError):
-        known = []
-    remembered = set(known)
-    unseen = [(key, pattern) for key, pattern in found.top_patterns(len(found.patterns))
-              if key not in remembered]  # fmt: skip
-    known = [key for key in known if key not in found.patterns] + list(found.patterns)
+    known = {} if first else _known(known_file)
+    now = utc_now()
+    for key, pattern in found.patterns.items():
+        entry = known.setdefault(
+            key, {"first": BASELINE if first else now.isoformat(), "count": 0,
+                  "example": pattern.example, "last": None},
+        )  # fmt: skip
+        entry["count"] += pattern.count
+        entry["last"] = pattern.last.isoformat()
+    kept = sorted(known.items(), key=lambda item: item[1]["last"] or "")[-KNOWN_PATTERNS_KEPT:]
     temporary = known_file.with_name(known_file.name + ".tmp")
-    temporary.write_text(json.dumps(known[-KNOWN_PATTERNS_KEPT:]))
+    temporary.write_text(json.dumps(dict(kept)))
     os.replace(temporary, known_file)
     if first:
         return Metric(
@@ -207,18 +217,31 @@ def unseen_patterns(profile: Profile, scan: str = "unseen") -> Metric:
             "known; later scans report patterns never seen before" + _unreadable(found),
             patterns_table(found),
         )
-    if not unseen:
+    cutoff = (now - timedelta(minutes=fresh_minutes)).isoformat()
+    fresh = sorted(
+        (
+            (key, entry)
+            for key, entry in kept
+            if entry["first"] != BASELINE and entry["first"] >= cutoff
+        ),
+        key=lambda item: -item[1]["count"],
+    )
+    if not fresh:
         return Metric(
             0,
-            f"no new error pattern in {found.lines} line(s) since the previous scan "
-            f"({found.errors} error line(s) of known patterns)" + _unreadable(found),
+            f"no error pattern new in the last {fresh_minutes:g} min; {found.errors} error "
+            f"line(s) of known patterns since the previous scan" + _unreadable(found),
         )
-    key, pattern = unseen[0]
+    table = pd.DataFrame(
+        [{"count": entry["count"], "pattern": key, "first_seen": entry["first"],
+          "last_seen": entry["last"], "example": entry["example"]} for key, entry in fresh]
+    )  # fmt: skip
+    key, entry = fresh[0]
     return Metric(
-        len(unseen),
-        f"{len(unseen)} error pattern(s) never seen before, since the previous scan; "
-        f"commonest ({pattern.count}x): {key[:120]}" + _unreadable(found),
-        _patterns_frame(unseen[:TOP_PATTERNS]),
+        len(fresh),
+        f"{len(fresh)} error pattern(s) first seen in the last {fresh_minutes:g} min; "
+        f"commonest ({entry['count']}x): {key[:120]}" + _unreadable(found),
+        table.head(TOP_PATTERNS),
     )
 
 

@@ -55,9 +55,13 @@ class QueueTable:
         return getattr(self.config.columns, role) is not None
 
     @property
-    def progress(self) -> sa.ColumnClause:
-        """When a job last moved: its `updated_at` where the table has one, else its start."""
-        return self.column("updated_at" if self.has("updated_at") else "started_at")
+    def progress(self) -> sa.ColumnElement:
+        """When a job last moved: its `updated_at` where the table has one (its start
+        where that is empty), else its start."""
+        started = self.column("started_at")
+        if not self.has("updated_at"):
+            return started
+        return sa.func.coalesce(self.column("updated_at"), started)
 
     def stuck_condition(self, now: datetime) -> sa.ColumnElement[bool]:
         """Processing with no progress since now − stuck_after: the rule a reset re-checks."""
@@ -100,7 +104,9 @@ def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFram
     queue = QueueTable.of(profile)
     now = now or utc_now()
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
-    started = queue.progress
+    started = queue.progress.label(
+        queue.config.columns.updated_at or queue.config.columns.started_at
+    )
     query = (
         sa.select(*columns, started)
         .select_from(queue.table)

@@ -13,15 +13,14 @@ import gzip
 import os
 import re
 import shutil
-import zipfile
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import humanfriendly
 import pandas as pd
 from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from tqdm import tqdm
 
 from opslib.checks import Status
@@ -33,7 +32,6 @@ from opslib.profiles import OUTPUT_PROBLEMS, Profile
 LOCK_PREFIX = "~$"  # Office's owner file beside a workbook someone has open
 COVERAGE = re.compile(r"coverage[^\n%]*?([\d.]+)\s*%", re.I)
 ERROR_LINE = re.compile(r"\berror\b", re.I)
-NOT_A_WORKBOOK = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, EOFError)
 
 
 @dataclass
@@ -45,6 +43,10 @@ class Contents:
     rows: int | None = None  # data rows (header excluded) in the profile's sheets
     clients: set[str] = field(default_factory=set)
     problem: str = ""
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
 def _scan_sheet(sheet, client_column: str | None) -> tuple[list[str], int, set[str]]:  # noqa: ANN001 - openpyxl's ReadOnlyWorksheet
@@ -70,8 +72,8 @@ def read_workbook(
     contents = Contents(path)
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except NOT_A_WORKBOOK as exc:
-        contents.problem = f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0]
+    except Exception as exc:  # noqa: BLE001 - zip, zlib, XML or openpyxl: the file is bad
+        contents.problem = _unreadable(exc)
         return contents
     try:
         contents.sheets = list(book.sheetnames)
@@ -89,8 +91,8 @@ def read_workbook(
             contents.clients |= clients
         contents.rows = rows
         contents.problem = "; ".join(problems)
-    except NOT_A_WORKBOOK + (zipfile.LargeZipFile,) as exc:  # cut off after the directory
-        contents.problem = f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0]
+    except Exception as exc:  # noqa: BLE001 - damaged inside (a sheet's XML, its compression)
+        contents.problem = _unreadable(exc)
     finally:
         book.close()
     return contents
@@ -116,6 +118,14 @@ def input_files(profile: Profile) -> tuple[list[Path], list[Path]]:
     return [path for path in found if path not in locks], locks
 
 
+def input_folder(profile: Profile) -> Path:
+    """The folder the input glob starts from (its longest part without a wildcard)."""
+    folder = Path(profile.file_glob(profile.workbooks.inputs)).parent
+    while any(char in folder.name for char in "*?["):
+        folder = folder.parent
+    return folder
+
+
 def read_inputs(profile: Profile) -> list[Contents]:
     """Every input workbook's contents, with a progress bar on a large batch."""
     workbooks, _locks = input_files(profile)
@@ -136,7 +146,7 @@ def _megabytes(path: Path) -> float:
 
 def folders(profile: Profile) -> Metric:
     """The input folder is readable and the output folder exists and is writable."""
-    inputs = Path(profile.file_glob(profile.workbooks.inputs)).parent
+    inputs = input_folder(profile)
     output = profile.output_folder()
     problems = []
     if not os.access(inputs, os.R_OK | os.X_OK):
@@ -332,7 +342,7 @@ def batch_reports(profile: Profile, window_hours: float = 24) -> Metric:
     name = profile.workbooks.reports
     if name is None:
         raise ProbeError("the profile names no reports file set")
-    since = (utc_now() - timedelta(hours=window_hours)).timestamp()
+    since = time.time() - window_hours * 3600
     rows = []
     for path in matched(profile, name):
         status = path.stat()
@@ -343,7 +353,7 @@ def batch_reports(profile: Profile, window_hours: float = 24) -> Metric:
         coverage = [float(value) for value in COVERAGE.findall(text)]
         low = [value for value in coverage if value < 100]
         rows.append(
-            {"report": path.name, "modified": datetime.fromtimestamp(status.st_mtime).replace(microsecond=0),
+            {"report": path.name, "modified": datetime.fromtimestamp(int(status.st_mtime), UTC).replace(tzinfo=None),
              "errors": len(errors), "coverage_pct": min(coverage) if coverage else None,
              "looks_off": "; ".join(errors[:2] + [f"coverage {v:g}%" for v in low]) or ""}
         )  # fmt: skip
@@ -414,7 +424,7 @@ def processing_ratio(profile: Profile, window_days: float = 30) -> list[Metric]:
             metrics.append(Metric(None, f"{name}: one run only, no history to compare", label=name,
                                   verdict=Status.OK))  # fmt: skip
             continue
-        sized = latest["megabytes"] is not None and earlier["megabytes"].notna().all()
+        sized = pd.notna(latest["megabytes"]) and earlier["megabytes"].notna().all()
         expected = (
             (earlier["seconds"] / earlier["megabytes"]).median() * latest["megabytes"]
             if sized and earlier["megabytes"].gt(0).all()

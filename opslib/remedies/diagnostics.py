@@ -17,8 +17,10 @@ import io
 import json
 import os
 import platform
+import re
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -35,12 +37,21 @@ from opslib.context import RunContext
 from opslib.probes.files import matched
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
-from opslib.redact import scrub
+from opslib.redact import MASK, scrub
 
 VERSIONS_OF = ("opslib", "pandas", "openpyxl", "sqlalchemy", "papermill", "nbconvert")
 # the manual's escalation levels by how long the problem has lasted
 ESCALATION = ((30, "Level 1: operations team"), (60, "Level 2: technical support"))
 TOP_LEVEL = "Level 3: development team"
+
+
+# a key that names a secret, holding a literal value rather than a ${VAR} reference
+_LITERAL_SECRET = re.compile(
+    r"^(?P<key>\s*-?\s*[\w.-]*(?:password|passwd|secret|token|api_?key|credential)[\w.-]*\s*:\s*)"
+    r"(?P<value>(?!\$\{)[^\s#][^#\n]*?)\s*(?P<comment>#.*)?$",
+    re.I | re.M,
+)
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeError)
 
 
 def _read_text(path: Path) -> str:
@@ -50,8 +61,34 @@ def _read_text(path: Path) -> str:
         return stream.read()
 
 
-def _member_name(group: str, path: Path) -> str:
-    return f"{group}/{path.name.removesuffix('.gz') if path.suffix == '.gz' else path.name}"
+def content_size(path: Path) -> int:
+    """The bytes a file adds once unpacked: a gzip member's size from its trailer."""
+    size = path.stat().st_size
+    if path.suffix != ".gz" or size < 18:
+        return size
+    with path.open("rb") as stream:
+        stream.seek(-4, os.SEEK_END)
+        return int.from_bytes(stream.read(4), "little")
+
+
+def _member_name(group: str, path: Path, taken: set[str]) -> str:
+    """`group/name` (a compressed log loses its .gz); a second file of that name gets its
+    folder's name, then a number, so no member overwrites another."""
+    name = path.name.removesuffix(".gz") if path.suffix == ".gz" else path.name
+    for candidate in (f"{group}/{name}", f"{group}/{path.parent.name}/{name}"):
+        if candidate not in taken:
+            return candidate
+    number = 2
+    while f"{group}/{number}-{name}" in taken:
+        number += 1
+    return f"{group}/{number}-{name}"
+
+
+def mask_literal_secrets(text: str) -> str:
+    """YAML with the literal values of secret-named keys masked (`password: hunter2`)."""
+    return _LITERAL_SECRET.sub(
+        lambda m: m["key"] + MASK + (f"  {m['comment']}" if m["comment"] else ""), text
+    )
 
 
 def escalation_level(minutes: float) -> str:
@@ -59,6 +96,20 @@ def escalation_level(minutes: float) -> str:
         if minutes < limit:
             return level
     return TOP_LEVEL
+
+
+def failing_streak(runs: list[dict]) -> list[dict]:
+    """The runs (newest first) of the runbooks still failing, back to each one's last OK
+    run: a five-minute health check that is fine does not end a day-old files incident."""
+    streak, settled = [], set()
+    for run in runs:  # newest first
+        if run["runbook"] in settled:
+            continue
+        if run["status"] == "OK":
+            settled.add(run["runbook"])
+            continue
+        streak.append(run)
+    return streak
 
 
 @dataclass
@@ -90,30 +141,39 @@ class DiagnosticPackage:
         recent = [(group, path) for group, path in found if path.stat().st_mtime >= since]
         return sorted(recent, key=lambda item: item[1].stat().st_mtime, reverse=True)
 
-    def plan(self) -> Plan:
-        rows, total = [], 0
+    def members(self) -> pd.DataFrame:
+        """Every candidate file with its member name, unpacked size and whether it fits
+        under the cap (newest first, so the cap leaves out the oldest)."""
+        rows, total, taken = [], 0, set()
         for group, path in self._candidates():
-            size = path.stat().st_size
+            size = content_size(path)
             fits = total + size <= self.max_bytes
             total += size if fits else 0
-            rows.append({"member": _member_name(group, path), "source": str(path),
-                         "bytes": size, "included": fits})  # fmt: skip
-        included = [row for row in rows if row["included"]]
+            member = _member_name(group, path, taken)
+            taken.add(member)
+            rows.append({"member": member, "source": str(path), "bytes": size, "included": fits})
+        return pd.DataFrame(rows, columns=["member", "source", "bytes", "included"])
+
+    def plan(self) -> Plan:
+        """The package's recipe is what is approved (profile, window, cap); which files
+        match it is shown, and taken afresh when the package is written, so a report
+        archived since the plan does not make an approval stale."""
+        files = self.members()
+        included = files[files["included"]]
+        left_out = len(files) - len(included)
         target = paths.reports_dir() / "diagnostics"
-        left_out = len(rows) - len(included)
+        cap = humanfriendly.format_size(self.max_bytes)
         return Plan(
             action=self.name,
             target=str(target),
             summary=f"package {len(included)} file(s) changed in the last {self.days:g} day(s) "
-            f"({humanfriendly.format_size(total)}), the profile, tool versions and an incident-log "
-            f"entry into {target}/{self.profile.name}-<time>.tar.gz"
-            + (
-                f"; {left_out} file(s) left out at the {humanfriendly.format_size(self.max_bytes)} cap"
-                if left_out
-                else ""
+            f"({humanfriendly.format_size(int(included['bytes'].sum()))} unpacked), the profile, "
+            f"tool versions and an incident-log entry into {target}/{self.profile.name}-<time>.tar.gz"
+            + (f"; {left_out} file(s) left out at the {cap} cap" if left_out else ""),
+            changes=(
+                {"profile": self.profile.name, "days": self.days, "max_bytes": self.max_bytes},
             ),
-            changes=tuple({"member": row["member"], "source": row["source"]} for row in included),
-            context=pd.DataFrame(rows),
+            context=files,
         )
 
     def _profile_text(self) -> str:
@@ -122,7 +182,7 @@ class DiagnosticPackage:
         source = self.profile.path
         if source is None or not source.exists():
             return "(the profile was not loaded from a file)\n"
-        return scrub(source.read_text(encoding="utf-8"))
+        return scrub(mask_literal_secrets(source.read_text(encoding="utf-8")))
 
     def _versions(self) -> str:
         from opslib.runner import git_sha
@@ -140,12 +200,8 @@ class DiagnosticPackage:
 
     def incident_entry(self, now: datetime) -> str:
         """The manual's incident-log template, filled from the ledger's runs of this profile."""
-        runs = Ledger().history(profile=self.profile.name, limit=200) if ledger_exists() else []
-        streak = []
-        for run in runs:  # newest first: the runs since the last all-OK one
-            if run["status"] == "OK":
-                break
-            streak.append(run)
+        runs = Ledger().history(profile=self.profile.name, limit=500) if ledger_exists() else []
+        streak = failing_streak(runs)
         started = streak[-1]["started_at"] if streak else now
         minutes = (now - started).total_seconds() / 60
         latest = {}
@@ -204,43 +260,50 @@ class DiagnosticPackage:
         return f"; files affected: {', '.join(failed['input']) or 'none'}"
 
     def apply(self, plan: Plan) -> Applied:
-        """Write the package under a temporary name, then rename it into place."""
+        """Write the package member by member (one file in memory at a time) under a
+        temporary name, then rename it into place."""
         self.profile.resolve_all()  # every secret the profile names is known to scrub
         now = datetime.now(UTC).replace(tzinfo=None)
         folder = Path(plan.target)
         folder.mkdir(parents=True, exist_ok=True)
         package = folder / f"{self.profile.name}-{now:%Y%m%d-%H%M%S}.tar.gz"
         temporary = package.with_name(package.name + ".tmp")
-        members, skipped = {}, []
-        for change in plan.changes:
-            try:
-                members[change["member"]] = scrub(_read_text(Path(change["source"]))).encode()
-            except OSError as exc:  # rotated away since the plan
-                skipped.append(f"{change['source']}: {exc.strerror}")
-        members["PROFILE.yaml"] = self._profile_text().encode()
-        members["VERSIONS.txt"] = self._versions().encode()
-        members["INCIDENT.md"] = self.incident_entry(now).encode()
-        manifest = [
-            {"member": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            for name, data in members.items()
-        ]
-        members["MANIFEST.json"] = json.dumps({"created": f"{now:%Y-%m-%dT%H:%M:%S}Z",
-                                               "members": manifest, "left_out": skipped}, indent=1).encode()  # fmt: skip
+        root = package.name.removesuffix(".tar.gz")
+        manifest, skipped = [], []
+
+        def add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(f"{root}/{name}")
+            info.size, info.mode = len(data), 0o644
+            info.mtime = int(now.replace(tzinfo=UTC).timestamp())
+            archive.addfile(info, io.BytesIO(data))
+            manifest.append({"member": name, "bytes": len(data),
+                             "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+
+        files = self.members()
         with tarfile.open(temporary, "w:gz") as archive:
-            for name, data in members.items():
-                info = tarfile.TarInfo(f"{package.name.removesuffix('.tar.gz')}/{name}")
-                info.size, info.mtime, info.mode = (
-                    len(data),
-                    int(now.replace(tzinfo=UTC).timestamp()),
-                    0o644,
-                )
-                archive.addfile(info, io.BytesIO(data))
+            for row in files.itertuples():
+                if not row.included:
+                    skipped.append(f"{row.source}: over the size cap")
+                    continue
+                try:
+                    data = scrub(_read_text(Path(row.source))).encode()
+                except READ_ERRORS as exc:  # rotated away, or cut off mid-rotation
+                    skipped.append(f"{row.source}: {type(exc).__name__}: {exc}")
+                    continue
+                add(archive, row.member, data)
+            add(archive, "PROFILE.yaml", self._profile_text().encode())
+            add(archive, "VERSIONS.txt", self._versions().encode())
+            add(archive, "INCIDENT.md", self.incident_entry(now).encode())
+            listing = {"created": f"{now:%Y-%m-%dT%H:%M:%S}Z", "members": manifest,
+                       "left_out": skipped}  # fmt: skip
+            add(archive, "MANIFEST.json", json.dumps(listing, indent=1).encode())
         os.replace(temporary, package)
+        members = [entry["member"] for entry in manifest]
         return Applied(
             len(members),
             0,
             len(members),
-            [{"package": str(package), "members": list(members)}],
+            [{"package": str(package), "members": members}],
             skipped,
             None,
         )

@@ -30,16 +30,12 @@ class RetryFailed:
     needs: ClassVar[str] = "workbooks"
     name: str = "retry_failed_inputs"
 
-    def _inputs_folder(self) -> Path:
-        return Path(self.profile.file_glob(self.profile.workbooks.inputs)).parent
-
-    def rerun_command(self, inputs: list[str]) -> str:
+    def rerun_command(self, inputs: list[Path]) -> str:
         """The profile's re-run command with the failed inputs in place of `{files}`."""
         template = self.profile.workbooks.rerun_command
         if template is None:
             return ""
-        folder = self._inputs_folder()
-        return template.format(files=" ".join(shlex.quote(str(folder / name)) for name in inputs))
+        return template.format(files=" ".join(shlex.quote(str(path)) for path in inputs))
 
     def plan(self) -> Plan:
         failed = failed_inputs(self.profile)
@@ -62,30 +58,34 @@ class RetryFailed:
         )
 
     def apply(self, plan: Plan) -> Applied:
-        """Re-check each input: one whose output became sound since the plan is skipped."""
+        """Re-check each input: one whose output became sound since the plan is skipped,
+        and only outputs the plan named are moved (never one a re-run is writing now)."""
         still = failed_inputs(self.profile)
         still_failed = dict(zip(still["input"], still["problem"], strict=True))
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = self.profile.output_folder()
-        retry = [c["retry"] for c in plan.changes if "retry" in c and c["retry"] in still_failed]
-        skipped = [
-            c["retry"] for c in plan.changes if "retry" in c and c["retry"] not in still_failed
-        ]
+        planned = [c["retry"] for c in plan.changes if "retry" in c]
+        retry = [name for name in planned if name in still_failed]
+        skipped = [name for name in planned if name not in still_failed]
         workbooks, _locks = input_files(self.profile)
         by_name = {path.name: path for path in workbooks}
+        to_move = {c["move"] for c in plan.changes if "move" in c}
         moved, aside = [], folder / f"failed-{stamp}"
         for name in retry:
             output = output_path(self.profile, by_name[name]) if name in by_name else None
-            if output is not None and still_failed[name] != "missing" and output.exists():
-                aside.mkdir(exist_ok=True)
-                shutil.move(output, aside / output.name)
-                moved.append({"moved": str(output), "to": str(aside / output.name)})
+            if output is None or output.name not in to_move or still_failed[name] == "missing":
+                continue
+            aside.mkdir(exist_ok=True)
+            shutil.move(output, aside / output.name)
+            moved.append({"moved": str(output), "to": str(aside / output.name)})
+        inputs = [by_name[name] for name in retry if name in by_name]
         retry_list = folder / f"retry-{stamp}.txt"
-        command = self.rerun_command(retry)
-        header = [f"# {len(retry)} input(s) to process again, listed by opslib {stamp} UTC"]
+        command = self.rerun_command(inputs)
+        header = [f"# {len(inputs)} input(s) to process again, listed by opslib {stamp} UTC"]
         if command:
             header.append(f"# re-run: {command}")
-        lines = [str(self._inputs_folder() / name) for name in retry]
-        retry_list.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
+        retry_list.write_text(
+            "\n".join(header + [str(path) for path in inputs]) + "\n", encoding="utf-8"
+        )
         changes = [{"retry_list": str(retry_list), "inputs": retry}, *moved]
-        return Applied(len(retry), len(plan.changes), len(retry), changes, skipped, None)
+        return Applied(len(inputs), len(planned), len(still_failed), changes, skipped, None)
