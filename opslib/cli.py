@@ -257,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     history.set_defaults(handler=_cmd_history)
 
+    from opslib.schedule_cli import register as register_schedule
+
+    register_schedule(commands)
+
     ack = commands.add_parser(
         "ack", help="silence a runbook's notifications (not its reports) for a while"
     )
