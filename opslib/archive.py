@@ -44,6 +44,9 @@ runs = sa.Table(
     sa.Column("parameters", sa.Text, nullable=False, default="{}"),
 )
 
+# the status board and `history` read the newest runs of one runbook × profile
+sa.Index("runs_by_group_and_time", runs.c.runbook, runs.c.profile, runs.c.started_at)
+
 check_results = sa.Table(
     "check_results",
     metadata,
@@ -211,9 +214,13 @@ class Ledger:
         self._create_tables()
 
     def _create_tables(self) -> None:
-        """Create missing tables; two runs creating a new ledger at once both succeed."""
+        """Create missing tables and indexes (an index added later reaches an existing
+        ledger too); two runs creating a new ledger at once both succeed."""
         try:
             metadata.create_all(self.engine, checkfirst=True)
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(self.engine, checkfirst=True)
         except sa.exc.OperationalError as exc:
             if "already exists" not in str(exc):
                 raise
@@ -295,13 +302,93 @@ class Ledger:
         return None if row is None else (row.started_at, row.value)
 
     def history(
-        self, runbook: str | None = None, profile: str | None = None, limit: int = 20
+        self,
+        runbook: str | None = None,
+        profile: str | None = None,
+        limit: int = 20,
+        *,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict]:
+        """Runs newest first, filtered by runbook, profile, status and start time."""
         query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-        if runbook:
-            query = query.where(runs.c.runbook == runbook)
-        if profile:
-            query = query.where(runs.c.profile == profile)
+        for column, value in ((runs.c.runbook, runbook), (runs.c.profile, profile),
+                              (runs.c.status, status)):  # fmt: skip
+            if value:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(runs.c.started_at >= since)
+        if until is not None:
+            query = query.where(runs.c.started_at < until)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def run(self, run_id: str) -> tuple[dict, list[dict]]:
+        """One run (by its id or a unique prefix of it) and its check results in order;
+        LookupError says why none or several match."""
+        with self.engine.connect() as connection:
+            found = (
+                connection.execute(
+                    sa.select(runs)
+                    .where(runs.c.run_id.startswith(run_id, autoescape=True))
+                    .limit(2)
+                )
+                .mappings()
+                .all()
+            )
+            if len(found) != 1:
+                raise LookupError(
+                    f"no run {run_id!r} in the ledger"
+                    if not found
+                    else f"run id {run_id!r} is ambiguous: give more characters"
+                )
+            results = connection.execute(
+                sa.select(check_results)
+                .where(check_results.c.run_id == found[0]["run_id"])
+                .order_by(check_results.c.id)
+            ).mappings()
+            return dict(found[0]), [dict(row) for row in results]
+
+    def newest_per_group(self, per_group: int) -> list[dict]:
+        """The newest `per_group` runs of every runbook × profile, newest first within each
+        group (one window query, whatever the ledger's size)."""
+        rank = sa.func.row_number().over(
+            partition_by=(runs.c.runbook, runs.c.profile), order_by=runs.c.started_at.desc()
+        )
+        ranked = sa.select(
+            runs.c.run_id, runs.c.runbook, runs.c.profile, runs.c.started_at, runs.c.status,
+            runs.c.summary, runs.c.html_path, rank.label("rank"),
+        ).subquery()  # fmt: skip
+        query = (
+            sa.select(ranked)
+            .where(ranked.c.rank <= per_group)
+            .order_by(ranked.c.runbook, ranked.c.profile, ranked.c.rank)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def status_since(self, runbook: str, profile: str, status: str) -> datetime | None:
+        """When the current streak of `status` began: the first run after the last run
+        with another status (the first run ever, if there is none)."""
+        group = (runs.c.runbook == runbook, runs.c.profile == profile)
+        with self.engine.connect() as connection:
+            changed = connection.execute(
+                sa.select(sa.func.max(runs.c.started_at)).where(*group, runs.c.status != status)
+            ).scalar()
+            after = (runs.c.started_at > changed,) if changed is not None else ()
+            return connection.execute(
+                sa.select(sa.func.min(runs.c.started_at)).where(*group, *after)
+            ).scalar()
+
+    def values(self, run_ids: list[str]) -> list[dict]:
+        """The numeric check results of these runs: what the trend lines are drawn from."""
+        if not run_ids:
+            return []
+        query = sa.select(
+            check_results.c.run_id, check_results.c.name, check_results.c.status,
+            check_results.c.value, check_results.c.unit,
+        ).where(check_results.c.run_id.in_(run_ids), check_results.c.value.is_not(None))  # fmt: skip
         with self.engine.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 

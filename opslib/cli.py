@@ -11,11 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from opslib.checks import Status
+from opslib import paths
+from opslib.checks import Status, parse_quantity
 from opslib.errors import OpslibError
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
@@ -125,15 +126,53 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from opslib.archive import Ledger, ledger_exists
 
-    rows = Ledger().history(args.runbook, args.profile, args.limit) if ledger_exists() else []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    since = now - timedelta(seconds=args.since) if args.since else None
+    until = now - timedelta(seconds=args.until) if args.until else None
+    rows = (
+        Ledger().history(
+            args.runbook, args.profile, args.limit, status=args.status, since=since, until=until
+        )
+        if ledger_exists()
+        else []
+    )
     if not rows:
-        print("no runs recorded")
+        print(
+            "no runs recorded" + (" that match" if any(vars(args).get(k) for k in FILTERS) else "")
+        )
     for row in rows:
         print(
-            f"{row['started_at']:%Y-%m-%d %H:%M:%S}  {row['status']:<8} {row['runbook']:<20} "
-            f"{row['profile']:<10} {row['duration_s']:6.1f} s  {row['html_path'] or '-'}"
+            f"{row['started_at']:%Y-%m-%d %H:%M:%S}  {row['run_id']}  {row['status']:<8} "
+            f"{row['runbook']:<24} {row['profile']:<10} {row['duration_s']:6.1f} s  "
+            f"{row['html_path'] or '-'}"
         )
     return 0
+
+
+FILTERS = ("runbook", "profile", "status", "since", "until")
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from opslib.archive import Ledger, ledger_exists
+
+    if not ledger_exists():
+        raise OpslibError(f"no ledger yet in {_shown(paths.reports_dir())}: nothing has run")
+    try:
+        run, results = Ledger().run(args.run_id)
+    except LookupError as exc:
+        raise OpslibError(str(exc)) from None
+    print(
+        f"{run['status']} {run['runbook']} on {run['profile']}: {run['summary']}\n"
+        f"run {run['run_id']}, started {run['started_at']:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{run['duration_s']:.1f} s, by {run['os_user']}"
+        + (f" ({run['run_by']})" if run["run_by"] else "")
+        + f" on {run['host']}, git {run['git_sha'] or '-'}\nreport: {run['html_path'] or '-'}"
+    )
+    width = max([len(result["name"]) for result in results] + [5])
+    for result in results:
+        value = "" if result["value"] is None else f"{result['value']:.4g} {result['unit'] or ''}"
+        print(f"  {result['status']:<8} {result['name']:<{width}}  {value:<14} {result['summary']}")
+    return int(Status[run["status"]])
 
 
 def _cmd_index(_args: argparse.Namespace) -> int:
@@ -202,6 +241,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_ago(text: str) -> float:
+    """How far back: a positive duration such as '2 days' or '90 min'."""
+    try:
+        seconds = parse_quantity(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="opslib", description="Executable operations runbooks for data pipelines."
@@ -250,12 +300,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.set_defaults(handler=_cmd_profile_check)
 
-    history = commands.add_parser("history", help="past runs from the ledger")
+    history = commands.add_parser("history", help="past runs from the ledger, newest first")
     history.add_argument("--runbook")
     history.add_argument("--profile")
+    history.add_argument("--status", choices=[status.name for status in Status])
+    history.add_argument(
+        "--since", type=_seconds_ago, metavar="DURATION", help="started within, e.g. '2 days'"
+    )
+    history.add_argument(
+        "--until", type=_seconds_ago, metavar="DURATION", help="started before, e.g. '1 hour' ago"
+    )
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     history.set_defaults(handler=_cmd_history)
+
+    show = commands.add_parser("show", help="one run's checks, by its id (or a unique prefix)")
+    show.add_argument("run_id")
+    show.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    show.set_defaults(handler=_cmd_show)
 
     from opslib.schedule_cli import register as register_schedule
 
