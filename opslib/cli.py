@@ -152,6 +152,39 @@ def _cmd_history(args: argparse.Namespace) -> int:
 FILTERS = ("runbook", "profile", "status", "since", "until")
 
 
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from opslib import retention
+    from opslib.archive import Ledger, ledger_exists
+
+    if not ledger_exists():
+        print("no ledger yet: nothing to prune")
+        return 0
+    policy = retention.load_policy(args.policy)
+    ledger = Ledger()
+    plan = retention.plan(policy, ledger)
+    print(f"plan {plan.hash}: {plan.summary}")
+    if plan.context is not None:
+        print(plan.context.to_string(index=False))
+    if plan.empty:
+        return 0
+    if args.approve and args.approve != plan.hash:
+        raise OpslibError(
+            f"the plan is now {plan.hash}, not the approved {args.approve}: review it and approve again"
+        )
+    if not (args.apply or args.approve):
+        print(f"dry run: apply with --apply or --approve {plan.hash}")
+        return 0
+    done = retention.apply(plan, policy, ledger, by=args.by)
+    print(
+        f"applied plan {plan.hash}: {done['runs']} run(s) and {done['files']} file(s) removed, "
+        f"{done['notebooks']} notebook(s) gzipped"
+    )
+    from opslib.index import write_index
+
+    write_index(ledger)
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from opslib.archive import Ledger, ledger_exists
 
@@ -313,6 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     history.set_defaults(handler=_cmd_history)
+
+    archive = commands.add_parser("archive", help="archive upkeep")
+    archive_commands = archive.add_subparsers(
+        dest="archive_command", required=True, parser_class=OneLineParser
+    )
+    prune = archive_commands.add_parser(
+        "prune", help="apply the retention policy (parameters/retention.yaml), as a plan first"
+    )
+    prune.add_argument("--policy", type=Path, help="another retention policy file")
+    prune.add_argument("--apply", action="store_true", help="carry out the plan shown")
+    prune.add_argument("--approve", default="", metavar="HASH", help="apply only this plan")
+    prune.add_argument("--by", default="", help="who asked for it, for the audit trail")
+    prune.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    prune.set_defaults(handler=_cmd_prune)
 
     show = commands.add_parser("show", help="one run's checks, by its id (or a unique prefix)")
     show.add_argument("run_id")

@@ -1,0 +1,222 @@
+"""Retention of the archive: what `opslib archive prune` keeps, as a plan first.
+
+The policy (`parameters/retention.yaml`) keeps every run for `keep_all`, then one run a
+day per runbook × profile until `keep_daily` (the worst of that day, the latest of equals:
+a reviewer looking back wants the day's problem, not its quiet hours), then nothing; and
+gzips the executed notebooks of older kept runs. The ledger rows go first, in one
+transaction, then the files: a crash in between leaves files nobody points at, never a
+ledger pointing at nothing. Every prune that applies is audited in the ledger.
+"""
+
+from __future__ import annotations
+
+import getpass
+import gzip
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from opslib import paths
+from opslib.actions import Plan
+from opslib.archive import Ledger, check_results, notifications, runs
+from opslib.checks import Status, parse_quantity
+from opslib.errors import OpslibError
+
+COMPRESSED = ".gz"
+
+
+def _days(value: Any) -> float:
+    seconds = parse_quantity(str(value))
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{value!r} must be a duration such as '30 days'")
+    return seconds / 86400
+
+
+Days = Annotated[float, BeforeValidator(_days)]
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_all: Days = 30.0
+    keep_daily: Days = 365.0
+    compress_notebooks_after: Days = 7.0
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy file (default `parameters/retention.yaml`); a problem is one line."""
+    path = path or paths.project_root() / "parameters" / "retention.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        policy = Policy.model_validate(data)
+    except OSError as exc:
+        raise OpslibError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise OpslibError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise OpslibError(f"{path}: {problems}") from None
+    if policy.keep_daily < policy.keep_all:
+        raise OpslibError(f"{path}: keep_daily must be at least keep_all")
+    return policy
+
+
+@dataclass
+class Pruning:
+    """What a policy removes and compresses now."""
+
+    delete: pd.DataFrame  # runs: run_id, runbook, profile, started_at, status, paths
+    compress: pd.DataFrame  # kept runs whose notebook is due for gzip
+
+
+def _all_runs(ledger: Ledger) -> pd.DataFrame:
+    query = sa.select(
+        runs.c.run_id, runs.c.runbook, runs.c.profile, runs.c.started_at, runs.c.status,
+        runs.c.html_path, runs.c.notebook_path,
+    )  # fmt: skip
+    with ledger.engine.connect() as connection:
+        return pd.DataFrame(
+            connection.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
+        )
+
+
+def select(policy: Policy, table: pd.DataFrame, now: datetime) -> Pruning:
+    """Split the ledger's runs into kept, deleted and to-be-compressed by `policy`."""
+    if table.empty:
+        return Pruning(table, table)
+    table = table.copy()
+    table["started_at"] = pd.to_datetime(table["started_at"])
+    age = now - table["started_at"]
+    recent = age <= timedelta(days=policy.keep_all)
+    daily = ~recent & (age <= timedelta(days=policy.keep_daily))
+    table["rank"] = table["status"].map(lambda name: Status[name].value)
+    table["day"] = table["started_at"].dt.date
+    best = (
+        table[daily]
+        .sort_values(["rank", "started_at"], ascending=[False, False])
+        .drop_duplicates(["runbook", "profile", "day"])
+        .index
+    )
+    keep = recent | table.index.isin(best)
+    kept = table[keep]
+    due = kept[
+        (now - kept["started_at"] > timedelta(days=policy.compress_notebooks_after))
+        & kept["notebook_path"].notna()
+        & ~kept["notebook_path"].fillna("").str.endswith(COMPRESSED)
+    ]
+    columns = ["run_id", "runbook", "profile", "started_at", "status", "html_path", "notebook_path"]
+    return Pruning(table.loc[~keep, columns], due[columns])
+
+
+def plan(policy: Policy, ledger: Ledger, now: datetime | None = None) -> Plan:
+    """The prune as a plan: the runs to delete and notebooks to gzip, hashed."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    pruning = select(policy, _all_runs(ledger), now)
+    changes = tuple(
+        [{"delete_run": run_id} for run_id in sorted(pruning.delete["run_id"])]
+        + [{"compress": path} for path in sorted(pruning.compress["notebook_path"])]
+    )
+    counts = Counter(zip(pruning.delete["runbook"], pruning.delete["profile"], strict=True))
+    squeezed = Counter(zip(pruning.compress["runbook"], pruning.compress["profile"], strict=True))
+    context = pd.DataFrame(
+        [{"runbook": runbook, "profile": profile, "runs_deleted": counts[(runbook, profile)],
+          "notebooks_gzipped": squeezed[(runbook, profile)]}
+         for runbook, profile in sorted(set(counts) | set(squeezed))]
+    )  # fmt: skip
+    return Plan(
+        action="archive_prune",
+        target=str(paths.reports_dir()),
+        summary=f"delete {len(pruning.delete)} run(s) (ledger rows, then report files) and gzip "
+        f"{len(pruning.compress)} notebook(s) under the policy: everything for "
+        f"{policy.keep_all:g} days, one run a day until {policy.keep_daily:g} days",
+        changes=changes,
+        context=context if len(context) else None,
+    )
+
+
+def _remove(reports: Path, relative: str | None) -> bool:
+    if not relative:
+        return False
+    try:
+        (reports / relative).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _gzip(path: Path) -> Path:
+    """`path` gzipped beside it (temp name, checked, renamed); the original stays."""
+    target = path.with_name(path.name + COMPRESSED)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    data = path.read_bytes()
+    with gzip.open(temporary, "wb") as stream:
+        stream.write(data)
+    if gzip.decompress(temporary.read_bytes()) != data:
+        temporary.unlink()
+        raise OSError(f"{path}: the compressed copy does not read back the same")
+    os.replace(temporary, target)
+    return target
+
+
+def apply(plan_: Plan, policy: Policy, ledger: Ledger, by: str = "") -> dict[str, int]:
+    """Carry out `plan_` where it still holds (a run the plan named and the policy still
+    drops), auditing it; returns how many runs, files and notebooks it handled."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    fresh = select(policy, _all_runs(ledger), now)
+    planned = {change["delete_run"] for change in plan_.changes if "delete_run" in change}
+    doomed = fresh.delete[fresh.delete["run_id"].isin(planned)]
+    audit_id = ledger.open_audit(
+        {"at": now, "os_user": getpass.getuser(), "run_by": by, "runbook": "archive",
+         "profile": "*", "run_id": "archive-prune", "action": plan_.action,
+         "plan_hash": plan_.hash, "target": plan_.target, "summary": plan_.summary}
+    )  # fmt: skip
+    ids = list(doomed["run_id"])
+    with ledger.engine.begin() as connection:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            connection.execute(check_results.delete().where(check_results.c.run_id.in_(chunk)))
+            connection.execute(notifications.delete().where(notifications.c.run_id.in_(chunk)))
+            connection.execute(runs.delete().where(runs.c.run_id.in_(chunk)))
+    reports = paths.reports_dir()
+    files = sum(
+        _remove(reports, row.html_path) + _remove(reports, row.notebook_path)
+        for row in doomed.itertuples()
+    )
+    planned_notebooks = {c["compress"] for c in plan_.changes if "compress" in c}
+    compressed = 0
+    for row in fresh.compress.itertuples():
+        source = reports / row.notebook_path
+        if row.notebook_path not in planned_notebooks or not source.exists():
+            continue
+        target = _gzip(source)
+        with ledger.engine.begin() as connection:
+            connection.execute(
+                runs.update()
+                .where(runs.c.run_id == row.run_id)
+                .values(notebook_path=str(target.relative_to(reports)))
+            )
+        source.unlink()
+        compressed += 1
+    _remove_empty_folders(reports)
+    done = {"runs": len(ids), "files": files, "notebooks": compressed}
+    ledger.close_audit(audit_id, "applied", changes=[done], before_count=len(planned),
+                       after_count=len(ids))  # fmt: skip
+    return done
+
+
+def _remove_empty_folders(reports: Path) -> None:
+    """The YYYY/MM/DD folders a prune emptied."""
+    for folder in sorted(reports.glob("[0-9]*/**/"), key=lambda p: -len(p.parts)):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
