@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cu
 LAB_VENV := .venv-lab
 LAB_STAMP := $(LAB_VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: morning-check hourly-check health-check evening-wrap weekly-review monthly-maintenance lab test lint bench demo bootstrap redis-server
+.PHONY: morning-check hourly-check health-check evening-wrap weekly-review monthly-maintenance lab test lint bench demo bootstrap redis-server chromium
 
 bootstrap: $(STAMP)
 
@@ -60,9 +60,9 @@ demo: $(STAMP)
 	@$(BIN)/opslib demo
 
 # Tests start their own PostgreSQL (installed on this machine kind) and Redis servers;
-# redis-server comes from apt when missing. nbval runs inside the suite
+# redis-server and chromium come from apt when missing. nbval runs inside the suite
 # (tests/test_notebooks.py) against a private copy of the demo.
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server chromium
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/python -m pytest -q tests
 
@@ -87,12 +87,14 @@ lab: $(LAB_STAMP)
 	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(LAB_VENV)/bin/jupyter lab --notebook-dir=notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
-redis-server:
-	@command -v redis-server >/dev/null || { \
+# System packages the tests need, from apt when missing: redis-server (the tests start
+# their own, never as a service) and chromium (the browser check renders reports).
+redis-server chromium:
+	@command -v $@ >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing redis-server with apt (the tests start their own, it is not run as a service)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+			echo "installing $@ with apt"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $@ >/dev/null; \
 		else \
-			echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; \
+			echo "$@ is missing: sudo apt-get install $@"; exit 1; \
 		fi; \
 	}
