@@ -13,12 +13,15 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
 from opslib.checks import Status, parse_quantity
 from opslib.errors import OpslibError
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from opslib.runner import RunOutcome
 
 USAGE_ERROR = int(Status.UNKNOWN)
 
@@ -45,16 +48,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cell_timeout_s=args.cell_timeout,
         total_timeout_s=args.timeout,
     )
+    _export(outcome, args)
+    return outcome.exit_code
+
+
+def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
+    """Print the outcome in the asked format; write the Prometheus textfile if asked."""
+    from opslib import exporters
+
+    facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
+             "results": outcome.results}  # fmt: skip
+    report = _shown(outcome.html_path) if outcome.html_path else None
+    metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
+    if metrics:
+        exporters.write_prometheus(
+            Path(metrics), **facts, duration_s=outcome.duration_s, finished_at=outcome.finished_at
+        )
+    if args.format == "nagios":
+        print(exporters.nagios_line(**facts, headline=outcome.headline))
+        return
+    if args.format == "json":
+        print(
+            exporters.json_document(
+                **facts, headline=outcome.headline, duration_s=outcome.duration_s,
+                finished_at=outcome.finished_at, report=report,
+            )
+        )  # fmt: skip
+        return
     print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
     for result in outcome.results:
         if result.status is not Status.OK or result.name.startswith("action:"):
             print(f"  {result.status.name:<8} {result.name}: {result.summary}")
-    print(
-        f"report: {_shown(outcome.html_path) if outcome.html_path else 'none (the run produced no notebook)'}"
-    )
+    print(f"report: {report or 'none (the run produced no notebook)'}")
     for notice in outcome.notices:
         print(notice)
-    return outcome.exit_code
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
@@ -316,6 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=DEFAULT_CELL_TIMEOUT_S,
         help="per-cell timeout, seconds",
+    )
+    run.add_argument(
+        "--format",
+        choices=["text", "nagios", "json"],
+        default="text",
+        help="text for people, one Nagios plugin line with perfdata, or JSON",
+    )
+    run.add_argument(
+        "--prometheus",
+        type=Path,
+        metavar="DIR",
+        help="also write a node-exporter textfile there (default: $OPSLIB_PROMETHEUS_DIR)",
     )
     run.set_defaults(handler=_cmd_run)
 

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ class RunOutcome:
     html_path: Path | None = None
     run_id: str = ""
     notices: list[str] = field(default_factory=list)  # what the notifications did
+    duration_s: float = 0.0
+    finished_at: datetime | None = None  # naive UTC
 
     @property
     def attention(self) -> list[CheckResult]:
@@ -228,6 +230,8 @@ def _archive(
     public_parameters = redact_parameters(facts.parameters)
     sha = git_sha()
     duration_s = time.monotonic() - facts.clock
+    outcome.duration_s = duration_s
+    outcome.finished_at = facts.started + timedelta(seconds=duration_s)
     if nb is not None:
         banner = Banner(
             status=status.name,
