@@ -209,3 +209,165 @@ def test_a_cut_off_archive_is_named_and_the_rest_still_counted(tmp_path: Path) -
     found = scanner.triage
     assert found.unreadable and found.unreadable[0].startswith("old.log.gz: ")
     assert found.errors >= 1
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_levels_are_the_first_level_word_after_the_stamp_whatever_the_line_shape(
+    tmp_path: Path,
+) -> None:
+    """The block's first stamp shape is tried first; lines of other shapes, or with the
+    level further on, are read as before."""
+    now = datetime.now(UTC)
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{_iso(now)} INFO first line sets the shape\n"
+        f"{_iso(now)} host app[3]: ERROR the level comes later\n"
+        f"{_iso(now)} no level word on this line\n"
+        f"[{now:%Y-%m-%d %H:%M:%S},123] WARN bracketed\n"
+        f"{now:%b %d %H:%M:%S} host app: CRITICAL syslog\n"
+        "  continuation ERROR without a stamp\n"
+        f"{_iso(now)} INFOS is not a level, DEBUG is\n"
+    )
+    scanner = Scanner(None)
+    scanner.read(log)
+    assert dict(scanner.triage.levels) == {
+        "INFO": 1,
+        "ERROR": 1,
+        "WARNING": 1,
+        "CRITICAL": 1,
+        "DEBUG": 1,
+    }
+    assert set(scanner.triage.patterns) == {"the level comes later", "syslog"}
+
+
+def test_an_id_inside_a_word_keeps_errors_apart_while_numbers_fold(tmp_path: Path) -> None:
+    now = _iso(datetime.now(UTC))
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{now} ERROR web01 unreachable\n{now} ERROR web02 unreachable\n"
+        f"{now} ERROR job 17 failed\n{now} ERROR job 42 failed\n"
+        f"{now} ERROR bad pointer 0x7f3a\n{now} ERROR bad pointer 1x7f3a\n"
+    )
+    scanner = Scanner(None)
+    scanner.read(log)
+    counts = {key: pattern.count for key, pattern in scanner.triage.patterns.items()}
+    assert counts == {
+        "web01 unreachable": 1,
+        "web02 unreachable": 1,
+        "job <n> failed": 2,
+        "bad pointer <hex>": 1,
+        "bad pointer 1x7f3a": 1,
+    }
+
+
+def test_two_utc_offsets_in_one_block_are_windowed_line_by_line(tmp_path: Path) -> None:
+    """As bytes, 08:00-08:00 sorts between 07:30-08:00 and 08:30-08:00 whatever its zone:
+    with two offsets (a change to summer time) the block's extremes are not its first and
+    last by bytes, and a line from hours ago must not slip in with them."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    pacific = timedelta(hours=-8)
+
+    def local(moment: datetime, offset: timedelta, sign: str) -> str:
+        return (moment + offset).strftime("%Y-%m-%dT%H:%M:%S") + sign
+
+    log = tmp_path / "app.log"
+    log.write_text(
+        f"{local(now - timedelta(minutes=30), pacific, '-08:00')} ERROR recent one\n"
+        f"{local(now - timedelta(hours=9, minutes=15), timedelta(hours=1), '+01:00')} "
+        "ERROR nine hours old\n"
+        f"{local(now, pacific, '-08:00')} ERROR recent two\n"
+    )
+    scanner = Scanner(now - timedelta(hours=1))
+    scanner.read(log)
+    assert sorted(scanner.triage.patterns) == ["recent one", "recent two"]
+
+
+def test_undated_lines_follow_their_entry_into_the_next_block(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A traceback cut by a block boundary stays with its entry: inside the window, its
+    lines count as rate limiting even where the next block is filtered line by line."""
+    from opslib import logscan
+
+    now = datetime.now(UTC)
+    old, recent = _iso(now - timedelta(days=2)), _iso(now - timedelta(minutes=5))
+    entry = f"{recent} ERROR upstream refused\n" + "  rate limit exceeded, retry\n" * 40
+    log = tmp_path / "app.log"
+    log.write_text(f"{old} INFO before the window\n" + entry + f"{old} INFO late old line\n")
+    monkeypatch.setattr(logscan, "BLOCK", 256)  # the traceback spans several blocks
+    scanner = Scanner(now - timedelta(hours=1))
+    scanner.read(log)
+    found = scanner.triage
+    assert dict(found.levels) == {"ERROR": 1}
+    assert found.rate_limited == 40
+
+
+def _traceback_log(path: Path, entries: int) -> None:
+    now = datetime.now(UTC)
+    with path.open("w") as stream:
+        for number in range(entries):
+            stamp = _iso(now - timedelta(hours=3) + timedelta(seconds=number))
+            level = "ERROR" if number % 7 == 0 else "INFO"
+            stream.write(f"{stamp} {level} job {number} step {number % 3} done\n")
+            if number % 5 == 0:  # a traceback: undated lines, one of them rate limiting
+                stream.write('  File "job.py", line 7\n    HTTP 429 from upstream\n')
+
+
+def test_a_part_of_a_file_starts_at_a_dated_line_never_inside_a_traceback(
+    tmp_path: Path,
+) -> None:
+    from opslib.logscan import _dated_line_starts, line_shapes
+
+    log = tmp_path / "app.log"
+    _traceback_log(log, 400)
+    text = log.read_bytes()
+    inside = text.index(b"    HTTP 429") + 3  # a cut in the middle of a traceback line
+    starts = _dated_line_starts(log, [inside, inside + 1, 5000], line_shapes())
+    assert len(starts) == 2  # the two cuts inside one traceback move to the same line
+    for start in starts:
+        assert text[start - 1 : start] == b"\n" and line_shapes().dated.match(text, start)
+    assert starts[0] == text.index(b"\n2", inside) + 1  # the first dated line after the cut
+    assert starts[1] == text.index(b"\n2", 5000 - 1) + 1
+
+
+def test_scan_in_parts_of_files_finds_what_reading_them_one_by_one_finds(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from opslib import logscan
+
+    plain, packed = tmp_path / "app.log", tmp_path / "app.log.1.gz"
+    _traceback_log(tmp_path / "older.log", 300)
+    packed.write_bytes(gzip.compress((tmp_path / "older.log").read_bytes()))
+    (tmp_path / "older.log").unlink()
+    _traceback_log(plain, 3000)
+    files = [packed, plain]
+    monkeypatch.setattr(logscan, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(logscan, "PART_BYTES", 16 * 1024)  # the plain file in ~10 parts
+    assert len(logscan._parts(files, logscan.line_shapes())) > 5
+    for since in (None, datetime.now(UTC) - timedelta(hours=2, minutes=30)):
+        sequential = Scanner(since, requests=r"\bjob ")
+        for path in files:
+            sequential.read(path)
+        expected, found = sequential.triage, logscan.scan(files, since, requests=r"\bjob ")
+        assert (found.files, found.lines, found.requests) == (2, expected.lines, expected.requests)
+        assert found.levels == expected.levels and found.rate_limited == expected.rate_limited
+        assert found.errors_per_hour == expected.errors_per_hour
+        assert {k: (p.count, p.first, p.last) for k, p in found.patterns.items()} == {
+            k: (p.count, p.first, p.last) for k, p in expected.patterns.items()
+        }
+        assert found.rate_limited > 0 and found.errors > 0
+
+
+def test_a_gzip_file_of_several_members_is_read_whole_and_resumed_inside(tmp_path: Path) -> None:
+    """`cat a.gz b.gz > c.gz` is one valid gzip file: both members count, and an incremental
+    scan resumes at an offset of the text inside the second one."""
+    from opslib.logscan import _text
+
+    first, second = "".join(_line(n) for n in range(50)), "".join(_line(n) for n in range(50, 60))
+    packed = tmp_path / "app.log.1.gz"
+    packed.write_bytes(gzip.compress(first.encode()) + gzip.compress(second.encode()))
+    scanner = Scanner(None)
+    assert scanner.read(packed) == len(first) + len(second)
+    assert scanner.triage.errors == 60
+    assert b"".join(_text(packed, len(first) + 5)) == second.encode()[5:]
