@@ -183,10 +183,10 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from opslib import retention
     from opslib.archive import Ledger, ledger_exists
 
+    policy = retention.load_policy(args.policy)  # a bad policy is an error, ledger or not
     if not ledger_exists():
         print("no ledger yet: nothing to prune")
         return 0
-    policy = retention.load_policy(args.policy)
     ledger = Ledger()
     plan = retention.plan(policy, ledger)
     print(f"plan {plan.hash}: {plan.summary}")
