@@ -216,15 +216,19 @@ class Ledger:
     def _create_tables(self) -> None:
         """Create missing tables and indexes (an index added later reaches an existing
         ledger too); two runs creating a new ledger at once both succeed."""
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-            for table in metadata.sorted_tables:
-                for index in table.indexes:
-                    index.create(self.engine, checkfirst=True)
-        except sa.exc.OperationalError as exc:
-            if "already exists" not in str(exc):
-                raise
-            metadata.create_all(self.engine, checkfirst=True)
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                for table in metadata.sorted_tables:
+                    for index in table.indexes:
+                        index.create(self.engine, checkfirst=True)
+                return
+            except sa.exc.DBAPIError as exc:
+                # another process created it between the check and the create (PostgreSQL
+                # says so as a unique violation on its catalogue)
+                raced = "already exists" in str(exc) or "pg_class_relname" in str(exc)
+                if not raced or attempt == 2:
+                    raise
 
     def record_run(self, run: RunRecord, results: list[CheckResult]) -> None:
         row = {

@@ -37,19 +37,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from opslib.profiles import default_profile_name
     from opslib.runner import run
 
-    if args.profile == "":
-        raise OpslibError("--profile needs a name or a YAML path")
-    outcome = run(
-        args.runbook,
-        args.profile or default_profile_name(),
-        args.parameter,
-        by=args.by,
-        wait=args.wait,
-        cell_timeout_s=args.cell_timeout,
-        total_timeout_s=args.timeout,
-    )
+    try:
+        if args.profile == "":
+            raise OpslibError("--profile needs a name or a YAML path")
+        outcome = run(
+            args.runbook,
+            args.profile or default_profile_name(),
+            args.parameter,
+            by=args.by,
+            wait=args.wait,
+            cell_timeout_s=args.cell_timeout,
+            total_timeout_s=args.timeout,
+        )
+    except OpslibError as exc:
+        if args.format == "text":
+            raise
+        _refused(args, str(exc))  # a monitoring system still gets its one line
+        return USAGE_ERROR
     _export(outcome, args)
     return outcome.exit_code
+
+
+def _refused(args: argparse.Namespace, reason: str) -> None:
+    """A run that never started, as UNKNOWN in the asked machine format (and on stderr)."""
+    from opslib import exporters
+
+    facts = {"runbook": args.runbook, "profile": args.profile or "", "status": Status.UNKNOWN,
+             "headline": f"not run: {reason}", "results": []}  # fmt: skip
+    if args.format == "nagios":
+        print(exporters.nagios_line(**facts))
+    else:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        print(exporters.json_document(**facts, duration_s=0.0, finished_at=now, report=None))
+    print(f"opslib: {reason}", file=sys.stderr)
 
 
 def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
@@ -59,29 +79,32 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
     facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
              "results": outcome.results}  # fmt: skip
     report = _shown(outcome.html_path) if outcome.html_path else None
-    metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
-    if metrics:
-        exporters.write_prometheus(
-            Path(metrics), **facts, duration_s=outcome.duration_s, finished_at=outcome.finished_at
-        )
     if args.format == "nagios":
         print(exporters.nagios_line(**facts, headline=outcome.headline))
-        return
-    if args.format == "json":
+    elif args.format == "json":
         print(
             exporters.json_document(
                 **facts, headline=outcome.headline, duration_s=outcome.duration_s,
                 finished_at=outcome.finished_at, report=report,
             )
         )  # fmt: skip
-        return
-    print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
-    for result in outcome.results:
-        if result.status is not Status.OK or result.name.startswith("action:"):
-            print(f"  {result.status.name:<8} {result.name}: {result.summary}")
-    print(f"report: {report or 'none (the run produced no notebook)'}")
-    for notice in outcome.notices:
-        print(notice)
+    else:
+        print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
+        for result in outcome.results:
+            if result.status is not Status.OK or result.name.startswith("action:"):
+                print(f"  {result.status.name:<8} {result.name}: {result.summary}")
+        print(f"report: {report or 'none (the run produced no notebook)'}")
+        for notice in outcome.notices:
+            print(notice)
+    metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
+    if metrics:
+        try:
+            exporters.write_prometheus(
+                Path(metrics), **facts, duration_s=outcome.duration_s,
+                finished_at=outcome.finished_at,
+            )  # fmt: skip
+        except OSError as exc:  # the run and its report stand; its exit code too
+            print(f"opslib: prometheus textfile not written to {metrics}: {exc}", file=sys.stderr)
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
@@ -153,6 +176,10 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from opslib.archive import Ledger, ledger_exists
 
+    if args.limit < 1:
+        raise OpslibError("--limit must be at least 1")
+    if args.since and args.until and args.since <= args.until:
+        raise OpslibError("--since must reach further back than --until: nothing can match")
     now = datetime.now(UTC).replace(tzinfo=None)
     since = now - timedelta(seconds=args.since) if args.since else None
     until = now - timedelta(seconds=args.until) if args.until else None

@@ -103,7 +103,7 @@ def write_prometheus(
         check_status.labels(**run_labels, check=result.name).set(int(result.status))
         value = _finite_or_none(result.value)
         if value is not None:
-            check_value.labels(**run_labels, check=result.name, unit=result.unit).set(value)
+            check_value.labels(**run_labels, check=result.name, unit=result.unit or "").set(value)
     _run_gauge(
         registry,
         "opslib_run_status",

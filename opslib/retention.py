@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from opslib import paths
 from opslib.actions import Plan
-from opslib.archive import Ledger, check_results, notifications, runs
+from opslib.archive import Ledger, check_results, runs
 from opslib.checks import Status, parse_quantity
 from opslib.errors import OpslibError
 
@@ -101,10 +101,12 @@ def select(policy: Policy, table: pd.DataFrame, now: datetime) -> Pruning:
     recent = age <= timedelta(days=policy.keep_all)
     daily = ~recent & (age <= timedelta(days=policy.keep_daily))
     table["rank"] = table["status"].map(lambda name: Status[name].value)
+    table["has_report"] = table["html_path"].notna()
     table["day"] = table["started_at"].dt.date
+    # the day's worst run that left a report (a run that never produced one shows nothing)
     best = (
         table[daily]
-        .sort_values(["rank", "started_at"], ascending=[False, False])
+        .sort_values(["has_report", "rank", "started_at"], ascending=[False, False, False])
         .drop_duplicates(["runbook", "profile", "day"])
         .index
     )
@@ -119,9 +121,15 @@ def select(policy: Policy, table: pd.DataFrame, now: datetime) -> Pruning:
     return Pruning(table.loc[~keep, columns], due[columns])
 
 
+def _today() -> datetime:
+    """Ages are counted from the start of the UTC day: a plan, and its hash, hold all day
+    instead of changing each time a five-minute run crosses a boundary."""
+    return datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+
+
 def plan(policy: Policy, ledger: Ledger, now: datetime | None = None) -> Plan:
     """The prune as a plan: the runs to delete and notebooks to gzip, hashed."""
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    now = now or _today()
     pruning = select(policy, _all_runs(ledger), now)
     changes = tuple(
         [{"delete_run": run_id} for run_id in sorted(pruning.delete["run_id"])]
@@ -145,16 +153,6 @@ def plan(policy: Policy, ledger: Ledger, now: datetime | None = None) -> Plan:
     )
 
 
-def _remove(reports: Path, relative: str | None) -> bool:
-    if not relative:
-        return False
-    try:
-        (reports / relative).unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def _gzip(path: Path) -> Path:
     """`path` gzipped beside it (temp name, checked, renamed); the original stays."""
     target = path.with_name(path.name + COMPRESSED)
@@ -172,51 +170,74 @@ def _gzip(path: Path) -> Path:
 def apply(plan_: Plan, policy: Policy, ledger: Ledger, by: str = "") -> dict[str, int]:
     """Carry out `plan_` where it still holds (a run the plan named and the policy still
     drops), auditing it; returns how many runs, files and notebooks it handled."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    fresh = select(policy, _all_runs(ledger), now)
+    fresh = select(policy, _all_runs(ledger), _today())
     planned = {change["delete_run"] for change in plan_.changes if "delete_run" in change}
     doomed = fresh.delete[fresh.delete["run_id"].isin(planned)]
     audit_id = ledger.open_audit(
-        {"at": now, "os_user": getpass.getuser(), "run_by": by, "runbook": "archive",
-         "profile": "*", "run_id": "archive-prune", "action": plan_.action,
-         "plan_hash": plan_.hash, "target": plan_.target, "summary": plan_.summary}
+        {"at": datetime.now(UTC).replace(tzinfo=None), "os_user": getpass.getuser(),
+         "run_by": by, "runbook": "archive", "profile": "*", "run_id": "archive-prune",
+         "action": plan_.action, "plan_hash": plan_.hash, "target": plan_.target,
+         "summary": plan_.summary}
     )  # fmt: skip
+    done = {"runs": 0, "files": 0, "notebooks": 0}
+    try:
+        _delete_runs(ledger, doomed, done)
+        planned_notebooks = {c["compress"] for c in plan_.changes if "compress" in c}
+        for row in fresh.compress.itertuples():
+            if row.notebook_path in planned_notebooks:
+                done["notebooks"] += _compress(ledger, row.run_id, row.notebook_path)
+    except Exception as exc:  # noqa: BLE001 - say what was done before it failed
+        ledger.close_audit(audit_id, "failed", changes=[done], error=f"{type(exc).__name__}: {exc}")
+        raise OpslibError(f"prune stopped after {done}: {type(exc).__name__}: {exc}") from None
+    ledger.close_audit(audit_id, "applied", changes=[done], before_count=len(planned),
+                       after_count=done["runs"])  # fmt: skip
+    return done
+
+
+def _delete_runs(ledger: Ledger, doomed: pd.DataFrame, done: dict[str, int]) -> None:
+    """Ledger rows first, in one transaction; then the files, then their emptied folders."""
     ids = list(doomed["run_id"])
     with ledger.engine.begin() as connection:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             connection.execute(check_results.delete().where(check_results.c.run_id.in_(chunk)))
-            connection.execute(notifications.delete().where(notifications.c.run_id.in_(chunk)))
             connection.execute(runs.delete().where(runs.c.run_id.in_(chunk)))
+    done["runs"] = len(ids)
     reports = paths.reports_dir()
-    files = sum(
-        _remove(reports, row.html_path) + _remove(reports, row.notebook_path)
-        for row in doomed.itertuples()
-    )
-    planned_notebooks = {c["compress"] for c in plan_.changes if "compress" in c}
-    compressed = 0
-    for row in fresh.compress.itertuples():
-        source = reports / row.notebook_path
-        if row.notebook_path not in planned_notebooks or not source.exists():
-            continue
-        target = _gzip(source)
-        with ledger.engine.begin() as connection:
-            connection.execute(
-                runs.update()
-                .where(runs.c.run_id == row.run_id)
-                .values(notebook_path=str(target.relative_to(reports)))
-            )
-        source.unlink()
-        compressed += 1
-    _remove_empty_folders(reports)
-    done = {"runs": len(ids), "files": files, "notebooks": compressed}
-    ledger.close_audit(audit_id, "applied", changes=[done], before_count=len(planned),
-                       after_count=len(ids))  # fmt: skip
-    return done
+    folders = set()
+    for row in doomed.itertuples():
+        for relative in (row.html_path, row.notebook_path):
+            if isinstance(relative, str) and relative:  # a run that died left none (NaN)
+                path = reports / relative
+                done["files"] += path.exists()
+                path.unlink(missing_ok=True)
+                folders.add(path.parent)
+    for folder in sorted(folders, key=lambda p: -len(p.parts)):
+        _remove_if_empty(folder, reports)
 
 
-def _remove_empty_folders(reports: Path) -> None:
-    """The YYYY/MM/DD folders a prune emptied."""
-    for folder in sorted(reports.glob("[0-9]*/**/"), key=lambda p: -len(p.parts)):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+def _compress(ledger: Ledger, run_id: str, relative: str) -> int:
+    """gzip one kept run's notebook and point the ledger at it; 0 if it is gone."""
+    reports = paths.reports_dir()
+    source = reports / relative
+    if not source.exists():
+        return 0
+    target = _gzip(source)
+    with ledger.engine.begin() as connection:
+        connection.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(notebook_path=str(target.relative_to(reports)))
+        )
+    source.unlink(missing_ok=True)
+    return 1
+
+
+def _remove_if_empty(folder: Path, reports: Path) -> None:
+    """A day, month or year folder the prune emptied (never the archive itself)."""
+    while folder != reports and reports in folder.parents:
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            return
+        folder = folder.parent

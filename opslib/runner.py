@@ -187,7 +187,10 @@ def run(
     outcome.notices = _notify(profile, outcome, started)
     from opslib.index import write_index
 
-    write_index()
+    try:
+        write_index()
+    except Exception as exc:  # noqa: BLE001 - the run is archived; the index is rebuilt next time
+        outcome.notices.append(scrub(f"index not rewritten: {type(exc).__name__}: {exc}"))
     return outcome
 
 

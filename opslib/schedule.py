@@ -287,7 +287,7 @@ def _location_assignments() -> list[str]:
     data and archive as the person who installed it. They are locations, never secrets."""
     return [
         f"{name}={shlex.quote(os.environ[name])}"
-        for name in paths.LOCATION_VARIABLES
+        for name in (*paths.LOCATION_VARIABLES, "OPSLIB_PROMETHEUS_DIR")
         if os.environ.get(name)
     ]
 
@@ -312,6 +312,8 @@ def cron_line(entry: Entry) -> str:
             "&&",
             *_location_assignments(),
             shlex.join(["flock", "-n", str(lock)]),
+            # an outer bound: a run stuck outside its notebook must not hold the lock forever
+            shlex.join(["timeout", "-k", "30", str(_engine_deadline_s(entry))]),
             shell_command(entry),
             ">>",
             shlex.quote(str(log)),
@@ -410,6 +412,17 @@ def install(entries: list[Entry], source: Path, tabfile: Path | None, *, dry_run
     if not dry_run:
         write_crontab(tabfile, text)
     return text
+
+
+def ledger_note() -> str | None:
+    """A ledger URL set here is not written into the crontab (it may hold a password):
+    the scheduled runs would write to the default SQLite ledger unless cron has it too."""
+    if not os.environ.get("OPSLIB_LEDGER_URL"):
+        return None
+    return (
+        "note: OPSLIB_LEDGER_URL is set here but not written into the crontab (it may hold a "
+        "password): set it for cron above the opslib block, or runs will use reports/ledger.sqlite"
+    )
 
 
 def local_time_note() -> str | None:

@@ -74,7 +74,7 @@ def _cmd_cron(args: argparse.Namespace) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from opslib.schedule import install, load_schedule, local_time_note
+    from opslib.schedule import install, ledger_note, load_schedule, local_time_note
 
     source = _schedule_file(args)
     entries = load_schedule(source)
@@ -84,9 +84,9 @@ def _cmd_install(args: argparse.Namespace) -> int:
     else:
         target = args.tabfile or "your crontab"
         print(f"installed {len(entries)} schedule line(s) into {target}")
-    note = local_time_note()
-    if note:
-        print(note, file=sys.stderr)
+    for note in (local_time_note(), ledger_note()):
+        if note:
+            print(note, file=sys.stderr)
     return 0
 
 

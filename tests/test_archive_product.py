@@ -27,8 +27,10 @@ def _record(
     status: str,
     started: datetime,
     value: float | None = None,
+    report: bool = True,
 ) -> None:
-    """One run with its report and notebook files, as the runner leaves them."""
+    """One run with its report and notebook files, as the runner leaves them (or, with
+    `report=False`, a run that died before producing any)."""
     folder = reports / f"{started:%Y/%m/%d}"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{runbook}--demo--{started:%H%M%S}-{run_id}"
@@ -38,8 +40,8 @@ def _record(
         RunRecord(
             run_id=run_id, runbook=runbook, profile="demo", started_at=started, duration_s=2.0,
             status=status, exit_code=int(Status[status]), summary=f"{status} summary",
-            notebook_path=f"{started:%Y/%m/%d}/{stem}.ipynb",
-            html_path=f"{started:%Y/%m/%d}/{stem}.html", git_sha="abc", os_user="t",
+            notebook_path=f"{started:%Y/%m/%d}/{stem}.ipynb" if report else None,
+            html_path=f"{started:%Y/%m/%d}/{stem}.html" if report else None, git_sha="abc", os_user="t",
             run_by="", host="h", parameters={},
         ),
         [CheckResult(name="queue_depth", status=Status[status], value=value, unit="jobs")],
@@ -127,6 +129,8 @@ def test_prune_keeps_the_worst_run_of_each_old_day_and_the_ledger_consistent(
         ledger, workspace.reports, "old-crit", "queue-check", "CRITICAL", day - timedelta(hours=2)
     )
     _record(ledger, workspace.reports, "old-warn", "queue-check", "WARNING", day)
+    _record(ledger, workspace.reports, "old-dead", "queue-check", "UNKNOWN",
+            day + timedelta(hours=1), report=False)  # fmt: skip
     _record(
         ledger, workspace.reports, "ancient", "queue-check", "CRITICAL", NOW - timedelta(days=400)
     )
@@ -136,14 +140,15 @@ def test_prune_keeps_the_worst_run_of_each_old_day_and_the_ledger_consistent(
     before = _files(workspace)
 
     dry = workspace.opslib("archive", "prune", "--policy", str(policy))
-    assert "delete 3 run(s)" in dry.stdout and "gzip 2 notebook(s)" in dry.stdout, dry.stdout
+    # the day's worst run with a report is kept, not the UNKNOWN that left none
+    assert "delete 4 run(s)" in dry.stdout and "gzip 2 notebook(s)" in dry.stdout, dry.stdout
     assert _files(workspace) == before  # a plan changes nothing
     plan_hash = re.search(r"plan (\w{12})", dry.stdout).group(1)
     stale = workspace.opslib("archive", "prune", "--policy", str(policy), "--approve", "0" * 12)
     assert stale.returncode == 3 and _files(workspace) == before
 
     applied = workspace.opslib("archive", "prune", "--policy", str(policy), "--approve", plan_hash)
-    assert "3 run(s) and 6 file(s) removed, 2 notebook(s) gzipped" in applied.stdout, applied.stdout
+    assert "4 run(s) and 6 file(s) removed, 2 notebook(s) gzipped" in applied.stdout, applied.stdout
     with sqlite3.connect(workspace.reports / "ledger.sqlite") as connection:
         kept = dict(connection.execute("SELECT run_id, notebook_path FROM runs"))
         orphans = connection.execute(

@@ -380,3 +380,22 @@ def test_opslib_run_prints_one_nagios_line_and_writes_the_textfile(
     assert samples[("opslib_run_status", None)] == 1
     document = json.loads(workspace.opslib("run", "morning-check", "--format", "json").stdout)
     assert document["status"] == "WARNING" and document["report"].endswith(".html")
+
+
+def test_a_run_that_never_starts_is_still_one_unknown_line(workspace: Workspace) -> None:
+    result = workspace.opslib("run", "no-such-runbook", "--format", "nagios")
+    assert result.returncode == 3
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("OPSLIB UNKNOWN - no-such-runbook on : not run: no runbook named")
+    document = json.loads(workspace.opslib("run", "nope", "--format", "json").stdout)
+    assert document["status"] == "UNKNOWN" and document["exit_code"] == 3
+
+
+def test_an_unwritable_textfile_folder_keeps_the_runs_exit_code(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result = workspace.opslib("run", "morning-check", "--prometheus", str(blocked / "metrics"))
+    assert result.returncode == 1  # the demo's WARNING, not an error of the exporter
+    assert "prometheus textfile not written" in result.stderr and "Traceback" not in result.stderr

@@ -162,7 +162,9 @@ def test_a_cron_line_runs_from_the_project_under_flock_and_keeps_its_output(
     assert f"OPSLIB_REPORTS_DIR={workspace.reports}" in words
     flock = words.index("flock")
     assert words[flock : flock + 3] == ["flock", "-n", str(lock)]
-    assert words[flock + 4 :] == [
+    # an outer bound a minute past opslib's own timeout, so a hang never holds the lock
+    assert words[flock + 3 : flock + 7] == ["timeout", "-k", "30", "300"]
+    assert words[flock + 8 :] == [
         "run", "health-check", "--profile", "ideas", "--timeout", "240", "--by", "cron",
         ">>", str(log), "2>&1",
     ]  # fmt: skip
