@@ -66,7 +66,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_cron(args: argparse.Namespace) -> int:
-    from opslib.schedule import cron_line, load_schedule
+    from opslib.schedule import load_schedule
+    from opslib.schedule_cron import cron_line
 
     for entry in load_schedule(_schedule_file(args)):
         print(cron_line(entry))
@@ -74,7 +75,8 @@ def _cmd_cron(args: argparse.Namespace) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from opslib.schedule import install, ledger_note, load_schedule, local_time_note
+    from opslib.schedule import load_schedule
+    from opslib.schedule_cron import install, ledger_note, local_time_note
 
     source = _schedule_file(args)
     entries = load_schedule(source)
@@ -91,7 +93,8 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from opslib.schedule import export_airflow, export_k8s, load_schedule
+    from opslib.schedule import load_schedule
+    from opslib.schedule_export import export_airflow, export_k8s
 
     source = _schedule_file(args)
     entries = load_schedule(source)
