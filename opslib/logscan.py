@@ -97,7 +97,7 @@ def line_shapes(formats: tuple[str, ...] = ()) -> LineShapes:
         re.compile(rb"^(?:" + stamps + rb")[^\n]*?\b(" + _LEVELS + rb")\b", re.M),
         re.compile(
             rb"(?P<stamp>" + stamps + rb")[^\n]*?\b(?P<level>" + _LEVELS + rb")\b"
-            rb"[\s:\]-]*(?P<message>[^\n]*)"
+            rb"[ \t:\]-]*(?P<message>[^\n]*)"
         ),
     )
 

@@ -263,6 +263,18 @@ def test_an_id_inside_a_word_keeps_errors_apart_while_numbers_fold(tmp_path: Pat
     }
 
 
+def test_an_error_with_no_message_does_not_take_the_next_line_as_its_message(
+    tmp_path: Path,
+) -> None:
+    now = _iso(datetime.now(UTC))
+    log = tmp_path / "app.log"
+    log.write_text(f"{now} ERROR\nTraceback (most recent call last):\n{now} INFO fine\n")
+    scanner = Scanner(None)
+    scanner.read(log)
+    assert list(scanner.triage.patterns) == [""]
+    assert scanner.triage.levels["ERROR"] == 1
+
+
 def test_two_utc_offsets_in_one_block_are_windowed_line_by_line(tmp_path: Path) -> None:
     """As bytes, 08:00-08:00 sorts between 07:30-08:00 and 08:30-08:00 whatever its zone:
     with two offsets (a change to summer time) the block's extremes are not its first and
