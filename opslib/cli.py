@@ -8,6 +8,7 @@ on stderr. `--debug` shows the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -288,32 +289,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         planted = seed(profile)
         print(f"{args.pipeline} demo seeded into {where}; planted: {planted}")
         return 0
-    if args.pipeline == "catalog":
-        from opslib import demo_catalog
-
-        if args.if_stale and demo_catalog.demo_dir().exists():
-            return 0
-        print(f"catalog pipeline created in {_shown(demo_catalog.create())}")
+    # the pipelines made of local files: each demo module says whether it is already there
+    module = importlib.import_module(
+        "opslib.demo" if args.pipeline == "demo" else f"opslib.demo_{args.pipeline}"
+    )
+    if args.if_stale and module.present():
         return 0
-    if args.pipeline == "mediaplan":
-        from opslib import demo_mediaplan
-
-        if args.if_stale and demo_mediaplan.demo_dir().exists():
-            return 0
-        print(f"media-plan pipeline created in {_shown(demo_mediaplan.create())}")
-        return 0
-    if args.pipeline == "spots":
-        from opslib import demo_spots
-
-        if args.if_stale and demo_spots.database_path().exists():
-            return 0
-        print(f"spots pipeline created in {_shown(demo_spots.create())}")
-        return 0
-    from opslib import demo
-
-    if args.if_stale and demo.is_fresh():
-        return 0
-    print(f"demo pipeline created in {_shown(demo.create())}")
+    print(f"{args.pipeline} pipeline created in {_shown(module.create())}")
     return 0
 
 

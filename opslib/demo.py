@@ -179,8 +179,9 @@ def write_atomically(target: Path, write) -> None:  # type: ignore[no-untyped-de
     os.replace(temporary, target)
 
 
-def is_fresh() -> bool:
-    """Whether the demo exists and is recent enough for its story to still hold."""
+def present() -> bool:
+    """Whether the demo exists and is recent enough for its story to still hold
+    (`opslib demo --if-stale` leaves it alone then)."""
     if not database_path().exists() or not log_path().exists():
         return False
     try:

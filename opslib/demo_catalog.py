@@ -59,6 +59,11 @@ def demo_dir() -> Path:
     return paths.data_dir() / "catalog"
 
 
+def present() -> bool:
+    """Whether the demo is already there (`opslib demo --if-stale` leaves it alone then)."""
+    return demo_dir().exists()
+
+
 def _summary(week_start: datetime, rng: random.Random, worse: bool) -> dict:
     imported = rng.randint(4, 20)
     failed = rng.randint(0, 2) + (14 if worse else 0)

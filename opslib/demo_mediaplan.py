@@ -57,6 +57,11 @@ def demo_dir() -> Path:
     return paths.data_dir() / "mediaplan"
 
 
+def present() -> bool:
+    """Whether the demo is already there (`opslib demo --if-stale` leaves it alone then)."""
+    return demo_dir().exists()
+
+
 def _rows(client: str, count: int, rng: random.Random) -> list[list]:
     start = datetime(2026, 11, 1)
     return [

@@ -66,6 +66,11 @@ def database_path() -> Path:
     return demo_dir() / "production.db"
 
 
+def present() -> bool:
+    """Whether the demo is already there (`opslib demo --if-stale` leaves it alone then)."""
+    return database_path().exists()
+
+
 def logs_dir() -> Path:
     return demo_dir() / "logs"
 

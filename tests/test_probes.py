@@ -119,5 +119,5 @@ def test_demo_is_seeded_and_recreated_identically(workspace: Workspace) -> None:
     first = summary()
     demo.create()
     assert summary() == first
-    assert demo.is_fresh()
+    assert demo.present()
     assert not list(demo.demo_dir().rglob("*.tmp"))

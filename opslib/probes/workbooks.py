@@ -106,6 +106,8 @@ def _contents(path: Path, profile: Profile) -> Contents:
     status = path.stat()
     key = (str(path), status.st_size, status.st_mtime_ns)
     if key not in _read:
+        if len(_read) > 10_000:  # a long interactive session: forget, never grow without bound
+            _read.clear()
         settings = profile.workbooks
         _read[key] = read_workbook(path, settings.sheets, settings.client_column)
     return _read[key]
