@@ -98,18 +98,21 @@ def read_workbook(
     return contents
 
 
-# what each input holds, by (path, size, mtime): one run reads each workbook once
-_read: dict[tuple[str, int, int], Contents] = {}
+# what each workbook holds, by (path, size, mtime, what was asked): one run reads each
+# input and output once, however many checks and plans look at it
+_read: dict[tuple, Contents] = {}
 
 
-def _contents(path: Path, profile: Profile) -> Contents:
+def cached_workbook(
+    path: Path, required: dict[str, list[str]], client_column: str | None
+) -> Contents:
+    """`read_workbook`, read again only when the file changed."""
     status = path.stat()
-    key = (str(path), status.st_size, status.st_mtime_ns)
+    key = (str(path), status.st_size, status.st_mtime_ns, repr(required), client_column)
     if key not in _read:
         if len(_read) > 10_000:  # a long interactive session: forget, never grow without bound
             _read.clear()
-        settings = profile.workbooks
-        _read[key] = read_workbook(path, settings.sheets, settings.client_column)
+        _read[key] = read_workbook(path, required, client_column)
     return _read[key]
 
 
@@ -139,7 +142,8 @@ def read_inputs(profile: Profile) -> list[Contents]:
     progress = tqdm(
         workbooks, desc="workbooks", unit="file", leave=False, disable=len(workbooks) < 20
     )
-    return [_contents(path, profile) for path in progress]
+    settings = profile.workbooks
+    return [cached_workbook(path, settings.sheets, settings.client_column) for path in progress]
 
 
 def _megabytes(path: Path) -> float:
@@ -285,7 +289,7 @@ def _output_row(profile: Profile, source: Contents) -> dict:
         return row
     status = output.stat()
     row["size_kb"] = round(status.st_size / 1000, 1)
-    produced = read_workbook(output, {}, None)
+    produced = cached_workbook(output, {}, None)
     row["rows_out"] = produced.rows
     if produced.problem:
         row["problem"] = "unreadable"
