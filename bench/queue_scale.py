@@ -51,9 +51,9 @@ from sqlalchemy import event
 from tqdm import tqdm
 
 from opslib.catalogue import catalogue
+from opslib.clock import utc_now
 from opslib.demo_video import SCHEMA
 from opslib.probes import Metric, ProbeError, costs, queue
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile, load_profile
 
 if TYPE_CHECKING:

@@ -52,10 +52,11 @@ from machine import describe
 from tqdm import tqdm
 
 from opslib import demo_spots
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
 from opslib.probes import sqlite_locks
 from opslib.profiles import Profile, load_profile
 from opslib.runbook import Runbook
+from opslib.status import Status
 
 PROFILE = "spots"
 DEFAULT_WORKDIR = Path("/tmp/opslib-bench-sqlite")

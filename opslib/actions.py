@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from html import escape
 from typing import Any, Protocol
@@ -23,11 +22,13 @@ import pandas as pd
 
 from opslib import display
 from opslib.archive import Ledger
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
+from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.errors import ChangedThenFailed
 from opslib.profiles import Profile
 from opslib.redact import scrub
+from opslib.status import Status
 
 HASH_LENGTH = 12
 
@@ -135,7 +136,7 @@ def execute(
     ledger = Ledger()
     audit_id = ledger.open_audit(
         {
-            "at": datetime.now(UTC).replace(tzinfo=None),
+            "at": utc_now(),
             "os_user": context.os_user,
             "run_by": context.by,
             "runbook": context.runbook,

@@ -16,8 +16,9 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from opslib.archive import Ledger, acks, alert_state
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
 from opslib.profiles import Notify, Profile
+from opslib.status import Status
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Status, thresholds and check results: the evaluation step between probe and report.
+"""Thresholds and check results: the evaluation step between probe and report.
 
 A probe measures a value; a check judges it against the profile's warning and critical
 thresholds, written as Nagios ranges (`80`, `10:`, `~:10`, `10:20`, `@10:20`) whose ends
@@ -7,52 +7,15 @@ may carry human units (`'5 min'`, `'95%'`, `'1 GB'`). A check never talks to a t
 
 from __future__ import annotations
 
-import enum
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import humanfriendly
 import nagiosplugin
 
-
-class Status(enum.IntEnum):
-    """Monitoring-plugin states; the value is the exit code."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
-
-    @classmethod
-    def worst(cls, statuses: list[Status]) -> Status:
-        """The status a run reports: UNKNOWN outranks CRITICAL, so an error is never hidden."""
-        return max(statuses, default=cls.OK)
-
-
-# Sizes need their B (`1 GB`, `512 MiB`): a bare `30m` is thirty minutes, not megabytes.
-_SIZE_UNIT = re.compile(r"^\s*[\d.]+\s*(b|kb|kib|mb|mib|gb|gib|tb|tib|pb|pib)\s*$", re.I)
-
-
-def parse_quantity(text: str) -> float:
-    """A number from a threshold end: `'5 min'` → 300 (seconds), `'1 GB'` → 1e9 (bytes),
-    `'95%'` → 95, `'2.5'` → 2.5. `~` is minus infinity, as in Nagios ranges."""
-    spec = text.strip()
-    if spec == "~":
-        return -math.inf
-    if spec.endswith("%"):
-        return float(spec[:-1])
-    try:
-        return float(spec)
-    except ValueError:
-        pass
-    if _SIZE_UNIT.match(spec):
-        return float(humanfriendly.parse_size(spec, binary=spec.lower().rstrip().endswith("ib")))
-    try:
-        return float(humanfriendly.parse_timespan(spec))
-    except humanfriendly.InvalidTimespan as exc:
-        raise ValueError(f"cannot read {text!r} as a number, duration, size or percentage") from exc
+from opslib.status import Status
+from opslib.units import parse_quantity
 
 
 def _format_end(value: float) -> str:

@@ -12,14 +12,16 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
-from opslib.checks import Status, parse_quantity
+from opslib.clock import utc_now
 from opslib.errors import OpslibError
+from opslib.status import Status
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
+from opslib.units import duration_argument, parse_duration
 
 if TYPE_CHECKING:
     from opslib.runner import RunOutcome
@@ -68,7 +70,7 @@ def _refused(args: argparse.Namespace, reason: str) -> None:
     if args.format == "nagios":
         print(exporters.nagios_line(**facts))
     else:
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utc_now()
         print(exporters.json_document(**facts, duration_s=0.0, finished_at=now, report=None))
     print(f"opslib: {reason}", file=sys.stderr)
 
@@ -109,24 +111,17 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
-    import humanfriendly
-
     from opslib.alerts import acknowledge
     from opslib.archive import Ledger
-    from opslib.probes.queue import utc_now
     from opslib.profiles import load_profile
     from opslib.runbooks import find_runbook
 
     find_runbook(args.runbook)  # an unknown runbook is a one-line error
     profile = load_profile(args.profile)
     try:
-        seconds = humanfriendly.parse_timespan(args.until)
-    except humanfriendly.InvalidTimespan:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise OpslibError(
-            f"--until: {args.until!r} is not a duration such as '2 hours' or '30 min'"
-        )
+        seconds = parse_duration(args.until)
+    except ValueError as exc:
+        raise OpslibError(f"--until: {exc}") from None
     now = utc_now()
     until = now + timedelta(seconds=seconds)
     acknowledge(Ledger(), args.runbook, profile.name, args.check, until, args.by, args.reason, now)
@@ -181,7 +176,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         raise OpslibError("--limit must be at least 1")
     if args.since and args.until and args.since <= args.until:
         raise OpslibError("--since must reach further back than --until: nothing can match")
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     since = now - timedelta(seconds=args.since) if args.since else None
     until = now - timedelta(seconds=args.until) if args.until else None
     rows = (
@@ -299,28 +294,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    """A timeout: a finite number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number of seconds")
-    return value
-
-
-def _seconds_ago(text: str) -> float:
-    """How far back: a positive duration such as '2 days' or '90 min'."""
-    try:
-        seconds = parse_quantity(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
-    return seconds
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="opslib", description="Executable operations runbooks for data pipelines."
@@ -343,15 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        type=_seconds,
+        type=duration_argument,
         default=DEFAULT_TOTAL_TIMEOUT_S,
-        help="total run timeout, seconds",
+        help="total run timeout (e.g. 300 or '5 min')",
     )
     run.add_argument(
         "--cell-timeout",
-        type=_seconds,
+        type=duration_argument,
         default=DEFAULT_CELL_TIMEOUT_S,
-        help="per-cell timeout, seconds",
+        help="per-cell timeout (e.g. 60 or '1 min')",
     )
     run.add_argument(
         "--format",
@@ -386,10 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--profile")
     history.add_argument("--status", choices=[status.name for status in Status])
     history.add_argument(
-        "--since", type=_seconds_ago, metavar="DURATION", help="started within, e.g. '2 days'"
+        "--since", type=duration_argument, metavar="DURATION", help="started within, e.g. '2 days'"
     )
     history.add_argument(
-        "--until", type=_seconds_ago, metavar="DURATION", help="started before, e.g. '1 hour' ago"
+        "--until",
+        type=duration_argument,
+        metavar="DURATION",
+        help="started before, e.g. '1 hour' ago",
     )
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import NullPool
 
-from opslib.checks import Status
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.profiles import Profile
 from opslib.redact import scrub
+from opslib.status import Status
 
 _PROGRESS_EVERY_OPS = 1000
 # database URL -> why it did not answer, for the run that set it (see `remembering_unreachable`)

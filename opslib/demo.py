@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
-from opslib.probes.queue import utc_now
+from opslib.clock import utc_now
 
 STAGES = ("extract", "transform", "load")
 SCHEMA = """

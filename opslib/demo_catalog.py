@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
+from opslib.clock import utc_now
 from opslib.demo import log_line, set_mtime
-from opslib.probes.queue import utc_now
 
 WEEKS = 12
 DAYS_OF_LOGS = 7

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib import db, demo_tables
-from opslib.probes.queue import utc_now
+from opslib.clock import utc_now
 from opslib.profiles import Profile
 
 STAGES = ("validation", "research", "deck", "campaign")

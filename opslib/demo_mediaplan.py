@@ -21,8 +21,8 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from opslib import paths
+from opslib.clock import utc_now
 from opslib.demo import set_mtime
-from opslib.probes.queue import utc_now
 
 COLUMNS = ["CLIENT", "PLATFORM", "CAMPAIGN", "IMPRESSIONS", "SPEND", "DATE"]
 PLATFORMS = ("DV360", "Meta", "YouTube", "TikTok")

@@ -19,9 +19,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from opslib import paths
+from opslib.clock import utc_now
 from opslib.demo import log_line, stamp, write_atomically
 from opslib.errors import OpslibError
-from opslib.probes.queue import utc_now
 
 SCHEMA = """
 CREATE TABLE language_blocks (

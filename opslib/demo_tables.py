@@ -9,8 +9,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from opslib.clock import utc_now
 from opslib.errors import OpslibError
-from opslib.probes.queue import utc_now
 
 MARKER = "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)"
 

@@ -9,22 +9,16 @@ from html import escape
 
 import pandas as pd
 
-from opslib.checks import CheckResult, Status, format_value
+from opslib.checks import CheckResult, format_value
+from opslib.status import Status
 
-STATUS_COLOURS = {
-    Status.OK: "#2e7d32",
-    Status.WARNING: "#b26a00",
-    Status.CRITICAL: "#c62828",
-    Status.UNKNOWN: "#6a1b9a",
-}
 MAX_TABLE_ROWS = 50
 
 
 def badge(status: Status, text: str = "") -> str:
     """A status-coloured label; `text` replaces the status name (a service state)."""
-    colour = STATUS_COLOURS[status]
     return (
-        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'<span style="background:{status.colour};color:#fff;border-radius:3px;padding:1px 6px;'
         f'font-weight:600;font-family:sans-serif;font-size:85%">{text or status.name}</span>'
     )
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from opslib.checks import CheckResult, Status, Threshold
+from opslib.checks import CheckResult, Threshold
+from opslib.status import Status
 
 # The units of measure the Nagios plugin guidelines allow, and the project's names for them;
 # any other unit (`min`, `jobs`, `USD`) is left out and the value stays a plain number.

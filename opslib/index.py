@@ -13,7 +13,7 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import humanfriendly
@@ -22,13 +22,13 @@ from markupsafe import Markup
 
 from opslib import paths
 from opslib.archive import Ledger
-from opslib.checks import Status
-from opslib.display import STATUS_COLOURS
+from opslib.clock import utc_now
+from opslib.status import Status
 
 RECENT_RUNS = 50
 STRIP_RUNS = 30  # runs per history strip
 TRENDS_PER_ROW = 6  # trend lines per runbook × profile, problems first
-COLOURS = {status.name: colour for status, colour in STATUS_COLOURS.items()}
+COLOURS = {status.name: status.colour for status in Status}
 
 
 @dataclass
@@ -126,7 +126,7 @@ def board(ledger: Ledger) -> list[BoardRow]:
 def write_index(ledger: Ledger | None = None) -> Path:
     """Render the index from the ledger alone and swap it in atomically."""
     ledger = ledger or Ledger()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=True,

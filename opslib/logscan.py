@@ -36,6 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from opslib.clock import utc_now
+from opslib.units import strptime_regex
+
 BLOCK = 1 << 20
 GZIP_INPUT_BYTES = 1 << 16  # inflates to about 256 KiB of text
 FINGERPRINT_BYTES = 1024
@@ -51,28 +54,6 @@ _LEVEL_NAMES = {
 _ISO_STAMP = re.compile(_ISO)
 _ZONE_OFFSET = re.compile(rb"[+-]\d{2}:?\d{2}\]?$")
 _AS_ZERO = bytes.maketrans(b"123456789", b"000000000")  # a stamp's shape: its digits as 0
-# strptime directives a profile's timestamp format may use, as regular expressions
-_DIRECTIVES = {
-    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{3}",
-    "%H": r"\d{1,2}", "%I": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%f": r"\d{1,6}",
-    "%p": r"(?:AM|PM)", "%b": r"[A-Za-z]{3}", "%a": r"[A-Za-z]{3}", "%z": r"(?:Z|[+-]\d{2}:?\d{2})",
-    "%%": "%",
-}  # fmt: skip
-
-
-def format_regex(format_: str) -> str:
-    """The regular expression matching timestamps written with strptime `format_`;
-    a directive outside `_DIRECTIVES` is a ValueError naming it."""
-    parts = re.split(r"(%.)", format_)
-    pieces = []
-    for part in parts:
-        if part.startswith("%"):
-            if part not in _DIRECTIVES:
-                raise ValueError(f"timestamp format {format_!r}: {part} is not supported")
-            pieces.append(_DIRECTIVES[part])
-        else:
-            pieces.append(re.escape(part))
-    return "".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -90,7 +71,7 @@ class LineShapes:
 @functools.cache
 def line_shapes(formats: tuple[str, ...] = ()) -> LineShapes:
     """The line regexes for these timestamp formats, compiled once per process."""
-    stamps = b"|".join([_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)])
+    stamps = b"|".join([_ISO, _SYSLOG, *(strptime_regex(f).encode() for f in formats)])
     return LineShapes(
         formats,
         re.compile(rb"^(?P<stamp>" + stamps + rb")", re.M),
@@ -115,7 +96,7 @@ def _after_newline(
     its optional parts, and no level word starts at a space), so the matches are the same,
     found sooner. `level` yields the first letter of the level (`_LEVEL_NAMES`): Python
     shares one-byte strings, where it would make a new level word for every line."""
-    stamps = b"|".join([_ISO, _SYSLOG, *(format_regex(f).encode() for f in formats)])
+    stamps = b"|".join([_ISO, _SYSLOG, *(strptime_regex(f).encode() for f in formats)])
     fast = re.escape(shape).replace(b"0", rb"\d")
     dated = (fast + rb"(?= )|" if shape else b"") + stamps
     level = (fast + rb" |" if shape else b"") + stamps
@@ -257,7 +238,7 @@ def parse_stamp(raw: bytes, year: int, formats: tuple[str, ...] = ()) -> datetim
 
 def _with_year(stamp: datetime, year: int) -> datetime:
     stamp = stamp.replace(year=year)
-    if stamp - datetime.now(UTC).replace(tzinfo=None) > timedelta(days=1):
+    if stamp - utc_now() > timedelta(days=1):
         stamp = stamp.replace(year=year - 1)
     return stamp
 

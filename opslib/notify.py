@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from opslib.alerts import Change, update
 from opslib.archive import Ledger, notifications
-from opslib.checks import Status
 from opslib.profiles import Channel, Profile
 from opslib.redact import scrub
 from opslib.severity import classify
+from opslib.status import Status
 
 
 class DeliveryError(Exception):

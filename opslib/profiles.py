@@ -30,22 +30,17 @@ from pydantic import (
 )
 
 from opslib import paths
-from opslib.checks import Status, Threshold, parse_quantity
+from opslib.checks import Threshold
 from opslib.errors import ProfileError
 from opslib.redact import is_location_variable, mask_url, register_secret
+from opslib.status import Status
+from opslib.units import Bytes, Regex, Seconds, TimestampFormat
 
 _URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@")
 # A default may itself hold one reference: `${SPOTS_DB:-${OPSLIB_DATA_DIR:-data}/spots.db}`.
 _REFERENCE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^${}]|\$\{[^{}]*\})*))?\}"
 )
-
-
-def _seconds(value: Any) -> float:
-    seconds = parse_quantity(str(value))
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{value!r} must be a positive duration")
-    return seconds
 
 
 def _threshold(value: Any) -> str | None:
@@ -55,29 +50,7 @@ def _threshold(value: Any) -> str | None:
     return str(value)
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
-    return value
-
-
-Regex = Annotated[str, BeforeValidator(_regex)]
-
-
-def _timestamp_format(value: str) -> str:
-    from opslib.logscan import format_regex
-
-    format_regex(value)  # raises ValueError naming an unsupported directive
-    return value
-
-
-TimestampFormat = Annotated[str, BeforeValidator(_timestamp_format)]
 
 
 class StrictModel(BaseModel):
@@ -194,16 +167,6 @@ class Halt(StrictModel):
 
     table: str
     key: str = "halt"
-
-
-def _bytes(value: Any) -> float:
-    size = parse_quantity(str(value))
-    if not 0 <= size < float("inf"):
-        raise ValueError(f"{value!r} must be a size such as '100 KB'")
-    return size
-
-
-Bytes = Annotated[float, BeforeValidator(_bytes)]
 
 
 # what can be wrong with a workbook pipeline's output, in the order it is looked for

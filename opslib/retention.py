@@ -15,32 +15,23 @@ import gzip
 import os
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
 
 import pandas as pd
 import sqlalchemy as sa
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opslib import paths
 from opslib.actions import Plan
 from opslib.archive import Ledger, check_results, runs
-from opslib.checks import Status, parse_quantity
+from opslib.clock import utc_now
 from opslib.errors import OpslibError
+from opslib.status import Status
+from opslib.units import Days
 
 COMPRESSED = ".gz"
-
-
-def _days(value: Any) -> float:
-    seconds = parse_quantity(str(value))
-    if not 0 <= seconds < float("inf"):
-        raise ValueError(f"{value!r} must be a duration such as '30 days'")
-    return seconds / 86400
-
-
-Days = Annotated[float, BeforeValidator(_days)]
 
 
 class Policy(BaseModel):
@@ -124,7 +115,7 @@ def select(policy: Policy, table: pd.DataFrame, now: datetime) -> Pruning:
 def _today() -> datetime:
     """Ages are counted from the start of the UTC day: a plan, and its hash, hold all day
     instead of changing each time a five-minute run crosses a boundary."""
-    return datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    return utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def plan(policy: Policy, ledger: Ledger, now: datetime | None = None) -> Plan:
@@ -174,7 +165,7 @@ def apply(plan_: Plan, policy: Policy, ledger: Ledger, by: str = "") -> dict[str
     planned = {change["delete_run"] for change in plan_.changes if "delete_run" in change}
     doomed = fresh.delete[fresh.delete["run_id"].isin(planned)]
     audit_id = ledger.open_audit(
-        {"at": datetime.now(UTC).replace(tzinfo=None), "os_user": getpass.getuser(),
+        {"at": utc_now(), "os_user": getpass.getuser(),
          "run_by": by, "runbook": "archive", "profile": "*", "run_id": "archive-prune",
          "action": plan_.action, "plan_hash": plan_.hash, "target": plan_.target,
          "summary": plan_.summary}

@@ -18,7 +18,7 @@ from IPython.display import HTML, display
 
 from opslib import display as show
 from opslib.catalogue import CheckSpec, catalogue
-from opslib.checks import CheckResult, Status, judge
+from opslib.checks import CheckResult, judge
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
 from opslib.probes import Metric, ProbeError
@@ -26,6 +26,7 @@ from opslib.profiles import Profile, load_profile
 from opslib.redact import scrub
 from opslib.runbooks import RESULTS_SCRAP
 from opslib.severity import classify
+from opslib.status import Status
 
 if TYPE_CHECKING:
     from opslib.actions import Action, Outcome

@@ -11,21 +11,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
 from opslib import paths
-from opslib.checks import CheckResult, Status
-from opslib.context import RunContext
+from opslib.checks import CheckResult
+from opslib.clock import utc_now
+from opslib.context import RunContext, git_sha
 from opslib.errors import OpslibError
 from opslib.execution import KernelSession, execute
 from opslib.locking import overlap_lock
@@ -33,6 +33,7 @@ from opslib.profiles import Profile, load_profile
 from opslib.redact import redact_parameters, scrub, scrub_values
 from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.severity import classify
+from opslib.status import Status
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
 # papermill and nbclient log cell errors and timeouts; the run's outcome reports them
@@ -82,27 +83,6 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         return int(self.status)
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args],
-        cwd=paths.project_root(),
-        capture_output=True,
-        text=True,
-        timeout=5,
-        check=True,
-    ).stdout.strip()
-
-
-def git_sha() -> str | None:
-    """The project's commit, `+dirty` when the tree has changes; None outside git."""
-    try:
-        sha = _git("rev-parse", "--short=12", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sha}+dirty" if dirty else sha
 
 
 def recorded_results(nb: nbformat.NotebookNode) -> list[CheckResult] | None:
@@ -162,7 +142,7 @@ def run(
     profile.resolve_all()
     reports = paths.reports_dir()
     run_id = uuid.uuid4().hex[:12]
-    started = datetime.now(UTC).replace(tzinfo=None)
+    started = utc_now()
     clock = time.monotonic()
     kernel_env = {"OPSLIB_RUN_ID": run_id, "OPSLIB_RUN_BY": by, "OPSLIB_REPORTS_DIR": str(reports)}
     # The kernel boots while the parameters are checked; bad input only costs its shutdown.

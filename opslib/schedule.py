@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from opslib import paths
-from opslib.checks import parse_quantity
 from opslib.errors import OpslibError, RunbookError
+from opslib.units import Seconds
 
 # Airflow and Kubernetes get a minute more than opslib's own --timeout: the run times itself
 # out and archives an UNKNOWN report; the engine's deadline is only the backstop.
@@ -53,19 +53,6 @@ def _cron_expression(value: Any) -> str:
     return " ".join(text.split())
 
 
-def _duration_s(value: Any) -> float:
-    """Seconds from `240` or `'4 min'`, read like every duration in the project."""
-    text = str(value).strip()
-    try:
-        seconds = parse_quantity(text)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
-    # parse_quantity also reads sizes and percentages, which are no timeout
-    if text.endswith(("%", "b", "B")) or not 0 < seconds < math.inf:
-        raise ValueError(f"{value!r} is not a positive duration such as '4 min' or 240")
-    return seconds
-
-
 def _has_control_character(text: str) -> bool:
     return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
@@ -89,7 +76,6 @@ def _parameter_value(value: Any) -> bool | int | float | str:
 
 
 CronExpression = Annotated[str, BeforeValidator(_cron_expression)]
-DurationSeconds = Annotated[float, BeforeValidator(_duration_s)]
 Word = Annotated[str, BeforeValidator(_word)]
 ParameterValue = Annotated[bool | int | float | str, BeforeValidator(_parameter_value)]
 
@@ -102,7 +88,7 @@ class Entry(BaseModel):
     runbook: Word
     profile: Word
     cron: CronExpression
-    timeout: DurationSeconds
+    timeout: Seconds
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     by: Word = "cron"
 

@@ -42,7 +42,7 @@ def _schedule_file(args: argparse.Namespace) -> Path:
 def _cmd_show(args: argparse.Namespace) -> int:
     import humanfriendly
 
-    from opslib.probes.queue import utc_now
+    from opslib.clock import utc_now
     from opslib.schedule import load_schedule, next_runs
 
     entries = load_schedule(_schedule_file(args))

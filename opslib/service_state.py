@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from html import escape
 
 from opslib import display as show
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
 from opslib.profiles import Profile
+from opslib.status import Status
 
 
 class ServiceState(enum.Enum):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
 from opslib.probes import ProbeError
 from opslib.probes.database import reachable
 from opslib.probes.host import disk_free
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
+from opslib.status import Status
 
 
 def check_targets(profile: Profile) -> list[CheckResult]:

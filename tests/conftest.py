@@ -22,7 +22,7 @@ from postgres_server import PostgresServer
 from redis_server import RedisServer
 
 from opslib import demo
-from opslib.probes.queue import utc_now
+from opslib.clock import utc_now
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import Workspace
 
 from opslib.archive import Ledger, RunRecord
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
+from opslib.status import Status
 
 NOW = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 

@@ -13,8 +13,7 @@ import pytest
 from conftest import Workspace
 from matplotlib.image import imread
 
-from opslib.checks import Status
-from opslib.display import STATUS_COLOURS
+from opslib.status import Status
 
 
 def _screenshot(page: Path, target: Path, profile_dir: Path) -> np.ndarray:
@@ -32,7 +31,7 @@ def _screenshot(page: Path, target: Path, profile_dir: Path) -> np.ndarray:
 
 
 def _rgb(status: Status) -> np.ndarray:
-    colour = STATUS_COLOURS[status].lstrip("#")
+    colour = status.colour.lstrip("#")
     return np.array([int(colour[i : i + 2], 16) / 255 for i in (0, 2, 4)])
 
 

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from opslib.checks import CheckResult, Status, Threshold, format_value, judge, parse_quantity
+from opslib.checks import CheckResult, Threshold, format_value, judge
+from opslib.status import Status
+from opslib.units import parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ import fake_pynvml
 import pytest
 from fake_pynvml import GIB, FakeDevice
 
-from opslib.checks import Status
 from opslib.probes import gpu
 from opslib.profiles import load_profile
 from opslib.runbook import Finding, Runbook
+from opslib.status import Status
 
 # the stand-in's NVML names; its other names (configure, FakeDevice) are test controls
 NVML_NAME = re.compile(r"(nvml|NVML|c_nvml)\w+")

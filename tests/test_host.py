@@ -19,9 +19,9 @@ import psutil
 import pytest
 
 from opslib import processes
-from opslib.checks import Status
 from opslib.profiles import load_profile
 from opslib.runbook import Runbook
+from opslib.status import Status
 
 BUSY_LOOP = "print('busy', flush=True)\nwhile True:\n    pass\n"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from opslib.checks import Status
 from opslib.probes.http import endpoints
 from opslib.profiles import Profile, load_profile
 from opslib.runbook import Finding, Runbook
+from opslib.status import Status
 
 HEALTHY = {"status": "ok", "db": {"connected": True}}
 DEGRADED = {"status": "ok", "db": {"connected": False}}

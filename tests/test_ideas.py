@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from conftest import Workspace
 from postgres_server import PostgresServer
 
-from opslib.checks import CheckResult, Status
+from opslib.checks import CheckResult
 from opslib.errors import ProfileError
 from opslib.probes.budget import usage
 from opslib.probes.logs import unseen_patterns
@@ -21,6 +21,7 @@ from opslib.probes.pg_maintenance import top_statements
 from opslib.profiles import load_profile
 from opslib.service_state import ServiceState
 from opslib.severity import classify
+from opslib.status import Status
 
 
 @pytest.fixture

@@ -233,5 +233,5 @@ def test_an_ack_needs_a_duration(workspace: Workspace) -> None:
         result = workspace.opslib(
             "ack", "morning-check", "--until", until, "--by", "a", "--reason", "r"
         )
-        assert result.returncode == 3 and "is not a duration" in result.stderr
+        assert result.returncode == 3 and "is not a positive duration" in result.stderr
         assert "Traceback" not in result.stderr

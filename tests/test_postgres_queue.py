@@ -11,11 +11,11 @@ import pytest
 from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
 
-from opslib.checks import Status
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.probes.database import reachable
 from opslib.probes.queue import stuck_jobs
 from opslib.profiles import load_profile
+from opslib.status import Status
 
 
 def test_morning_check_on_postgres_finds_the_stuck_jobs(

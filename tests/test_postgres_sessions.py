@@ -14,11 +14,11 @@ from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
 
 from opslib.actions import execute
-from opslib.checks import Status
 from opslib.context import RunContext
 from opslib.probes.postgres import blocking_chains, connections
 from opslib.profiles import load_profile
 from opslib.remedies.postgres import ReleaseBlockers
+from opslib.status import Status
 
 
 def session(server: PostgresServer, database: str = "pipeline") -> psycopg.Connection:

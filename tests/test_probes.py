@@ -15,12 +15,12 @@ import pytest
 from conftest import Workspace
 
 from opslib import demo
-from opslib.checks import Status
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.probes.database import reachable
 from opslib.probes.logs import error_rate
 from opslib.probes.queue import stuck_jobs
 from opslib.profiles import load_profile
+from opslib.status import Status
 
 LOCK_HOLDER = """
 import sqlite3, sys, time

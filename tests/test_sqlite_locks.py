@@ -14,12 +14,12 @@ from conftest import PROJECT, Workspace
 from sqlite_holders import holding
 
 from opslib.actions import execute
-from opslib.checks import Status
 from opslib.context import RunContext
 from opslib.probes.sqlite_locks import held_locks, scan
 from opslib.profiles import load_profile
 from opslib.remedies.sqlite_locks import ReleaseSqliteLock
 from opslib.runbook import Runbook
+from opslib.status import Status
 
 
 def _holder(pid: int) -> dict:

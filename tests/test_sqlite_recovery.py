@@ -15,13 +15,13 @@ from sqlite_holders import holding
 from opslib import backups, sqlite_backups
 from opslib.actions import execute
 from opslib.archive import Ledger
-from opslib.checks import Status
+from opslib.clock import utc_now
 from opslib.context import RunContext
-from opslib.probes.queue import utc_now
 from opslib.profiles import load_profile
 from opslib.remedies.backup import RollbackDatabase, TakeBackup
 from opslib.remedies.maintenance import SqliteMaintenance
 from opslib.runbook import Runbook
+from opslib.status import Status
 
 
 def _count(database: Path, table: str = "spots") -> int:

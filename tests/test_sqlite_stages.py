@@ -11,10 +11,10 @@ import yaml
 from conftest import PROJECT, Workspace
 from sqlite_holders import holding
 
-from opslib.checks import Status
 from opslib.probes.sqlite_locks import scan
 from opslib.profiles import load_profile
 from opslib.runbook import Runbook
+from opslib.status import Status
 
 
 def _spots_profile(tmp_path: Path, **stages: object) -> Path:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from opslib.checks import Status
+from opslib.status import Status
 
 
 @dataclass

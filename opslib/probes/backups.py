@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from opslib import backups
-from opslib.checks import Status
+from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
+from opslib.status import Status
 
 
 def newest_age(profile: Profile) -> Metric:

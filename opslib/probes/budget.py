@@ -15,11 +15,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
-from opslib.checks import Status
+from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
 from opslib.probes.halt import control_value
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
+from opslib.status import Status
 
 TOTAL = "total"
 # the smallest elapsed time a burn rate is computed over: a period an hour old has not

@@ -9,8 +9,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
+from opslib.clock import utc_now
 from opslib.probes import Metric
-from opslib.probes.queue import QueueTable, utc_now
+from opslib.probes.queue import QueueTable
 from opslib.profiles import Profile
 
 TOP_ITEMS = 20

@@ -15,9 +15,9 @@ import jsonschema
 import pandas as pd
 
 from opslib import paths
-from opslib.checks import Status
 from opslib.probes import Metric
 from opslib.profiles import Profile
+from opslib.status import Status
 
 MAX_JSON_BYTES = 50 * 2**20  # a summary or a config, not a data dump
 

@@ -21,9 +21,9 @@ import humanfriendly
 import pandas as pd
 
 from opslib import processes
-from opslib.checks import Status
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile
+from opslib.status import Status
 
 NOT_AVAILABLE = "n/a"
 

@@ -21,11 +21,11 @@ import pandas as pd
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from opslib.checks import Status
 from opslib.errors import ProfileError
 from opslib.probes import Metric, ProbeError, TargetUnreachable
 from opslib.profiles import HttpEndpoint, Profile
 from opslib.redact import scrub
+from opslib.status import Status
 
 MAX_BODY_BYTES = 1_000_000
 _PIECE_BYTES = 64 * 1024

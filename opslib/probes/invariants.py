@@ -10,9 +10,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
-from opslib.checks import Status
 from opslib.probes import Metric, ProbeError
 from opslib.profiles import Profile
+from opslib.status import Status
 
 SHOWN_ROWS = 20
 

@@ -7,21 +7,17 @@ here in UTC, so no dialect-specific date arithmetic is needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db
+from opslib.clock import utc_now
 from opslib.errors import ProfileError
 from opslib.probes import Metric
 from opslib.profiles import Profile, Queue
-
-
-def utc_now() -> datetime:
-    """Naive UTC, the convention queue timestamps are stored in."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

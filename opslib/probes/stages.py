@@ -9,8 +9,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib import db, processes
+from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
 

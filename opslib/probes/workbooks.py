@@ -23,11 +23,11 @@ import pandas as pd
 from openpyxl import load_workbook
 from tqdm import tqdm
 
-from opslib.checks import Status
+from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
 from opslib.probes.files import json_schema, matched, read_json
-from opslib.probes.queue import utc_now
 from opslib.profiles import OUTPUT_PROBLEMS, Profile
+from opslib.status import Status
 
 LOCK_PREFIX = "~$"  # Office's owner file beside a workbook someone has open
 COVERAGE = re.compile(r"coverage[^\n%]*?([\d.]+)\s*%", re.I)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from opslib import backups, sqlite_backups
 from opslib.actions import Applied, Plan
-from opslib.probes.queue import utc_now
+from opslib.clock import utc_now
 from opslib.profiles import Profile
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from opslib import paths
 from opslib.actions import Applied, Plan
 from opslib.archive import Ledger, ledger_exists
+from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.probes.files import matched
 from opslib.probes.logs import log_files
@@ -185,7 +186,7 @@ class DiagnosticPackage:
         return scrub(mask_literal_secrets(source.read_text(encoding="utf-8")))
 
     def _versions(self) -> str:
-        from opslib.runner import git_sha
+        from opslib.context import git_sha
 
         lines = [
             f"python {platform.python_version()} ({platform.platform()})",
@@ -263,7 +264,7 @@ class DiagnosticPackage:
         """Write the package member by member (one file in memory at a time) under a
         temporary name, then rename it into place."""
         self.profile.resolve_all()  # every secret the profile names is known to scrub
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utc_now()
         folder = Path(plan.target)
         folder.mkdir(parents=True, exist_ok=True)
         package = folder / f"{self.profile.name}-{now:%Y%m%d-%H%M%S}.tar.gz"

@@ -23,9 +23,9 @@ import pandas as pd
 from opslib import processes
 from opslib.actions import Applied, Plan
 from opslib.backups import sha256
+from opslib.clock import utc_now
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.probes.logs import log_files
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
 DAY_S = 86400.0

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from opslib import db
 from opslib.actions import Applied, Plan
+from opslib.clock import utc_now
 from opslib.probes.halt import ON, control_table, halt_value
-from opslib.probes.queue import utc_now
 from opslib.profiles import Profile
 
 

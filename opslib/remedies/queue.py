@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from opslib import db
 from opslib.actions import Applied, Plan
-from opslib.probes.queue import QueueTable, stuck_job_rows, utc_now
+from opslib.clock import utc_now
+from opslib.probes.queue import QueueTable, stuck_job_rows
 from opslib.profiles import Profile
 
 
