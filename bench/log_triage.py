@@ -206,8 +206,8 @@ CHILD_SCRIPT = textwrap.dedent(
     from datetime import datetime
     from pathlib import Path
 
-    from opslib import logscan
-    from opslib.logscan import Scanner
+    from opslib.probes import logscan
+    from opslib.probes.logscan import Scanner
 
 
     def main():

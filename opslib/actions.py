@@ -27,7 +27,7 @@ from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.errors import ChangedThenFailed
 from opslib.profiles import Profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 from opslib.status import Status
 
 HASH_LENGTH = 12

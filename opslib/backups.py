@@ -23,10 +23,10 @@ from typing import BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from opslib import db
 from opslib.errors import OpslibError
+from opslib.probes import db
 from opslib.profiles import Profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 
 STAMP = "%Y%m%dT%H%M%S"
 CHECKSUM_SQL = "SELECT count(*) AS rows, coalesce(md5(string_agg(t::text, '' ORDER BY t::text)), '') AS checksum FROM {table} AS t"

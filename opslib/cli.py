@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from opslib.redact import scrub
+        from opslib.profiles.secrets import scrub
 
         first_line = (str(exc).strip().splitlines() or [""])[0]
         print(

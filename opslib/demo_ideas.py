@@ -16,8 +16,9 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opslib import db, demo_tables
+from opslib import demo_tables
 from opslib.clock import utc_now
+from opslib.probes import db
 from opslib.profiles import Profile
 
 STAGES = ("validation", "research", "deck", "campaign")

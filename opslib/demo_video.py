@@ -10,9 +10,10 @@ refuses any other that already has a `video_queue`.
 
 from __future__ import annotations
 
-from opslib import db, demo_tables
+from opslib import demo_tables
 from opslib.clock import utc_now
 from opslib.demo import story
+from opslib.probes import db
 from opslib.probes.redis import client
 from opslib.profiles import Profile
 

@@ -22,7 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from traitlets import default
 
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 
 KERNEL_NAME = "opslib"
 KERNEL_START_TIMEOUT_S = 60

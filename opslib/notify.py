@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from opslib.alerts import Change, update
 from opslib.archive import Ledger, notifications
 from opslib.profiles import Channel, Profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 from opslib.severity import classify
 from opslib.status import Status
 

@@ -21,9 +21,9 @@ from opslib.catalogue import CheckSpec, catalogue
 from opslib.checks import CheckResult, judge
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db, sqlite_locks
 from opslib.profiles import Profile, load_profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 from opslib.runbooks import RESULTS_SCRAP
 from opslib.severity import classify
 from opslib.status import Status
@@ -81,7 +81,10 @@ class Runbook:
         self.results: list[CheckResult] = []
         # databases that did not answer, remembered for an unattended run only: a person
         # re-running a cell after releasing a lock must get a fresh answer
-        self.unreachable: dict[str, str] | None = {} if self.context.run_id != INTERACTIVE else None
+        self.memory = db.RunMemory(
+            unreachable={} if self.context.run_id != INTERACTIVE else None,
+            explain=sqlite_locks.explain_locked,
+        )
 
     @classmethod
     def open(cls, name: str, profile: str = "") -> Runbook:
@@ -114,10 +117,8 @@ class Runbook:
         if not self.profile.provides(spec.needs):
             return Finding(check, skipped=f"profile {self.profile.name} has no {spec.needs} target")
         warning, critical = spec.thresholds(settings.warning, settings.critical)
-        from opslib import db  # SQLAlchemy only once a check runs
-
         try:
-            with db.remembering_unreachable(self.unreachable):
+            with db.remembering(self.memory):
                 measured = spec.probe_function()(self.profile, **probe_args)
         except ProbeError as exc:
             failure = self._failure(spec, exc.status, exc.reason, warning, critical)

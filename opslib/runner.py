@@ -30,7 +30,7 @@ from opslib.errors import OpslibError
 from opslib.execution import KernelSession, execute
 from opslib.locking import overlap_lock
 from opslib.profiles import Profile, load_profile
-from opslib.redact import redact_parameters, scrub, scrub_values
+from opslib.profiles.secrets import redact_parameters, scrub, scrub_values
 from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.severity import classify
 from opslib.status import Status

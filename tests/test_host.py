@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from opslib import processes
+from opslib.probes import processes
 from opslib.profiles import load_profile
 from opslib.runbook import Runbook
 from opslib.status import Status

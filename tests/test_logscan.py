@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from opslib.logscan import Offsets, Scanner, normalize
+from opslib.probes.logscan import Offsets, Scanner, normalize
 
 
 def _line(number: int, level: str = "ERROR") -> str:
@@ -157,7 +157,7 @@ def test_a_line_is_an_error_by_its_level_not_by_a_word_in_its_message(tmp_path: 
 
 
 def test_reading_files_in_parallel_gives_the_same_triage(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from opslib import logscan
+    from opslib.probes.logscan import parallel as logscan
 
     files = []
     for day in range(3):
@@ -177,7 +177,7 @@ def test_reading_files_in_parallel_gives_the_same_triage(tmp_path: Path, monkeyp
 
 
 def test_profile_formats_dates_and_year_rollover_are_read_as_written(tmp_path: Path) -> None:
-    from opslib.logscan import parse_stamp
+    from opslib.probes.logscan import parse_stamp
 
     assert parse_stamp(b"[23/Nov/2026:14:02:11]", 2026, ("[%d/%b/%Y:%H:%M:%S]",)) == datetime(
         2026, 11, 23, 14, 2, 11
@@ -300,14 +300,14 @@ def test_two_utc_offsets_in_one_block_are_windowed_line_by_line(tmp_path: Path) 
 def test_undated_lines_follow_their_entry_into_the_next_block(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A traceback cut by a block boundary stays with its entry: inside the window, its
     lines count as rate limiting even where the next block is filtered line by line."""
-    from opslib import logscan
+    from opslib.probes.logscan import reading
 
     now = datetime.now(UTC)
     old, recent = _iso(now - timedelta(days=2)), _iso(now - timedelta(minutes=5))
     entry = f"{recent} ERROR upstream refused\n" + "  rate limit exceeded, retry\n" * 40
     log = tmp_path / "app.log"
     log.write_text(f"{old} INFO before the window\n" + entry + f"{old} INFO late old line\n")
-    monkeypatch.setattr(logscan, "BLOCK", 256)  # the traceback spans several blocks
+    monkeypatch.setattr(reading, "BLOCK", 256)  # the traceback spans several blocks
     scanner = Scanner(now - timedelta(hours=1))
     scanner.read(log)
     found = scanner.triage
@@ -329,7 +329,8 @@ def _traceback_log(path: Path, entries: int) -> None:
 def test_a_part_of_a_file_starts_at_a_dated_line_never_inside_a_traceback(
     tmp_path: Path,
 ) -> None:
-    from opslib.logscan import _dated_line_starts, line_shapes
+    from opslib.probes.logscan import line_shapes
+    from opslib.probes.logscan.parallel import _dated_line_starts
 
     log = tmp_path / "app.log"
     _traceback_log(log, 400)
@@ -346,7 +347,7 @@ def test_a_part_of_a_file_starts_at_a_dated_line_never_inside_a_traceback(
 def test_scan_in_parts_of_files_finds_what_reading_them_one_by_one_finds(
     tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from opslib import logscan
+    from opslib.probes.logscan import parallel as logscan
 
     plain, packed = tmp_path / "app.log", tmp_path / "app.log.1.gz"
     _traceback_log(tmp_path / "older.log", 300)
@@ -374,7 +375,7 @@ def test_scan_in_parts_of_files_finds_what_reading_them_one_by_one_finds(
 def test_a_gzip_file_of_several_members_is_read_whole_and_resumed_inside(tmp_path: Path) -> None:
     """`cat a.gz b.gz > c.gz` is one valid gzip file: both members count, and an incremental
     scan resumes at an offset of the text inside the second one."""
-    from opslib.logscan import _text
+    from opslib.probes.logscan.reading import text_pieces
 
     first, second = "".join(_line(n) for n in range(50)), "".join(_line(n) for n in range(50, 60))
     packed = tmp_path / "app.log.1.gz"
@@ -382,4 +383,4 @@ def test_a_gzip_file_of_several_members_is_read_whole_and_resumed_inside(tmp_pat
     scanner = Scanner(None)
     assert scanner.read(packed) == len(first) + len(second)
     assert scanner.triage.errors == 60
-    assert b"".join(_text(packed, len(first) + 5)) == second.encode()[5:]
+    assert b"".join(text_pieces(packed, len(first) + 5)) == second.encode()[5:]

@@ -55,7 +55,7 @@ def test_reset_on_postgres_changes_exactly_the_stuck_rows(
 
 
 def test_probes_cannot_write(pipeline: str) -> None:
-    from opslib import db
+    from opslib.probes import db
 
     with (
         pytest.raises(ProbeError, match="read-only"),

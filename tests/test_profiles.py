@@ -8,7 +8,7 @@ import pytest
 
 from opslib.errors import ProfileError
 from opslib.profiles import load_profile
-from opslib.redact import known_secrets, mask_url, scrub
+from opslib.profiles.secrets import known_secrets, mask_url, scrub
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
@@ -115,7 +115,7 @@ def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
     import inspect
 
     from opslib.catalogue import catalogue
-    from opslib.profiles import NEEDS
+    from opslib.profiles.needs import NEEDS
 
     named = {spec.needs for spec in catalogue().values()}
     for module in ("backup", "halt", "maintenance", "postgres", "queue", "redis", "sqlite_locks"):
@@ -176,13 +176,13 @@ def test_format_patterns_and_process_patterns_must_compile(tmp_path: Path) -> No
     ],
 )
 def test_secrets_on_command_lines_are_masked(command: str, secret: str) -> None:
-    from opslib.redact import command_line
+    from opslib.profiles.secrets import command_line
 
     assert secret not in command_line(command)
 
 
 def test_ordinary_command_lines_are_left_alone() -> None:
-    from opslib.redact import command_line
+    from opslib.profiles.secrets import command_line
 
     for command in (
         "datasette serve production.db --port 8001",

@@ -7,8 +7,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.profiles import Profile
 from opslib.status import Status
 

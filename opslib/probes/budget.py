@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.clock import utc_now
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.probes.halt import control_value
 from opslib.profiles import Profile
 from opslib.status import Status

@@ -8,9 +8,8 @@ from datetime import timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.clock import utc_now
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.probes.queue import QueueTable
 from opslib.profiles import Profile
 

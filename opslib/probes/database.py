@@ -6,8 +6,7 @@ import time
 
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.profiles import Profile
 
 # SQLite's `SELECT 1` never touches the file, so it succeeds even on a locked or damaged

@@ -9,10 +9,10 @@ import humanfriendly
 import pandas as pd
 
 from opslib.clock import utc_now
-from opslib.logscan import dated_matches
 from opslib.probes import Metric, ProbeError
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.probes.logs import log_files
+from opslib.probes.logscan import dated_matches
 from opslib.profiles import Duration, Profile
 
 UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}

@@ -12,9 +12,9 @@ import re
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric
-from opslib.profiles import FormatRule, Profile
+from opslib.probes import Metric, db
+from opslib.profiles import Profile
+from opslib.profiles.sections import FormatRule
 
 SAMPLE = 10
 

@@ -20,8 +20,7 @@ from typing import Any
 import humanfriendly
 import pandas as pd
 
-from opslib import processes
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, processes
 from opslib.profiles import Profile
 from opslib.status import Status
 

@@ -10,8 +10,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.profiles import Profile
 
 ON = "on"

@@ -17,8 +17,7 @@ import humanfriendly
 import pandas as pd
 import psutil
 
-from opslib import processes
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, processes
 from opslib.profiles import Profile
 
 TOP_PROCESSES = 10

@@ -23,8 +23,9 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from opslib.errors import ProfileError
 from opslib.probes import Metric, ProbeError, TargetUnreachable
-from opslib.profiles import HttpEndpoint, Profile
-from opslib.redact import scrub
+from opslib.profiles import Profile
+from opslib.profiles.secrets import scrub
+from opslib.profiles.targets import HttpEndpoint
 from opslib.status import Status
 
 MAX_BODY_BYTES = 1_000_000

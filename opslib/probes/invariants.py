@@ -9,8 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.profiles import Profile
 from opslib.status import Status
 

@@ -14,8 +14,8 @@ import pandas as pd
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.logscan import Offsets, Scanner, Triage, scan
 from opslib.probes import Metric, ProbeError
+from opslib.probes.logscan import Offsets, Scanner, Triage, scan
 from opslib.profiles import Profile
 
 TOP_PATTERNS = 10

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.probes.queue import QueueTable
 from opslib.profiles import Profile
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.profiles import Profile
 
 CONNECTIONS_SQL = """

@@ -13,10 +13,9 @@ from functools import cached_property
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.clock import utc_now
 from opslib.errors import ProfileError
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.profiles import Profile, Queue
 
 

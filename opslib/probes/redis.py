@@ -18,11 +18,10 @@ import sqlalchemy as sa
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from opslib import db
-from opslib.probes import Metric, ProbeError, TargetUnreachable
+from opslib.probes import Metric, ProbeError, TargetUnreachable, db
 from opslib.probes.queue import QueueTable
 from opslib.profiles import Profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 
 SIZE_COMMAND = {"list": "LLEN", "set": "SCARD", "zset": "ZCARD"}
 

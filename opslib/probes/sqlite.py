@@ -5,8 +5,7 @@ from __future__ import annotations
 import humanfriendly
 import pandas as pd
 
-from opslib import db
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.probes.sqlite_locks import database_files
 from opslib.probes.stages import running_stages
 from opslib.profiles import Profile

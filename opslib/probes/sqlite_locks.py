@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from opslib import processes
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, TargetUnreachable, processes
 from opslib.profiles import Profile
 
 PROC_LOCKS = Path("/proc/locks")
@@ -242,3 +241,15 @@ def competing_processes(profile: Profile) -> Metric:
             f"open: {', '.join(f'pid {row.pid} ({row.role})' for row in others.itertuples())}"
         )
     return Metric(len(others), summary + _unseen_note(holders), _shown(others))
+
+
+def explain_locked(profile: Profile, error: TargetUnreachable) -> TargetUnreachable:
+    """A locked SQLite database's reason with the processes holding the lock named, for
+    every check that found it locked (the run hands this to the connection layer)."""
+    if "locked" not in error.reason or not profile.provides("sqlite"):
+        return error
+    try:
+        holders = describe_holders(scan(profile))
+    except (ProbeError, OSError):
+        return error
+    return TargetUnreachable(f"{error.reason}: {holders}")

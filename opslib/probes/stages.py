@@ -8,9 +8,8 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db, processes
 from opslib.clock import utc_now
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db, processes
 from opslib.profiles import Profile
 
 

@@ -7,9 +7,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.clock import utc_now
-from opslib.probes import Metric
+from opslib.probes import Metric, db
 from opslib.profiles import Profile
 
 CHECK = "table_rows"

@@ -388,8 +388,8 @@ def api_key(profile: Profile) -> Metric:
 
 def _durations(profile: Profile, since: datetime) -> pd.DataFrame:
     """Every `processing_log` match in the logs: file, megabytes, seconds, in log order."""
-    from opslib.logscan import line_shapes, parse_stamp
     from opslib.probes.logs import log_files  # the log globs, read here line by line
+    from opslib.probes.logscan import line_shapes, parse_stamp
 
     pattern = re.compile(profile.workbooks.processing_log)
     formats = tuple(profile.targets.logs.timestamp_formats)

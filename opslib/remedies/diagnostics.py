@@ -38,7 +38,7 @@ from opslib.context import RunContext
 from opslib.probes.files import matched
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
-from opslib.redact import MASK, scrub
+from opslib.profiles.secrets import MASK, scrub
 
 VERSIONS_OF = ("opslib", "pandas", "openpyxl", "sqlalchemy", "papermill", "nbconvert")
 # the manual's escalation levels by how long the problem has lasted

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.actions import Applied, Plan
 from opslib.clock import utc_now
+from opslib.probes import db
 from opslib.probes.halt import ON, control_table, halt_value
 from opslib.profiles import Profile
 

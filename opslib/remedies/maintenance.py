@@ -10,9 +10,8 @@ from typing import ClassVar
 import humanfriendly
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.actions import Applied, Plan
-from opslib.probes import ProbeError
+from opslib.probes import ProbeError, db
 from opslib.probes.sqlite import storage
 from opslib.probes.sqlite_locks import database_files
 from opslib.probes.stages import running_stages

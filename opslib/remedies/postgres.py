@@ -15,8 +15,8 @@ from typing import ClassVar
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib import db
 from opslib.actions import Applied, Plan
+from opslib.probes import db
 from opslib.probes.postgres import blocking_chains, chain_heads, idle_sessions
 from opslib.profiles import Profile
 

@@ -14,9 +14,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from opslib import processes
 from opslib.actions import Applied, Plan
-from opslib.probes import ProbeError
+from opslib.probes import ProbeError, processes
 from opslib.probes.sqlite_locks import scan
 from opslib.profiles import Profile
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from opslib.redact import command_line
+from opslib.profiles.secrets import command_line
 
 PROC = Path("/proc")
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,12 +23,23 @@ from sqlalchemy.pool import NullPool
 
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.profiles import Profile
-from opslib.redact import scrub
+from opslib.profiles.secrets import scrub
 from opslib.status import Status
 
 _PROGRESS_EVERY_OPS = 1000
-# database URL -> why it did not answer, for the run that set it (see `remembering_unreachable`)
-_unreachable: ContextVar[dict[str, str] | None] = ContextVar("opslib_unreachable", default=None)
+
+
+@dataclass
+class RunMemory:
+    """What one run has learnt about its databases. `unreachable` maps a database URL to
+    why it did not answer (None: remember nothing, ask again each time); `explain` may
+    add to the reason of a database that did not answer (who holds its lock)."""
+
+    unreachable: dict[str, str] | None = None
+    explain: Callable[[Profile, TargetUnreachable], TargetUnreachable] | None = None
+
+
+_run: ContextVar[RunMemory | None] = ContextVar("opslib_run_memory", default=None)
 
 
 def engine(
@@ -123,47 +135,35 @@ def classify(exc: Exception) -> ProbeError:
 
 
 @contextlib.contextmanager
-def remembering_unreachable(memory: dict[str, str] | None) -> Iterator[None]:
+def remembering(memory: RunMemory) -> Iterator[None]:
     """Inside this block a database that did not answer is not asked again: later probes
     fail at once with the first reason, so a locked SQLite file costs a run one busy
-    timeout rather than one per check. The runbook keeps `memory` for its whole run
-    (None: remember nothing)."""
-    token = _unreachable.set(memory)
+    timeout rather than one per check. The runbook keeps `memory` for its whole run."""
+    token = _run.set(memory)
     try:
         yield
     finally:
-        _unreachable.reset(token)
-
-
-def _unreachable_reason(profile: Profile, error: ProbeError) -> ProbeError:
-    """For a locked SQLite database, name the processes holding the lock."""
-    if "locked" not in error.reason or not profile.provides("sqlite"):
-        return error
-    from opslib.probes import sqlite_locks
-
-    try:
-        holders = sqlite_locks.describe_holders(sqlite_locks.scan(profile))
-    except (ProbeError, OSError):
-        return error
-    return TargetUnreachable(f"{error.reason}: {holders}")
+        _run.reset(token)
 
 
 @contextlib.contextmanager
 def _classified(profile: Profile) -> Iterator[None]:
     url = profile.database_url()
-    memory = _unreachable.get()
-    if memory is not None and url in memory:
+    memory = _run.get() or RunMemory()
+    if memory.unreachable is not None and url in memory.unreachable:
         raise TargetUnreachable(
-            f"not measured: the database did not answer earlier in this run ({memory[url]})"
+            "not measured: the database did not answer earlier in this run "
+            f"({memory.unreachable[url]})"
         )
     try:
         yield
     except sa.exc.SQLAlchemyError as exc:
         error = classify(exc)
         if isinstance(error, TargetUnreachable):
-            error = _unreachable_reason(profile, error)
-            if memory is not None:
-                memory[url] = error.reason
+            if memory.explain is not None:
+                error = memory.explain(profile, error)
+            if memory.unreachable is not None:
+                memory.unreachable[url] = error.reason
         raise error from None
 
 

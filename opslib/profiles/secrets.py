@@ -1,19 +1,25 @@
-"""Keeping secrets out of reports, logs and error messages.
+"""Secrets: resolved from `${VAR}` references only when used, remembered, and masked
+wherever text leaves opslib.
 
-Profiles name secrets as `${ENV_VAR}` references. Every value resolved from the
-environment is registered here, unless its variable names a location (`*_DIR`, `*_HOME`,
-`*_PATH`, `*_DB`: a database file; a password in a URL is masked wherever it appears) or the value is too short to tell from ordinary words; `scrub` then masks it, in
-its plain, HTML-escaped and URL-encoded forms, wherever text leaves opslib: check
-summaries, exception messages, the executed notebook before it is archived.
+Profiles name secrets as `${ENV_VAR}` references, expanded by `expand` when a probe needs
+them. Every value resolved from the environment is registered here, unless its variable
+names a location (`*_DIR`, `*_HOME`, `*_PATH`, `*_DB`: a database file; a password in a
+URL is masked wherever it appears) or the value is too short to tell from ordinary words;
+`scrub` then masks it, in its plain, HTML-escaped and URL-encoded forms, wherever text
+leaves opslib: check summaries, exception messages, the executed notebook before it is
+archived.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from opslib.errors import ProfileError
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 6
@@ -105,3 +111,48 @@ def redact_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
         key: MASK if _SECRET_KEY.search(key) else scrub_values(value)
         for key, value in parameters.items()
     }
+
+
+_URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@")
+# A default may itself hold one reference: `${SPOTS_DB:-${OPSLIB_DATA_DIR:-data}/spots.db}`.
+_REFERENCE = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^${}]|\$\{[^{}]*\})*))?\}"
+)
+
+
+def expand(raw: str, where: str, *, url: bool = False) -> str:
+    """`raw` with its `${VAR}` references resolved from the environment now.
+
+    A missing variable without a default is a one-line error naming `where` (the profile
+    and key); resolved values are registered as secrets unless the variable names a
+    location. In a URL, a variable inside the user:password part is percent-encoded, so
+    `p@ss/word` cannot be misread as a host.
+    """
+    userinfo = _URL_USERINFO.match(raw) if url else None
+    credentials = userinfo.span(1) if userinfo else (0, 0)
+
+    def replace(match: re.Match[str]) -> str:
+        encode = credentials[0] <= match.start() < credentials[1]
+        name, default = match.group("name"), match.group("default")
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                raise ProfileError(f"{where}: environment variable {name} is not set")
+            value = _REFERENCE.sub(replace, default)
+        elif not is_location_variable(name):
+            register_secret(value, name=name)
+        return urllib.parse.quote(value, safe="") if encode else value
+
+    return _REFERENCE.sub(replace, raw)
+
+
+def references(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every (key path, raw string) under `node` (a dumped profile) holding a reference."""
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            yield from references(child, f"{key}.{child_key}" if key else str(child_key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from references(child, f"{key}[{index}]")
+    elif isinstance(node, str) and _REFERENCE.search(node):
+        yield key, node

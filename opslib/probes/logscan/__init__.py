@@ -1,0 +1,40 @@
+"""Log triage in one streaming pass: levels, error patterns and rate-limit signals.
+
+What `zcat | grep ERROR | awk | sort | uniq -c | sort -rn` answers at 3 AM, in one pass
+that keeps memory flat whatever the size of the logs. The files are read in blocks of
+bytes and the regular expressions run over whole blocks (in C), so Python only handles
+the lines that matter: error lines, and lines at the edge of the time window. A block
+whose stamps all fall before the window is dropped and one wholly inside it is kept,
+each after parsing two stamps; only a block across the window's start is filtered line
+by line. `scan()` spreads a large set of files over the cores, in parts of files.
+
+Timestamps are read at the start of a line: ISO 8601 (`2026-11-23T14:02:11Z`,
+`2026-11-23 14:02:11,123`, optionally in brackets) and syslog (`Nov 23 14:02:11`, year
+assumed). Lines without one (tracebacks, continuations) belong to the entry above and are
+not counted on their own.
+
+For checks that run every few minutes, `Offsets` remembers how far each file was read,
+by a fingerprint of its first bytes rather than by name: a file renamed (and even
+compressed) by rotation is recognised and continued, a truncated one is read again from
+the start, so no line is lost or counted twice.
+"""
+
+from opslib.probes.logscan.offsets import Offsets
+from opslib.probes.logscan.parallel import scan
+from opslib.probes.logscan.patterns import normalize
+from opslib.probes.logscan.reading import dated_matches
+from opslib.probes.logscan.results import Pattern, Triage
+from opslib.probes.logscan.scanner import Scanner
+from opslib.probes.logscan.stamps import line_shapes, parse_stamp
+
+__all__ = [
+    "Offsets",
+    "Pattern",
+    "Scanner",
+    "Triage",
+    "dated_matches",
+    "line_shapes",
+    "normalize",
+    "parse_stamp",
+    "scan",
+]

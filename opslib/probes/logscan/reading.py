@@ -1,0 +1,94 @@
+"""Reading log files as blocks of whole lines, compressed or not, without loading them."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from opslib.probes.logscan.stamps import line_shapes, parse_stamp
+
+BLOCK = 1 << 20
+GZIP_INPUT_BYTES = 1 << 16  # inflates to about 256 KiB of text
+
+
+def open_log(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def text_pieces(path: Path, start: int = 0) -> Iterator[bytes]:
+    """The file's text from byte `start` (of its uncompressed text), a piece at a time. A
+    gzip file is inflated from a little compressed input at a time, every member of it:
+    its output then stays in the processor's cache while it is scanned."""
+    with path.open("rb") as stream:
+        if path.suffix != ".gz":
+            stream.seek(start)
+            while piece := stream.read(BLOCK):
+                yield piece
+            return
+        inflate, pending = zlib.decompressobj(wbits=31), False
+        while data := stream.read(GZIP_INPUT_BYTES):
+            while data:
+                piece, pending = inflate.decompress(data), True
+                data = b""
+                if inflate.eof:  # the end of a member: another may follow
+                    data, pending = inflate.unused_data, False
+                    inflate = zlib.decompressobj(wbits=31)
+                    if data[:2] != b"\x1f\x8b":  # padding after the last member
+                        data = b""
+                if start >= len(piece):
+                    start -= len(piece)
+                    continue
+                yield piece[start:] if start else piece
+                start = 0
+        if pending:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def line_blocks(
+    pieces: Iterator[bytes], tail: list[bytes], limit: int | None = None
+) -> Iterator[bytes]:
+    """Whole lines (a line never straddles two blocks) from at most `limit` bytes of
+    `pieces`; an unfinished last line is left in `tail`, since its writer may still be
+    writing it."""
+    carry = b""
+    left = -1 if limit is None else limit
+    for piece in pieces:
+        if 0 <= left < len(piece):
+            piece = piece[:left]
+        left -= len(piece) if left > 0 else 0
+        cut = piece.rfind(b"\n") + 1
+        if cut:
+            yield carry + memoryview(piece)[:cut]  # one copy, not two
+            carry = piece[cut:]
+        else:
+            carry += piece
+        if not left:
+            break
+    tail.append(carry)
+
+
+def dated_matches(
+    files: list[Path], pattern: str, formats: tuple[str, ...] = ()
+) -> Iterator[tuple[datetime, dict[str, str]]]:
+    """(time, named groups) of every dated line in `files` where `pattern` matches after
+    the timestamp, streamed block by block like the triage."""
+    shapes = line_shapes(formats)
+    wanted = re.compile(rb"^" + shapes.dated.pattern[1:] + rb"[^\n]*?" + pattern.encode(), re.M)
+    year = datetime.now(UTC).year
+    for path in files:
+        tail: list[bytes] = []
+        for block in line_blocks(text_pieces(path), tail):
+            for match in wanted.finditer(block):
+                stamp = parse_stamp(match["stamp"], year, formats)
+                if stamp is not None:
+                    groups = {
+                        k: v.decode("utf-8", "replace")
+                        for k, v in match.groupdict().items()
+                        if v is not None and k != "stamp"
+                    }
+                    yield stamp, groups

@@ -1,0 +1,259 @@
+"""The scanner: one streaming pass that counts levels, error patterns and rate-limit
+lines over the lines inside a time window."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opslib.probes.logscan.patterns import (
+    CACHE_LIMIT,
+    DIGITS_AS_ONE,
+    ERROR_LEVELS,
+    ERROR_WORDS,
+    EXAMPLE_CHARS,
+    NONZERO_AS_ONE,
+    RATE_LIMITING,
+    UUID_BYTES,
+    line_starts,
+    lines_matching,
+    normalize,
+)
+from opslib.probes.logscan.reading import line_blocks, text_pieces
+from opslib.probes.logscan.results import Pattern, Triage
+from opslib.probes.logscan.stamps import (
+    LEVEL_NAMES,
+    LineShapes,
+    block_regexes,
+    dated_levels,
+    dated_stamps,
+    line_shapes,
+    parse_stamp,
+    sortable,
+)
+
+
+class _Window:
+    """Which of a block's lines fall in the window. ISO stamps of one shape and one zone
+    sort as bytes, so the block's earliest and latest stamp are found in C and only those
+    two are parsed: a block wholly before or inside the window costs two parses, however
+    its lines are ordered. A block that straddles the window's start, or mixes stamp
+    shapes (syslog, several zones), is filtered line by line.
+
+    Undated lines go with the dated line above them, across blocks too (`keep`); those at
+    the start of a read, with none above, go with the first dated line below."""
+
+    def __init__(self, since: datetime | None, year: int, shapes: LineShapes) -> None:
+        self.since = since
+        self.year = year
+        self.shapes = shapes
+        self.keep: bool | None = None  # whether the last dated line so far is in the window
+
+    def begin(self) -> None:
+        """A new read: no dated line above its first lines."""
+        self.keep = None
+
+    def _inside(self, raw: bytes) -> bool | None:
+        stamp = parse_stamp(raw, self.year, self.shapes.formats)
+        return None if stamp is None else stamp >= self.since
+
+    def cut(self, block: bytes) -> bytes:
+        if self.since is None:
+            return block
+        stamps = dated_stamps(self.shapes, block)
+        if not stamps:
+            return block if self.keep else b""
+        head = 0  # where the first dated line starts: undated lines before it follow `keep`
+        if not self.shapes.dated.match(block):
+            head = block_regexes(self.shapes, block)[0].search(block).start() + 1
+        keep_head = self.keep
+        if head and keep_head is None:
+            keep_head = bool(self._inside(stamps[0]))
+        whole = False
+        if sortable(stamps):
+            if self._inside(max(stamps)) is False:
+                kept, self.keep = b"", False
+            elif self._inside(min(stamps)):
+                kept, self.keep, whole = b"", True, True
+            else:
+                kept, self.keep = self._filter(block, head)
+        else:
+            kept, self.keep = self._filter(block, head)
+        if whole:
+            return block if keep_head or not head else block[head:]
+        return block[:head] + kept if keep_head and head else kept
+
+    def _filter(self, block: bytes, head: int) -> tuple[bytes, bool]:
+        """The dated lines from `head` on in the window, each with its undated lines, and
+        whether the last one is."""
+        lines = block[head:].split(b"\n")
+        if not lines[-1]:
+            lines.pop()
+        dated = self.shapes.dated.match
+        kept = []
+        keep = False
+        last_stamp = None
+        for line in lines:
+            match = dated(line)
+            if match and match["stamp"] != last_stamp:  # lines of one second: one parse
+                last_stamp = match["stamp"]
+                keep = bool(self._inside(last_stamp))
+            if keep:
+                kept.append(line)
+        return (b"\n".join(kept) + b"\n" if kept else b""), keep
+
+
+class Scanner:
+    """Accumulates a `Triage` over blocks of log text."""
+
+    def __init__(
+        self, since: datetime | None, requests: str | None = None, formats: tuple[str, ...] = ()
+    ) -> None:
+        if since is not None and since.tzinfo is not None:  # stamps are compared as naive UTC
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        self._triage = Triage(since)
+        self.year = datetime.now(UTC).year
+        self.shapes = line_shapes(tuple(formats))
+        self.window = _Window(since, self.year, self.shapes)
+        self.requests = re.compile(requests.encode(), re.M) if requests else None
+        self._keys: dict[bytes, str] = {}  # a message's shape -> its normalized pattern
+        self._seen: dict[str, list] = {}  # pattern -> [count, first stamp, last stamp, line]
+        self._hours: dict[bytes, list] = {}  # stamp up to its hour -> [errors, a full stamp]
+
+    def feed(self, block: bytes) -> None:
+        triage = self._triage
+        triage.bytes_read += len(block)
+        data = self.window.cut(block)
+        if not data:
+            return
+        letters = b"".join(dated_levels(self.shapes, data))  # counted faster as one string
+        levels = {letter: count for letter in LEVEL_NAMES if (count := letters.count(letter))}
+        for letter, count in levels.items():
+            triage.levels[LEVEL_NAMES[letter]] += count
+            triage.lines += count
+        if self.requests is not None:
+            triage.requests += len(self.requests.findall(data))
+        triage.rate_limited += lines_matching(data.lower(), RATE_LIMITING)
+        # only the error levels the block has are looked for: each word is one more pass
+        words = tuple(word for word in ERROR_WORDS if word[:1] in levels)
+        if words:
+            self._errors(data, line_starts(data, words))
+
+    def _pattern(self, message: bytes) -> str:
+        """`normalize(message)`, cached by the message's shape: its digits written as 1
+        (but 0 kept if it says `0x`) and, if that shape is new, its UUIDs replaced too, so
+        the same failure on another item hits the cache. The expressions of `normalize`
+        treat those digits alike, so a message and its shape are normalized alike, except
+        for the digits the placeholders leave (`web01`): a pattern with a digit left in it
+        is the message's own, not shared."""
+        if message.isascii():  # bytes and text expressions read ASCII alike, only ASCII
+            digits = NONZERO_AS_ONE if b"0x" in message else DIGITS_AS_ONE
+            key = message.translate(digits)
+            pattern = self._keys.get(key)
+            if pattern is None and b"-" in message:
+                key = UUID_BYTES.sub(b"<uuid>", message).translate(digits)
+                pattern = self._keys.get(key)
+        else:
+            key = message
+            pattern = self._keys.get(key)
+        if pattern is None:
+            if len(self._keys) > CACHE_LIMIT:  # ids without digits: keep memory flat
+                self._keys.clear()
+            pattern = normalize(key.decode("utf-8", "replace"))
+            if key is not message and ("0" in pattern or "1" in pattern):
+                pattern = ""
+            self._keys[key] = pattern
+        return pattern or normalize(message.decode("utf-8", "replace"))
+
+    def _errors(self, data: bytes, starts: list[int]) -> None:
+        """Count the error lines among the lines of `data` at `starts` under their
+        patterns. Stamps stay bytes until the triage is read (files are read oldest
+        first, so the first stamp seen is the first): per error line this is a few dict
+        lookups."""
+        entry_at, pattern_of = self.shapes.entry.match, self._pattern
+        seen, hours = self._seen, self._hours
+        for start in starts:
+            entry = entry_at(data, start)
+            if entry is None:
+                continue
+            stamp, level, message = entry.group("stamp", "level", "message")
+            if level not in ERROR_LEVELS:  # a line is an error by its level, not a word
+                continue
+            key = pattern_of(message)
+            counted = seen.get(key)
+            if counted is None:
+                seen[key] = [1, stamp, stamp, entry[0]]
+            else:
+                counted[0] += 1
+                counted[2] = stamp
+            prefix = stamp.split(b":", 1)[0]
+            hour = hours.get(prefix)
+            if hour is None:
+                hours[prefix] = [1, stamp]
+            else:
+                hour[0] += 1
+
+    def absorb(self, later: Scanner) -> None:
+        """Add what another scanner found in later files (files are read oldest first)."""
+        mine, theirs = self._triage, later._triage
+        mine.files += theirs.files
+        mine.bytes_read += theirs.bytes_read
+        mine.lines += theirs.lines
+        mine.levels.update(theirs.levels)
+        mine.requests += theirs.requests
+        mine.rate_limited += theirs.rate_limited
+        mine.unreadable += theirs.unreadable
+        for key, (count, first, last, line) in later._seen.items():
+            seen = self._seen.setdefault(key, [0, first, last, line])
+            seen[0] += count
+            seen[2] = last
+        for prefix, (count, stamp) in later._hours.items():
+            self._hours.setdefault(prefix, [0, stamp])[0] += count
+
+    @property
+    def triage(self) -> Triage:
+        """The triage so far, its error patterns and hours turned into datetimes."""
+        found = self._triage
+
+        def when(stamp: bytes) -> datetime:
+            return parse_stamp(stamp, self.year, self.shapes.formats) or datetime.min
+
+        found.patterns = {
+            key: Pattern(
+                count, when(first), when(last), line.decode("utf-8", "replace")[:EXAMPLE_CHARS]
+            )
+            for key, (count, first, last, line) in self._seen.items()
+        }
+        found.errors_per_hour = Counter()
+        for count, stamp in self._hours.values():
+            found.errors_per_hour[when(stamp).replace(minute=0, second=0, microsecond=0)] += count
+        return found
+
+    def read(self, path: Path, start: int = 0, *, finished_lines_only: bool = False) -> int:
+        """Feed the file from byte `start` (of its uncompressed text); returns the offset
+        after the last line fed. With `finished_lines_only` an unterminated last line is
+        left for the next scan instead of being counted now."""
+        self._triage.files += 1
+        return self._read(path, start, None, finished_lines_only)
+
+    def _read(self, path: Path, start: int, end: int | None, finished_lines_only: bool) -> int:
+        """`read` without counting the file, and only up to byte `end` if given."""
+        self.window.begin()
+        tail: list[bytes] = []
+        position = start
+        try:
+            for block in line_blocks(
+                text_pieces(path, start), tail, None if end is None else end - start
+            ):
+                self.feed(block)
+                position += len(block)
+        except (OSError, EOFError, zlib.error) as exc:  # a cut-off archive, a vanished file
+            self._triage.unreadable.append(f"{path.name}: {exc}")
+            return position
+        if tail[0] and not finished_lines_only:
+            self.feed(tail[0] + b"\n")
+            position += len(tail[0])
+        return position

@@ -1,0 +1,40 @@
+"""The building blocks of the profile schema: strict models and the value types a
+profile key may hold beyond those of `opslib.units`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from opslib.checks import Threshold
+from opslib.status import Status
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a misspelt key must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _threshold(value: Any) -> str | None:
+    if value is None:
+        return None
+    Threshold.parse(value)
+    return str(value)
+
+
+ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
+
+
+def _severity_condition(value: str) -> str:
+    check, equals, status = value.partition("=")
+    if not equals or not check.strip() or status.strip() not in Status.__members__:
+        raise ValueError(
+            f"{value!r} is not CHECK=STATUS (a check name or glob, then one of "
+            f"{', '.join(Status.__members__)})"
+        )
+    return value
+
+
+SeverityCondition = Annotated[str, BeforeValidator(_severity_condition)]

@@ -1,0 +1,209 @@
+"""The pipeline a profile describes, section by section: its queue table, costs and
+budget, backups, stages, formats, processes, files, durations and workbooks, and the
+check settings that override the catalogue's thresholds."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from opslib.profiles.fields import StrictModel, ThresholdSpec
+from opslib.units import Bytes, Regex, Seconds
+
+
+class FileSet(StrictModel):
+    """Files a pipeline writes (summaries, exports, configs), matched by a glob."""
+
+    glob: str
+    is_json: bool = False  # every file must parse as JSON
+    json_schema: str | None = None  # a JSON Schema file every file must satisfy
+
+
+class QueueColumns(StrictModel):
+    id: str = "id"
+    stage: str | None = "stage"
+    status: str = "status"
+    created_at: str = "created_at"
+    started_at: str = "started_at"
+    finished_at: str = "finished_at"
+    # when a job last made progress: stuck then means no progress for stuck_after
+    # (without it, processing for longer than stuck_after since it started)
+    updated_at: str | None = None
+    cost: str | None = None
+    error: str | None = None
+
+
+class QueueStatuses(StrictModel):
+    queued: str = "queued"
+    processing: str = "processing"
+    completed: str = "completed"
+    failed: str = "failed"
+
+
+class Queue(StrictModel):
+    """Which table is the job queue and what its columns and status values are called."""
+
+    table: str
+    columns: QueueColumns = QueueColumns()
+    statuses: QueueStatuses = QueueStatuses()
+    stuck_after: Seconds = 1800.0
+    # Redis keys that mirror the queue, by role; `processing` is reconciled with the table.
+    redis_keys: dict[str, str] = {}
+
+
+class Costs(StrictModel):
+    """Where spend is recorded per item and category (`pipeline_costs` in the video manual)."""
+
+    table: str
+    item: str = "item_id"
+    category: str = "category"
+    amount: str = "amount_usd"
+    at: str = "created_at"
+
+
+class Halt(StrictModel):
+    """The emergency-halt flag workers read before taking a job: a row in a control table."""
+
+    table: str
+    key: str = "halt"
+
+
+# what can be wrong with a workbook pipeline's output, in the order it is looked for
+OUTPUT_PROBLEMS = ("missing", "small", "stale", "unreadable", "rows")
+
+
+class Workbooks(StrictModel):
+    """A pipeline of spreadsheet files: input workbooks (a file set) become one output
+    workbook each in `outputs`, named by `output_name` from the input's stem, with client
+    names mapped through a JSON rules file (another file set)."""
+
+    inputs: str  # the file set of input workbooks
+    name_pattern: Regex | None = None  # the naming convention an input's file name follows
+    sheets: dict[str, list[str]] = {}  # sheet -> the columns its header row must hold
+    client_column: str | None = None  # the column holding client names, in those sheets
+    mapping: str | None = None  # the file set of the JSON mapping rules (client -> rules)
+    outputs: str  # the folder outputs are written to
+    output_name: str = "{stem}_MAPPED.xlsx"
+    min_output_size: Bytes = 100_000.0
+    output_size_factor: Annotated[float, Field(gt=0)] = 2.0  # expected output vs input size
+    reports: str | None = None  # the file set of the reports a batch writes
+    # a log line per processed file: groups `file`, `seconds` and optionally `megabytes`
+    processing_log: Regex | None = None
+    rerun_command: str | None = None  # `{files}` becomes the inputs to process again
+    api_key: str | None = None  # ${VAR}: checked to be set, never shown
+
+    @model_validator(mode="after")
+    def _usable(self) -> Workbooks:
+        if self.processing_log is not None:
+            groups = set(re.compile(self.processing_log).groupindex)
+            if not {"file", "seconds"} <= groups:
+                raise ValueError(
+                    "processing_log needs the named groups (?P<file>...) and (?P<seconds>...)"
+                )
+        for key in ("output_name", "rerun_command"):
+            template = getattr(self, key)
+            try:
+                template is None or template.format(stem="x", files="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"{key}: only {{stem}} (output_name) or {{files}} (rerun_command) may be "
+                    f"filled in ({type(exc).__name__}: {exc})"
+                ) from None
+        return self
+
+
+class Breaker(StrictModel):
+    """Where the circuit breaker that stops spending keeps its state: a row of a key/value
+    control table whose value is closed, open or half-open."""
+
+    table: str
+    key: str = "circuit_breaker"
+
+
+class Budget(StrictModel):
+    """Allocations per category and period (a table with one row per category and
+    period), read against the spend in `costs`. The manual's alert levels are the
+    `budget_usage` check's thresholds (warning 80 %, critical 100 %); between them,
+    `throttle_at` is its CRITICAL state, when non-critical work should be throttled."""
+
+    table: str
+    category: str = "category"
+    allocated: str = "allocated_usd"
+    period_start: str = "period_start"
+    period_end: str = "period_end"
+    throttle_at: Annotated[float, Field(gt=0)] = 95.0  # percent
+    # an item is an outlier when it cost this many times its category's median item
+    outlier_factor: Annotated[float, Field(gt=1)] = 3.0
+    breaker: Breaker | None = None
+
+
+class Duration(StrictModel):
+    """How long one run of something (a stage, a cycle) should take, and where its actual
+    durations are written: a log line whose regex group `seconds` or `minutes` holds one
+    run's time, or a numeric field of a file set's JSON files (in `unit`)."""
+
+    expected: Seconds
+    log: Regex | None = None
+    file_set: str | None = None
+    field: str | None = None
+    unit: Literal["s", "min", "h"] = "s"
+
+
+class Backups(StrictModel):
+    """Where database dumps go, how many of each retention class to keep, and which tables
+    a restore must reproduce exactly."""
+
+    dir: str
+    hourly: int = 24
+    daily: int = 7
+    weekly: int = 4
+    key_tables: list[str] = []
+    timeout: Seconds = 1800.0
+
+
+class Stage(StrictModel):
+    """One stage of a pipeline that fills columns of a shared table in turn."""
+
+    column: str  # set on a row once this stage has handled it
+    process: str | None = None  # regex found in the stage process's command line
+    log: str | None = None  # the stage's log file; one that stops growing is a sign of a hang
+    progress_column: str | None = None  # when the stage last wrote a row (a timestamp)
+
+
+class Stages(StrictModel):
+    """The stages that work through `table`, in pipeline order, and when a running stage
+    process counts as stuck: older than `stuck_after` and idle by CPU, log or rows."""
+
+    table: str
+    steps: dict[str, Stage]
+    stuck_after: Seconds = 300.0
+    idle_cpu_percent: float = 1.0
+    silent_after: Seconds = 600.0
+    cpu_window: Seconds = 2.0
+
+
+class FormatRule(StrictModel):
+    """Values of `table.column` must match `pattern` (a regular expression)."""
+
+    table: str
+    column: str
+    pattern: Regex
+    key: str | None = None  # a column that identifies a row, for the sample of offenders
+
+
+class Processes(StrictModel):
+    """Processes besides the pipeline's stages, by command-line regex: `readers` compete
+    for the database; only processes matching `terminable` may ever be signalled."""
+
+    readers: list[Regex] = []
+    terminable: list[Regex] = []
+    # name -> regex of a process that must be running (a scheduler, a worker)
+    required: dict[str, Regex] = {}
+
+
+class CheckSettings(StrictModel):
+    enabled: bool = True
+    warning: ThresholdSpec = None
+    critical: ThresholdSpec = None
