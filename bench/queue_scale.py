@@ -50,7 +50,7 @@ from machine import describe
 from sqlalchemy import event
 from tqdm import tqdm
 
-from opslib.catalogue import catalogue
+from opslib.checks.catalogue import catalogue
 from opslib.clock import utc_now
 from opslib.demo_video import SCHEMA
 from opslib.probes import Metric, ProbeError, costs, queue

@@ -113,8 +113,8 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
 def _cmd_ack(args: argparse.Namespace) -> int:
     from opslib.alerts import acknowledge
     from opslib.archive import Ledger
+    from opslib.notebooks import find_runbook
     from opslib.profiles import load_profile
-    from opslib.runbooks import find_runbook
 
     find_runbook(args.runbook)  # an unknown runbook is a one-line error
     profile = load_profile(args.profile)
@@ -140,7 +140,7 @@ def _shown(path: Path) -> str:
 
 
 def _cmd_list(_args: argparse.Namespace) -> int:
-    from opslib.runbooks import declared_parameters, purpose, runbook_paths
+    from opslib.notebooks import declared_parameters, purpose, runbook_paths
 
     for name, path in runbook_paths().items():
         parameters = ", ".join(

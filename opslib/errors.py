@@ -22,3 +22,7 @@ class RunInProgress(OpslibError):
 class ChangedThenFailed(OpslibError):
     """A remedy changed its target and then found the result wrong: CRITICAL, since the
     target is neither as it was nor as planned."""
+
+
+class BackupError(OpslibError):
+    """A dump, copy or restore failed; the message is scrubbed."""

@@ -29,9 +29,9 @@ from opslib.context import RunContext, git_sha
 from opslib.errors import OpslibError
 from opslib.execution import KernelSession, execute
 from opslib.locking import overlap_lock
+from opslib.notebooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import redact_parameters, scrub, scrub_values
-from opslib.runbooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.severity import classify
 from opslib.status import Status
 from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S

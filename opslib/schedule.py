@@ -200,7 +200,7 @@ def _validated(raw: Any, where: str) -> Entry:
 
 def _check_references(entry: Entry, where: str) -> None:
     """The runbook, the profile and each parameter exist, as `opslib run` will demand."""
-    from opslib.runbooks import declared_parameters, find_runbook, parse_overrides
+    from opslib.notebooks import declared_parameters, find_runbook, parse_overrides
 
     try:
         notebook = find_runbook(entry.runbook)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from conftest import Workspace
 from postgres_server import PostgresServer
 
-from opslib.backups import Backup, to_keep
+from opslib.probes.backups import Backup, to_keep
 
 
 def test_retention_keeps_the_newest_of_each_hour_day_and_week() -> None:

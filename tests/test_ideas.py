@@ -19,7 +19,7 @@ from opslib.probes.budget import usage
 from opslib.probes.logs import unseen_patterns
 from opslib.probes.pg_maintenance import top_statements
 from opslib.profiles import load_profile
-from opslib.service_state import ServiceState
+from opslib.runbook.service_state import ServiceState
 from opslib.severity import classify
 from opslib.status import Status
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
+from opslib.actions.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
 from opslib.probes.workbooks import inputs, mapping_coverage, outputs, processing_ratio
 from opslib.profiles import load_profile
-from opslib.remedies.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
 
 CORRUPT = "DELIVERED_initech_20261120.xlsx"
 FAILED = {

@@ -14,10 +14,10 @@ from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
 
 from opslib.actions import execute
+from opslib.actions.postgres import ReleaseBlockers
 from opslib.context import RunContext
 from opslib.probes.postgres import blocking_chains, connections
 from opslib.profiles import load_profile
-from opslib.remedies.postgres import ReleaseBlockers
 from opslib.status import Status
 
 
@@ -124,8 +124,8 @@ def test_connections_at_95_percent_of_a_low_limit_are_critical(
             connection.close()
     assert metric.value == pytest.approx(100.0)
     assert "7 of 7 usable connections" in metric.summary
-    from opslib.catalogue import catalogue
     from opslib.checks import judge
+    from opslib.checks.catalogue import catalogue
 
     warning, critical = catalogue()["pg_connections"].thresholds(None, None)
     assert judge(metric.value, warning, critical) is Status.CRITICAL

@@ -114,12 +114,12 @@ def test_url_passwords_are_masked_everywhere() -> None:
 def test_every_need_the_catalogue_and_the_remedies_name_is_known() -> None:
     import inspect
 
-    from opslib.catalogue import catalogue
+    from opslib.checks.catalogue import catalogue
     from opslib.profiles.needs import NEEDS
 
     named = {spec.needs for spec in catalogue().values()}
     for module in ("backup", "halt", "maintenance", "postgres", "queue", "redis", "sqlite_locks"):
-        loaded = __import__(f"opslib.remedies.{module}", fromlist=["_"])
+        loaded = __import__(f"opslib.actions.{module}", fromlist=["_"])
         named |= {
             cls.needs
             for _, cls in inspect.getmembers(loaded, inspect.isclass)

@@ -14,10 +14,10 @@ from conftest import PROJECT, Workspace
 from sqlite_holders import holding
 
 from opslib.actions import execute
+from opslib.actions.sqlite_locks import ReleaseSqliteLock
 from opslib.context import RunContext
 from opslib.probes.sqlite_locks import held_locks, scan
 from opslib.profiles import load_profile
-from opslib.remedies.sqlite_locks import ReleaseSqliteLock
 from opslib.runbook import Runbook
 from opslib.status import Status
 

@@ -12,14 +12,15 @@ from pathlib import Path
 from conftest import Workspace
 from sqlite_holders import holding
 
-from opslib import backups, sqlite_backups
-from opslib.actions import execute
+from opslib.actions import execute, sqlite_copy
+from opslib.actions.backup import RollbackDatabase, TakeBackup
+from opslib.actions.maintenance import SqliteMaintenance
 from opslib.archive import Ledger
 from opslib.clock import utc_now
 from opslib.context import RunContext
+from opslib.probes import backups
+from opslib.probes.files import sha256
 from opslib.profiles import load_profile
-from opslib.remedies.backup import RollbackDatabase, TakeBackup
-from opslib.remedies.maintenance import SqliteMaintenance
 from opslib.runbook import Runbook
 from opslib.status import Status
 
@@ -39,16 +40,16 @@ def test_backup_while_a_writer_commits_is_a_committed_state(spots: Path) -> None
     profile = load_profile("spots")
     with holding("committer", spots):
         time.sleep(0.3)
-        backup = sqlite_backups.take(profile, utc_now())
+        backup = sqlite_copy.take(profile, utc_now())
         time.sleep(0.3)
-    copied = sqlite_backups.describe(backup.path, ["ticks"])
+    copied = sqlite_copy.describe(backup.path, ["ticks"])
     with sqlite3.connect(backup.path) as connection:
         count, highest = connection.execute("SELECT count(*), max(n) FROM ticks").fetchone()
     assert copied["integrity"] == "ok"
     assert count == highest > 0, "the copy holds a state no commit left"
     assert _count(spots, "ticks") > count, "the writer was not committing during the copy"
     manifest = json.loads(backup.manifest_path.read_text())
-    assert manifest["sha256"] == sqlite_backups.sha256(backup.path)
+    assert manifest["sha256"] == sha256(backup.path)
     assert manifest["tables"]["spots"]["rows"] == 20_000
 
 
@@ -58,12 +59,12 @@ def test_backup_runbook_keeps_retention_and_reports_the_age(
     result = workspace.opslib("run", "backup", "--profile", "spots", "-p", "apply=true")
     assert result.returncode == 0, result.stdout + result.stderr
     (copy,) = (spots.parent / "backups").glob("spots-*.db")
-    assert sqlite_backups.describe(copy, ["spots"])["integrity"] == "ok"
+    assert sqlite_copy.describe(copy, ["spots"])["integrity"] == "ok"
 
 
 def test_rollback_refuses_while_a_writer_holds_the_file(spots: Path) -> None:
     profile = load_profile("spots")
-    sqlite_backups.take(profile, utc_now())
+    sqlite_copy.take(profile, utc_now())
     with holding("wal-writer", spots) as writer:
         before = spots.read_bytes()
         outcome = execute(RollbackDatabase(profile), _context(), apply=True)
@@ -79,7 +80,7 @@ def test_rollback_refuses_while_a_writer_holds_the_file(spots: Path) -> None:
 
 def test_rollback_swaps_in_the_backup_and_keeps_the_current_file(spots: Path) -> None:
     profile = load_profile("spots")
-    sqlite_backups.take(profile, utc_now())
+    sqlite_copy.take(profile, utc_now())
     with sqlite3.connect(spots) as connection:
         connection.execute("DELETE FROM spots WHERE spot_id <= 500")
     connection.close()
@@ -171,7 +172,7 @@ def test_a_swap_that_does_not_verify_is_critical_and_says_it_replaced_the_file(
     spots: Path,
 ) -> None:
     profile = load_profile("spots")
-    backup = sqlite_backups.take(profile, utc_now())
+    backup = sqlite_copy.take(profile, utc_now())
     manifest = json.loads(backup.manifest_path.read_text())
     manifest["tables"]["spots"]["rows"] += 1  # the backup no longer proves what it holds
     backup.manifest_path.write_text(json.dumps(manifest))

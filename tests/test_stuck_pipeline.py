@@ -10,9 +10,9 @@ import pytest
 from conftest import Workspace
 
 from opslib.actions import execute
+from opslib.actions.queue import ResetStuckJobs
 from opslib.context import RunContext
 from opslib.profiles import load_profile
-from opslib.remedies.queue import ResetStuckJobs
 
 
 def job_rows(workspace: Workspace) -> dict[int, tuple]:

@@ -5,10 +5,12 @@ file is named while the rest of its set is still reviewed."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import humanfriendly
 import jsonschema
@@ -174,3 +176,13 @@ def latest_fields(profile: Profile, file_set: str) -> list[Metric]:
     ]
     metrics[0].table = table
     return metrics
+
+
+def sha256(path: Path, opener: Callable[..., BinaryIO] = open) -> str:
+    """The SHA-256 of a file's bytes (through `opener`: `gzip.open` checks what an archive
+    decompresses to), read in chunks: a backup can be larger than memory."""
+    digest = hashlib.sha256()
+    with opener(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

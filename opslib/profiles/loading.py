@@ -56,7 +56,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
 
     Every problem is a `ProfileError` whose message names the file and the key.
     """
-    from opslib.catalogue import check_names
+    from opslib.checks.catalogue import check_names
 
     path = _locate(name_or_path or default_profile_name())
     shown = display_path(path)

@@ -16,15 +16,15 @@ import scrapbook
 from IPython import get_ipython
 from IPython.display import HTML, display
 
-from opslib import display as show
-from opslib.catalogue import CheckSpec, catalogue
 from opslib.checks import CheckResult, judge
+from opslib.checks.catalogue import CheckSpec, catalogue
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
+from opslib.notebooks import RESULTS_SCRAP
 from opslib.probes import Metric, ProbeError, db, sqlite_locks
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import scrub
-from opslib.runbooks import RESULTS_SCRAP
+from opslib.runbook import render as show
 from opslib.severity import classify
 from opslib.status import Status
 
@@ -78,6 +78,7 @@ class Runbook:
         self.name = name
         self.profile = profile
         self.context = RunContext.current(name, profile.name)
+        show.teach_ipython()
         self.results: list[CheckResult] = []
         # databases that did not answer, remembered for an unattended run only: a person
         # re-running a cell after releasing a lock must get a fresh answer

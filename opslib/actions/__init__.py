@@ -15,12 +15,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from html import escape
 from typing import Any, Protocol
 
 import pandas as pd
 
-from opslib import display
 from opslib.archive import Ledger
 from opslib.checks import CheckResult
 from opslib.clock import utc_now
@@ -57,15 +55,6 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
-    def _repr_html_(self) -> str:
-        heading = (
-            f"<p><b>Plan {escape(self.action)}</b> on {escape(self.target)}: {escape(self.summary)}"
-        )
-        if self.empty:
-            return heading + "</p>"
-        shown = self.context if self.context is not None else pd.DataFrame(list(self.changes))
-        return f"{heading} — plan hash <code>{self.hash}</code></p>{display.table(shown)}"
-
 
 @dataclass
 class Applied:
@@ -98,9 +87,6 @@ class Outcome:
     mode: str  # nothing-to-do | dry-run | stale-approval | applied | failed
     message: str
     result: CheckResult
-
-    def _repr_html_(self) -> str:
-        return display.result_line(self.result)
 
 
 def execute(

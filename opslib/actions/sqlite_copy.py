@@ -23,9 +23,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from opslib.backups import STAMP, Backup, BackupError, sha256
-from opslib.errors import ChangedThenFailed
+from opslib.errors import BackupError, ChangedThenFailed
 from opslib.probes import db
+from opslib.probes.backups import STAMP, Backup
+from opslib.probes.files import sha256
 from opslib.probes.sqlite_locks import database_files, describe_holders, scan
 from opslib.profiles import Profile
 

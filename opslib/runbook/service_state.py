@@ -13,9 +13,9 @@ import enum
 from dataclasses import dataclass
 from html import escape
 
-from opslib import display as show
 from opslib.checks import CheckResult
 from opslib.profiles import Profile
+from opslib.runbook import render as show
 from opslib.status import Status
 
 

@@ -1,6 +1,8 @@
 """HTML fragments a notebook shows: status badges, result lines, tables, plans.
 
-Shared by the runbook API and the report so a status looks the same everywhere.
+Shared by the runbook API and the report so a status looks the same everywhere. Plans
+and outcomes are plain values of `opslib.actions`; `teach_ipython` tells the notebook
+how they look, so the gate below knows nothing of HTML.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 from html import escape
 
 import pandas as pd
+from IPython import get_ipython
 
+from opslib.actions import Outcome, Plan
 from opslib.checks import CheckResult, format_value
 from opslib.status import Status
 
@@ -66,3 +70,24 @@ def results_table(results: list[CheckResult]) -> str:
         f'<table class="dataframe opslib-checks"><thead><tr>{headings}</tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+def plan(shown: Plan) -> str:
+    """A plan as the notebook shows it: what, on what, its hash and the rows it changes."""
+    heading = (
+        f"<p><b>Plan {escape(shown.action)}</b> on {escape(shown.target)}: {escape(shown.summary)}"
+    )
+    if shown.empty:
+        return heading + "</p>"
+    rows = shown.context if shown.context is not None else pd.DataFrame(list(shown.changes))
+    return f"{heading} — plan hash <code>{shown.hash}</code></p>{table(rows)}"
+
+
+def teach_ipython() -> None:
+    """Register how plans and outcomes display in this kernel (nothing outside one)."""
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    formatter.for_type(Plan, plan)
+    formatter.for_type(Outcome, lambda outcome: result_line(outcome.result))

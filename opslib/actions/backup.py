@@ -13,9 +13,10 @@ from typing import ClassVar
 
 from sqlalchemy.engine import make_url
 
-from opslib import backups, sqlite_backups
-from opslib.actions import Applied, Plan
+from opslib.actions import Applied, Plan, pg_dump, sqlite_copy
 from opslib.clock import utc_now
+from opslib.errors import BackupError
+from opslib.probes import backups
 from opslib.profiles import Profile
 
 
@@ -60,7 +61,7 @@ class TakeBackup:
     def apply(self, plan: Plan) -> Applied:
         before = len(backups.existing(self.profile))
         started = time.monotonic()
-        take = sqlite_backups.take if self._sqlite else backups.take
+        take = sqlite_copy.take if self._sqlite else pg_dump.take
         backup = take(self.profile, utc_now())
         planned_prune = set(plan.changes[1]["prune"])
         pruned = []
@@ -123,9 +124,9 @@ class RestoreVerified:
         chosen = backups.Backup(self.profile.backup_dir() / change["restore"], utc_now())
         started = time.monotonic()
         try:
-            verified = backups.restore_verified(self.profile, chosen, change["into"])
-        except backups.BackupError:
-            backups.drop_database(self.profile, change["into"])
+            verified = pg_dump.restore_verified(self.profile, chosen, change["into"])
+        except BackupError:
+            pg_dump.drop_database(self.profile, change["into"])
             raise
         seconds = round(time.monotonic() - started, 2)
         return Applied(
@@ -169,7 +170,7 @@ class RollbackDatabase:
         (change,) = plan.changes
         chosen = backups.Backup(self.profile.backup_dir() / change["restore"], utc_now())
         started = time.monotonic()
-        done = sqlite_backups.rollback(self.profile, chosen, utc_now())
+        done = sqlite_copy.rollback(self.profile, chosen, utc_now())
         return Applied(
             changed=1,
             before_count=0,

@@ -21,10 +21,9 @@ import humanfriendly
 import pandas as pd
 
 from opslib.actions import Applied, Plan
-from opslib.backups import sha256
 from opslib.clock import utc_now
 from opslib.probes import processes
-from opslib.probes.files import json_schema, matched, read_json
+from opslib.probes.files import json_schema, matched, read_json, sha256
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
 

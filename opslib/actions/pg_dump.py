@@ -9,51 +9,23 @@ never on a command line another user could read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from opslib.errors import OpslibError
+from opslib.errors import BackupError
 from opslib.probes import db
+from opslib.probes.backups import STAMP, Backup
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 
-STAMP = "%Y%m%dT%H%M%S"
 CHECKSUM_SQL = "SELECT count(*) AS rows, coalesce(md5(string_agg(t::text, '' ORDER BY t::text)), '') AS checksum FROM {table} AS t"
-
-
-class BackupError(OpslibError):
-    """A dump or restore failed; the message is scrubbed."""
-
-
-@dataclass(frozen=True)
-class Backup:
-    path: Path
-    taken_at: datetime
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.path.with_suffix(".manifest.json")
-
-
-def sha256(path: Path, opener: Callable[..., BinaryIO] = open) -> str:
-    """The SHA-256 of a file's bytes (through `opener`: `gzip.open` checks what an archive
-    decompresses to), read in chunks: a backup can be larger than memory."""
-    digest = hashlib.sha256()
-    with opener(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tool(name: str) -> str:
@@ -138,42 +110,6 @@ def take(profile: Profile, now: datetime) -> Backup:
     backup.manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     os.replace(partial, backup.path)
     return backup
-
-
-def suffix(profile: Profile) -> str:
-    """Backup files are `pg_dump` archives for PostgreSQL and database copies for SQLite."""
-    return ".db" if profile.provides("sqlite") else ".dump"
-
-
-def existing(profile: Profile) -> list[Backup]:
-    """The profile's backups on disk, newest first."""
-    found = []
-    for path in profile.backup_dir().glob(f"{profile.name}-*{suffix(profile)}"):
-        try:
-            taken = datetime.strptime(path.stem.removeprefix(f"{profile.name}-"), STAMP)
-        except ValueError:
-            continue
-        found.append(Backup(path, taken))
-    return sorted(found, key=lambda backup: backup.taken_at, reverse=True)
-
-
-def to_keep(
-    backups: list[Backup], now: datetime, hourly: int, daily: int, weekly: int
-) -> set[Path]:
-    """Retention classes: the newest backup of each of the last `hourly` hours, `daily`
-    days and `weekly` weeks is kept; everything else may be pruned."""
-    keep: set[Path] = set()
-    for count, period in (
-        (hourly, timedelta(hours=1)),
-        (daily, timedelta(days=1)),
-        (weekly, timedelta(weeks=1)),
-    ):
-        for index in range(count):
-            end = now - period * index
-            in_slot = [b for b in backups if end - period < b.taken_at <= end]
-            if in_slot:
-                keep.add(max(in_slot, key=lambda b: b.taken_at).path)
-    return keep
 
 
 def restore_verified(

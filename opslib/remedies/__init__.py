@@ -1,1 +1,0 @@
-"""Concrete remediation actions, one module per target kind, all built on `opslib.actions`."""
