@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, NoReturn
 from opslib import paths
 from opslib.clock import utc_now
 from opslib.errors import OpslibError
+from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.status import Status
-from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.units import duration_argument, parse_duration
 
 if TYPE_CHECKING:
-    from opslib.runner import RunOutcome
+    from opslib.runner.run import RunOutcome
 
 USAGE_ERROR = int(Status.UNKNOWN)
 
@@ -38,7 +38,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from opslib.profiles import default_profile_name
-    from opslib.runner import run
+    from opslib.runner.run import run
 
     try:
         if args.profile == "":
@@ -63,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _refused(args: argparse.Namespace, reason: str) -> None:
     """A run that never started, as UNKNOWN in the asked machine format (and on stderr)."""
-    from opslib import exporters
+    from opslib.archive import exporters
 
     facts = {"runbook": args.runbook, "profile": args.profile or "", "status": Status.UNKNOWN,
              "headline": f"not run: {reason}", "results": []}  # fmt: skip
@@ -77,7 +77,7 @@ def _refused(args: argparse.Namespace, reason: str) -> None:
 
 def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
     """Print the outcome in the asked format; write the Prometheus textfile if asked."""
-    from opslib import exporters
+    from opslib.archive import exporters
 
     facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
              "results": outcome.results}  # fmt: skip
@@ -111,8 +111,8 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
-    from opslib.alerts import acknowledge
-    from opslib.archive import Ledger
+    from opslib.alerting.state import acknowledge
+    from opslib.archive.ledger import Ledger
     from opslib.notebooks import find_runbook
     from opslib.profiles import load_profile
 
@@ -170,7 +170,7 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from opslib.archive import Ledger, ledger_exists
+    from opslib.archive.ledger import Ledger, ledger_exists
 
     if args.limit < 1:
         raise OpslibError("--limit must be at least 1")
@@ -203,8 +203,8 @@ FILTERS = ("runbook", "profile", "status", "since", "until")
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from opslib import retention
-    from opslib.archive import Ledger, ledger_exists
+    from opslib.archive import retention
+    from opslib.archive.ledger import Ledger, ledger_exists
 
     policy = retention.load_policy(args.policy)  # a bad policy is an error, ledger or not
     if not ledger_exists():
@@ -229,14 +229,14 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         f"applied plan {plan.hash}: {done['runs']} run(s) and {done['files']} file(s) removed, "
         f"{done['notebooks']} notebook(s) gzipped"
     )
-    from opslib.index import write_index
+    from opslib.archive.index import write_index
 
     write_index(ledger)
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from opslib.archive import Ledger, ledger_exists
+    from opslib.archive.ledger import Ledger, ledger_exists
 
     if not ledger_exists():
         raise OpslibError(f"no ledger yet in {_shown(paths.reports_dir())}: nothing has run")
@@ -259,7 +259,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(_args: argparse.Namespace) -> int:
-    from opslib.index import write_index
+    from opslib.archive.index import write_index
 
     print(f"index: {_shown(write_index())}")
     return 0

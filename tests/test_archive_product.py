@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
-from opslib.archive import Ledger, RunRecord
+from opslib.archive.ledger import Ledger, RunRecord
 from opslib.checks import CheckResult
 from opslib.status import Status
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import Workspace
 from prometheus_client.parser import text_string_to_metric_families
 
+from opslib.archive.exporters import json_document, nagios_line, write_prometheus
 from opslib.checks import CheckResult
-from opslib.exporters import json_document, nagios_line, write_prometheus
 from opslib.status import Status
 
 FINISHED_AT = datetime(2026, 11, 23, 9, 15, 2)  # naive UTC, as the runner keeps it

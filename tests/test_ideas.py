@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from conftest import Workspace
 from postgres_server import PostgresServer
 
+from opslib.alerting.severity import classify
 from opslib.checks import CheckResult
 from opslib.errors import ProfileError
 from opslib.probes.budget import usage
@@ -20,7 +21,6 @@ from opslib.probes.logs import unseen_patterns
 from opslib.probes.pg_maintenance import top_statements
 from opslib.profiles import load_profile
 from opslib.runbook.service_state import ServiceState
-from opslib.severity import classify
 from opslib.status import Status
 
 

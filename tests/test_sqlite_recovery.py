@@ -15,7 +15,7 @@ from sqlite_holders import holding
 from opslib.actions import execute, sqlite_copy
 from opslib.actions.backup import RollbackDatabase, TakeBackup
 from opslib.actions.maintenance import SqliteMaintenance
-from opslib.archive import Ledger
+from opslib.archive.ledger import Ledger
 from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.probes import backups

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from opslib.archive import Ledger
+from opslib.archive.ledger import Ledger
 from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext

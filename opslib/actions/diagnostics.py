@@ -32,7 +32,7 @@ import pandas as pd
 
 from opslib import paths
 from opslib.actions import Applied, Plan
-from opslib.archive import Ledger, ledger_exists
+from opslib.archive.ledger import Ledger, ledger_exists
 from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.probes.files import matched

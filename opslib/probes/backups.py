@@ -75,7 +75,7 @@ def newest_age(profile: Profile) -> Metric:
 def last_restore_seconds(profile: Profile) -> Metric:
     """How long the last verified restore of this profile took (the RTO to expect), from
     the audit ledger; UNKNOWN until a restore has been rehearsed."""
-    from opslib.archive import Ledger, ledger_exists
+    from opslib.archive.ledger import Ledger, ledger_exists
 
     ledger = Ledger() if ledger_exists() else None
     restores = sorted(

@@ -29,7 +29,7 @@ def _rows(connection: sa.Connection, table: str) -> int:
 def rows(profile: Profile, days: float = 7) -> list[Metric]:
     """Rows in each key table, with the growth since the newest run at least `days` ago
     that recorded it (none yet: the first run sets the baseline)."""
-    from opslib.archive import Ledger, ledger_exists
+    from opslib.archive.ledger import Ledger, ledger_exists
 
     ledger = Ledger() if ledger_exists() else None
     metrics = []

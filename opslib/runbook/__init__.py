@@ -16,6 +16,7 @@ import scrapbook
 from IPython import get_ipython
 from IPython.display import HTML, display
 
+from opslib.alerting.severity import classify
 from opslib.checks import CheckResult, judge
 from opslib.checks.catalogue import CheckSpec, catalogue
 from opslib.context import INTERACTIVE, RunContext
@@ -25,7 +26,6 @@ from opslib.probes import Metric, ProbeError, db, sqlite_locks
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import scrub
 from opslib.runbook import render as show
-from opslib.severity import classify
 from opslib.status import Status
 
 if TYPE_CHECKING:

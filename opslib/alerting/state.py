@@ -15,7 +15,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from opslib.archive import Ledger, acks, alert_state
+from opslib.archive.ledger import Ledger
+from opslib.archive.tables import acks, alert_state
 from opslib.checks import CheckResult
 from opslib.profiles import Notify, Profile
 from opslib.status import Status

@@ -1,4 +1,4 @@
-"""One run of a runbook per profile at a time, and no collisions in the archive.
+"""One run of a runbook per profile at a time.
 
 The overlap lock is an `flock` on `reports/.locks/<runbook>--<profile>.lock`: the kernel
 drops it when the holder dies, even by `kill -9`, so a crashed run never blocks the next.
@@ -52,17 +52,3 @@ def overlap_lock(
         finally:
             handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def link_unique(source: Path, stem: Path, suffix: str) -> Path:
-    """Hard-link `source` to `stem + suffix`, adding -2, -3 … if taken; atomic, never
-    overwrites, so two runs finishing in the same second both keep their report."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 1000):
-        target = stem.with_name(stem.name + (f"-{attempt}" if attempt > 1 else "") + suffix)
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            continue
-        return target
-    raise RuntimeError(f"cannot find a free report name for {stem}")

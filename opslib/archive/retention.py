@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opslib import paths
 from opslib.actions import Plan
-from opslib.archive import Ledger, check_results, runs
+from opslib.archive.ledger import Ledger
+from opslib.archive.tables import check_results, runs
 from opslib.clock import utc_now
 from opslib.errors import OpslibError
 from opslib.status import Status

@@ -1,15 +1,15 @@
-"""The archive: report files, and the ledger of runs, check results and audits.
+"""The ledger: runs, check results and audits, queried without re-reading notebooks.
 
-The ledger is SQLAlchemy, a SQLite file beside the reports by default and any URL via
+It is SQLAlchemy, a SQLite file beside the reports by default and any URL via
 OPSLIB_LEDGER_URL (PostgreSQL for a shared archive). Every write is one transaction, so
-a run killed half-way leaves either its whole row set or nothing.
+a run killed half-way leaves either its whole row set or nothing. The tables are in
+`archive.tables`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,109 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from opslib import paths
+from opslib.archive.tables import audit, check_results, metadata, runs
 from opslib.checks import CheckResult
-from opslib.locking import link_unique
-
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "runs",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("runbook", sa.String(200), nullable=False, index=True),
-    sa.Column("profile", sa.String(200), nullable=False, index=True),
-    sa.Column("started_at", sa.DateTime, nullable=False, index=True),
-    sa.Column("duration_s", sa.Float, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("exit_code", sa.Integer, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False, default=""),
-    sa.Column("notebook_path", sa.Text),
-    sa.Column("html_path", sa.Text),
-    sa.Column("git_sha", sa.String(64)),
-    sa.Column("os_user", sa.String(200)),
-    sa.Column("run_by", sa.String(200)),
-    sa.Column("host", sa.String(200)),
-    sa.Column("parameters", sa.Text, nullable=False, default="{}"),
-)
-
-# the status board and `history` read the newest runs of one runbook × profile
-sa.Index("runs_by_group_and_time", runs.c.runbook, runs.c.profile, runs.c.started_at)
-
-check_results = sa.Table(
-    "check_results",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False, index=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("value", sa.Float),
-    sa.Column("unit", sa.String(32)),
-    sa.Column("summary", sa.Text),
-)
-
-# Alerting: the state each check was last notified in, acknowledgements, deliveries.
-alert_state = sa.Table(
-    "alert_state",
-    metadata,
-    sa.Column("runbook", sa.String(200), primary_key=True),
-    sa.Column("profile", sa.String(200), primary_key=True),
-    sa.Column("check", sa.String(200), primary_key=True),
-    sa.Column("hard_status", sa.String(16), nullable=False),
-    sa.Column("soft_status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("notified_status", sa.String(16), nullable=False),
-    sa.Column("notified_at", sa.DateTime),
-)
-
-acks = sa.Table(
-    "acks",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("runbook", sa.String(200), nullable=False),
-    sa.Column("profile", sa.String(200), nullable=False),
-    sa.Column("check", sa.String(200)),  # None: every check of the runbook
-    sa.Column("until", sa.DateTime, nullable=False),
-    sa.Column("by", sa.String(200), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-)
-
-notifications = sa.Table(
-    "notifications",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("runbook", sa.String(200), nullable=False),
-    sa.Column("profile", sa.String(200), nullable=False, index=True),
-    sa.Column("channel", sa.String(200), nullable=False),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),  # sent | failed | silenced | retried
-    sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("error", sa.Text),
-)
-
-audit = sa.Table(
-    "audit",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("os_user", sa.String(200), nullable=False),
-    sa.Column("run_by", sa.String(200)),
-    sa.Column("runbook", sa.String(200), nullable=False),
-    sa.Column("profile", sa.String(200), nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(200), nullable=False),
-    sa.Column("plan_hash", sa.String(32), nullable=False),
-    sa.Column("target", sa.Text, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("changes", sa.Text, nullable=False),
-    sa.Column("before_count", sa.Integer),
-    sa.Column("after_count", sa.Integer),
-    sa.Column("backup", sa.Text),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("error", sa.Text),
-)
 
 
 def ledger_url() -> str:
@@ -134,52 +33,6 @@ def ledger_exists() -> bool:
     """False for a SQLite ledger not created yet, so reading history creates nothing."""
     url = ledger_url()
     return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
-
-
-def report_stem(runbook: str, profile: str, started: datetime) -> Path:
-    """`YYYY/MM/DD/<runbook>--<profile>--<HHMMSS>` relative to the reports dir."""
-    return (
-        Path(started.strftime("%Y/%m/%d")) / f"{runbook}--{profile}--{started.strftime('%H%M%S')}"
-    )
-
-
-def write_report(
-    reports: Path, stem: Path, run_id: str, notebook: str, html: str
-) -> tuple[Path, Path]:
-    """Write the executed notebook and its HTML under `reports/<stem>.{ipynb,html}`.
-
-    Both are written in full under a temp name in `reports/.tmp` and only then linked or
-    renamed into place, so a reader (or a `kill -9`) never meets half a report.
-    """
-    temp_dir = reports / ".tmp"
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    _sweep_temp(temp_dir)
-    prefix = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
-    notebook_temp = temp_dir / f"{prefix}.ipynb.part"
-    html_temp = temp_dir / f"{prefix}.html.part"
-    notebook_temp.write_text(notebook, encoding="utf-8")
-    html_temp.write_text(html, encoding="utf-8")
-    notebook_path = link_unique(notebook_temp, reports / stem, ".ipynb")
-    html_path = notebook_path.with_suffix(".html")
-    os.replace(html_temp, html_path)
-    notebook_temp.unlink()
-    return notebook_path, html_path
-
-
-def _sweep_temp(temp_dir: Path) -> None:
-    """Remove temp files this host's dead runs left behind (a `kill -9` does). Files of
-    other hosts sharing the archive are theirs to sweep."""
-    host = socket.gethostname()
-    for stale in temp_dir.glob(f"{host}-*.part"):
-        pid = stale.name.removeprefix(f"{host}-").split("-", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            stale.unlink(missing_ok=True)
-        except PermissionError:
-            pass
 
 
 @dataclass

@@ -23,18 +23,18 @@ from typing import Any
 import nbformat
 
 from opslib import paths
+from opslib.alerting.severity import classify
 from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext, git_sha
 from opslib.errors import OpslibError
-from opslib.execution import KernelSession, execute
-from opslib.locking import overlap_lock
 from opslib.notebooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import redact_parameters, scrub, scrub_values
-from opslib.severity import classify
+from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
+from opslib.runner.kernel import KernelSession, execute
+from opslib.runner.lock import overlap_lock
 from opslib.status import Status
-from opslib.timeouts import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 
 # papermill and nbclient log cell errors and timeouts; the run's outcome reports them
 # once, in the status line and the report, so they are not printed twice.
@@ -165,7 +165,7 @@ def run(
             )
             outcome = _archive(facts, nb, failure, reports)
     outcome.notices = _notify(profile, outcome, started)
-    from opslib.index import write_index
+    from opslib.archive.index import write_index
 
     try:
         write_index()
@@ -192,8 +192,9 @@ def _archive(
     facts: RunFacts, nb: nbformat.NotebookNode | None, failure: str, reports: Path
 ) -> RunOutcome:
     """Write the notebook and HTML (temp name, then linked into place) and the ledger row."""
-    from opslib.archive import Ledger, RunRecord, report_stem, write_report
-    from opslib.report import Banner, render_html
+    from opslib.archive.html import Banner, render_html
+    from opslib.archive.ledger import Ledger, RunRecord
+    from opslib.archive.reports import report_stem, write_report
 
     results = _judge_run(nb, failure)
     status = Status.worst([r.status for r in results])
@@ -265,7 +266,7 @@ def _notify(profile: Profile, outcome: RunOutcome, now: datetime) -> list[str]:
     """Send what changed; a failure here is reported, never the run's status."""
     if profile.notify is None:
         return []
-    from opslib.notify import after_run
+    from opslib.alerting.notify import after_run
 
     report = str(outcome.html_path) if outcome.html_path else "(no report)"
     try:
@@ -279,8 +280,8 @@ def _prepare_reporting() -> None:
     ledger's SQLAlchemy)."""
     import scrapbook.models  # noqa: F401
 
-    import opslib.archive  # noqa: F401
-    from opslib.report import prepare_exporter
+    import opslib.archive.ledger  # noqa: F401
+    from opslib.archive.html import prepare_exporter
 
     prepare_exporter()
 

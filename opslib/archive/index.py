@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from opslib import paths
-from opslib.archive import Ledger
+from opslib.archive.ledger import Ledger
 from opslib.clock import utc_now
 from opslib.status import Status
 

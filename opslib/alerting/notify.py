@@ -17,11 +17,12 @@ from email.message import EmailMessage
 import requests
 import sqlalchemy as sa
 
-from opslib.alerts import Change, update
-from opslib.archive import Ledger, notifications
+from opslib.alerting.severity import classify
+from opslib.alerting.state import Change, update
+from opslib.archive.ledger import Ledger
+from opslib.archive.tables import notifications
 from opslib.profiles import Channel, Profile
 from opslib.profiles.secrets import scrub
-from opslib.severity import classify
 from opslib.status import Status
 
 
