@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from opslib.checks.catalogue import catalogue
 from opslib.clock import utc_now
-from opslib.demo_video import SCHEMA
+from opslib.demo.video import SCHEMA
 from opslib.probes import Metric, ProbeError, costs, queue
 from opslib.profiles import Profile, load_profile
 

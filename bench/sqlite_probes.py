@@ -7,7 +7,7 @@ it, until one morning it reports UNKNOWN ("did not finish within its timeout") i
 the state of the pipeline. This benchmark measures where a realistic file stands:
 
 1. a spots database of `--gigabytes` GB (default 1.0, 10^9 bytes), built with
-   `opslib.demo_spots.create(rows, note_bytes=...)`: rows per GB calibrated on a
+   `opslib.demo.spots.create(rows, note_bytes=...)`: rows per GB calibrated on a
    100,000-row build, then the size checked after the real build (and rebuilt once if it
    is more than 5% off). It is cached in `--workdir` with a JSON note of how it was built,
    so a rerun reuses it unless `--rebuild` (or the size or note_bytes changed);
@@ -51,8 +51,8 @@ from typing import Any
 from machine import describe
 from tqdm import tqdm
 
-from opslib import demo_spots
 from opslib.checks import CheckResult
+from opslib.demo import spots as demo_spots
 from opslib.probes import sqlite_locks
 from opslib.profiles import Profile, load_profile
 from opslib.runbook import Runbook

@@ -8,7 +8,6 @@ on stderr. `--debug` shows the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
 from opslib.clock import utc_now
+from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.status import Status
@@ -81,7 +81,7 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
 
     facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
              "results": outcome.results}  # fmt: skip
-    report = _shown(outcome.html_path) if outcome.html_path else None
+    report = paths.shown(outcome.html_path) if outcome.html_path else None
     if args.format == "nagios":
         print(exporters.nagios_line(**facts, headline=outcome.headline))
     elif args.format == "json":
@@ -130,13 +130,6 @@ def _cmd_ack(args: argparse.Namespace) -> int:
         f"acknowledged {what} of {args.runbook} on {profile.name} until {until:%Y-%m-%d %H:%M} UTC"
     )
     return 0
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _cmd_list(_args: argparse.Namespace) -> int:
@@ -239,7 +232,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from opslib.archive.ledger import Ledger, ledger_exists
 
     if not ledger_exists():
-        raise OpslibError(f"no ledger yet in {_shown(paths.reports_dir())}: nothing has run")
+        raise OpslibError(f"no ledger yet in {paths.shown(paths.reports_dir())}: nothing has run")
     try:
         run, results = Ledger().run(args.run_id)
     except LookupError as exc:
@@ -261,36 +254,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_index(_args: argparse.Namespace) -> int:
     from opslib.archive.index import write_index
 
-    print(f"index: {_shown(write_index())}")
+    print(f"index: {paths.shown(write_index())}")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.pipeline in ("video", "ideas"):
-        from opslib.profiles import load_profile
-
-        profile = load_profile(args.profile or args.pipeline)
-        profile.resolve_all()
-        if args.pipeline == "video":
-            from opslib.demo_video import seed
-
-            where = f"{profile.database_display()} and Redis"
-        else:
-            from opslib.demo_ideas import seed
-
-            where = (
-                f"{profile.database_display()} and {_shown(Path(profile.log_globs()[0]).parent)}"
-            )
-        planted = seed(profile)
-        print(f"{args.pipeline} demo seeded into {where}; planted: {planted}")
-        return 0
-    # the pipelines made of local files: each demo module says whether it is already there
-    module = importlib.import_module(
-        "opslib.demo" if args.pipeline == "demo" else f"opslib.demo_{args.pipeline}"
-    )
-    if args.if_stale and module.present():
-        return 0
-    print(f"{args.pipeline} pipeline created in {_shown(module.create())}")
+    said = DEMOS[args.pipeline].make(args.pipeline, args.profile, if_stale=args.if_stale)
+    if said:
+        print(said)
     return 0
 
 
@@ -390,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
     show.set_defaults(handler=_cmd_show)
 
-    from opslib.schedule_cli import register as register_schedule
+    from opslib.schedule.cli import register as register_schedule
 
     register_schedule(commands)
 
@@ -412,18 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     index.set_defaults(handler=_cmd_index)
 
     demo = commands.add_parser(
-        "demo",
-        help="(re)create the demo or spots pipeline (SQLite) or the catalog or mediaplan folder, or seed the "
-        "video (PostgreSQL + Redis) or ideas (PostgreSQL + logs) pipeline",
+        "demo", help="(re)create a pipeline's demo, or seed it into a profile"
     )
     demo.add_argument(
         "pipeline",
         nargs="?",
-        choices=["demo", "catalog", "spots", "mediaplan", "video", "ideas"],
+        choices=list(DEMOS),
         default="demo",
+        help="; ".join(f"{name}: {entry.description}" for name, entry in DEMOS.items()),
     )
     demo.add_argument(
-        "--profile", help="for video and ideas: the profile whose database (and Redis) to seed"
+        "--profile", help="for a demo that seeds a profile: which (default: the pipeline's own)"
     )
     demo.add_argument(
         "--if-stale", action="store_true", help="only when missing (the demo: or older than 12 h)"

@@ -48,3 +48,11 @@ def absolutize_environment() -> None:
     for name in LOCATION_VARIABLES:
         if os.environ.get(name):
             os.environ[name] = str(Path(os.environ[name]).absolute())
+
+
+def shown(path: Path) -> str:
+    """A path as a person reads it: relative to the current directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -21,8 +21,8 @@ import pytest
 from postgres_server import PostgresServer
 from redis_server import RedisServer
 
-from opslib import demo
 from opslib.clock import utc_now
+from opslib.demo import builtin as demo
 
 PROJECT = Path(__file__).resolve().parent.parent
 

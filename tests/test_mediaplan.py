@@ -83,7 +83,7 @@ def test_a_corrupt_workbook_is_named_and_the_rest_still_checked(
 
 
 def test_a_missing_column_is_named(workspace: Workspace, mediaplan: Path) -> None:
-    from opslib.demo_mediaplan import write_workbook
+    from opslib.demo.mediaplan import write_workbook
 
     write_workbook(
         mediaplan / "input" / "PLANNED_acme_20261120.xlsx",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
-from opslib import demo
+from opslib.demo import builtin as demo
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.probes.database import reachable
 from opslib.probes.logs import error_rate

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from conftest import Workspace
 
-from opslib.schedule import load_schedule
-from opslib.schedule_cron import cron_line
-from opslib.schedule_export import cronjob
+from opslib.schedule.cron import cron_line
+from opslib.schedule.entries import load_schedule
+from opslib.schedule.export import cronjob
 
 SHIPPED = {
     ("morning-check", "demo"): "0 7 * * *",

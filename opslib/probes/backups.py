@@ -1,7 +1,6 @@
 """The database backups on disk: which exist, how they are kept, and how old the newest
 is (the recovery point a restore would give now); how long the last restore took."""
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 """When runbooks run: `parameters/schedule.yaml`, validated, with each entry's next runs
-and the `opslib run` command it stands for. `schedule_cron` writes it for cron,
-`schedule_export` for Airflow and Kubernetes CronJobs.
+and the `opslib run` command it stands for. `schedule.cron` writes it for cron,
+`schedule.export` for Airflow and Kubernetes CronJobs.
 
 opslib never schedules anything itself (DESIGN.md §6). Every generated run is the command
 a person would type, `opslib run RUNBOOK --profile NAME ...`, so a scheduled run and a

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo import log_line, set_mtime
+from opslib.demo.common import log_line, set_mtime
 
 WEEKS = 12
 DAYS_OF_LOGS = 7

@@ -22,7 +22,7 @@ from openpyxl import Workbook
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo import set_mtime
+from opslib.demo.common import set_mtime
 
 COLUMNS = ["CLIENT", "PLATFORM", "CAMPAIGN", "IMPRESSIONS", "SPEND", "DATE"]
 PLATFORMS = ("DV360", "Meta", "YouTube", "TikTok")

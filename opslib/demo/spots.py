@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo import log_line, stamp, write_atomically
+from opslib.demo.common import log_line, stamp, write_atomically
 from opslib.errors import OpslibError
 
 SCHEMA = """

@@ -7,15 +7,15 @@ three jobs stuck in `transform` for hours and a burst of rate-limit errors in th
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
+from opslib.demo.common import log_line, stamp, write_atomically
 
 STAGES = ("extract", "transform", "load")
 SCHEMA = """
@@ -49,21 +49,6 @@ def database_path() -> Path:
 
 def log_path() -> Path:
     return demo_dir() / "logs" / "pipeline.log"
-
-
-def stamp(moment: datetime) -> str:
-    """The text form SQLAlchemy's SQLite DateTime reads and compares."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def set_mtime(path: Path, moment: datetime) -> None:
-    """Give a file the modification time it would have had (`moment` is naive UTC)."""
-    stamp = moment.replace(tzinfo=UTC).timestamp()
-    os.utime(path, (stamp, stamp))
-
-
-def log_line(moment: datetime, level: str, message: str) -> str:
-    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}Z {level:<7} {message}\n"
 
 
 @dataclass
@@ -169,14 +154,6 @@ def story(now: datetime, seed: int = 7) -> DemoStory:
         )
     log.sort()
     return DemoStory(jobs, log)
-
-
-def write_atomically(target: Path, write) -> None:  # type: ignore[no-untyped-def]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    write(temporary)
-    os.replace(temporary, target)
 
 
 def present() -> bool:

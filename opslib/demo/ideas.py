@@ -16,8 +16,9 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opslib import demo_tables
+from opslib import paths
 from opslib.clock import utc_now
+from opslib.demo import tables as demo_tables
 from opslib.probes import db
 from opslib.profiles import Profile
 
@@ -167,3 +168,8 @@ def seed(profile: Profile, seed: int = 11) -> dict[str, object]:
         "stuck": stuck,
         "budget_pct": round(100 * sum(SPENT.values()) / sum(ALLOCATED.values()), 1),
     }
+
+
+def where(profile: Profile) -> str:
+    """What `seed` writes into, for the command's one line."""
+    return f"{profile.database_display()} and {paths.shown(Path(profile.log_globs()[0]).parent)}"

@@ -10,9 +10,9 @@ refuses any other that already has a `video_queue`.
 
 from __future__ import annotations
 
-from opslib import demo_tables
 from opslib.clock import utc_now
-from opslib.demo import story
+from opslib.demo import tables as demo_tables
+from opslib.demo.builtin import story
 from opslib.probes import db
 from opslib.probes.redis import client
 from opslib.profiles import Profile
@@ -110,3 +110,8 @@ def seed(profile: Profile) -> dict[str, int]:
             transaction.zadd(keys["priority"], {queued[0]: 10})
         transaction.execute()
     return planted
+
+
+def where(profile: Profile) -> str:
+    """What `seed` writes into, for the command's one line."""
+    return f"{profile.database_display()} and Redis"

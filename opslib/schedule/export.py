@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from opslib import paths
-from opslib.schedule import (
+from opslib.schedule.entries import (
     Entry,
     engine_deadline_s,
     location_assignments,

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from opslib import paths
-from opslib.schedule import (
+from opslib.schedule.entries import (
     Entry,
     ScheduleError,
     engine_deadline_s,

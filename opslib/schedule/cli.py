@@ -34,7 +34,7 @@ def _count(text: str) -> int:
 
 
 def _schedule_file(args: argparse.Namespace) -> Path:
-    from opslib.schedule import default_schedule_path
+    from opslib.schedule.entries import default_schedule_path
 
     return args.file or default_schedule_path()
 
@@ -43,7 +43,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     import humanfriendly
 
     from opslib.clock import utc_now
-    from opslib.schedule import load_schedule, next_runs
+    from opslib.schedule.entries import load_schedule, next_runs
 
     entries = load_schedule(_schedule_file(args))
     after = args.at or utc_now()
@@ -66,8 +66,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_cron(args: argparse.Namespace) -> int:
-    from opslib.schedule import load_schedule
-    from opslib.schedule_cron import cron_line
+    from opslib.schedule.cron import cron_line
+    from opslib.schedule.entries import load_schedule
 
     for entry in load_schedule(_schedule_file(args)):
         print(cron_line(entry))
@@ -75,8 +75,8 @@ def _cmd_cron(args: argparse.Namespace) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from opslib.schedule import load_schedule
-    from opslib.schedule_cron import install, ledger_note, local_time_note
+    from opslib.schedule.cron import install, ledger_note, local_time_note
+    from opslib.schedule.entries import load_schedule
 
     source = _schedule_file(args)
     entries = load_schedule(source)
@@ -93,8 +93,8 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from opslib.schedule import load_schedule
-    from opslib.schedule_export import export_airflow, export_k8s
+    from opslib.schedule.entries import load_schedule
+    from opslib.schedule.export import export_airflow, export_k8s
 
     source = _schedule_file(args)
     entries = load_schedule(source)
@@ -109,8 +109,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the `schedule` command and its subcommands to the CLI."""
-    from opslib.cli import OneLineParser
-
     file_help = "schedule file (default: parameters/schedule.yaml)"
     schedule = commands.add_parser(
         "schedule", help="the runbook schedule (parameters/schedule.yaml)"
@@ -119,8 +117,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     # --file is also accepted after the subcommand; SUPPRESS keeps a value given before it
     after = argparse.ArgumentParser(add_help=False)
     after.add_argument("--file", type=Path, default=argparse.SUPPRESS, help=file_help)
+    # the subcommands fail the way the parser the CLI made for `schedule` does
     actions = schedule.add_subparsers(
-        dest="schedule_command", required=True, parser_class=OneLineParser
+        dest="schedule_command", required=True, parser_class=type(schedule)
     )
 
     show = actions.add_parser("show", parents=[after], help="each entry and its next runs (UTC)")
