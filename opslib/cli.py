@@ -11,12 +11,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
 from opslib.clock import utc_now
+from opslib.context import RunContext
 from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
@@ -148,7 +150,7 @@ def _cmd_list(_args: argparse.Namespace) -> int:
 
 def _cmd_profile_check(args: argparse.Namespace) -> int:
     from opslib.profiles import load_profile
-    from opslib.targets import check_targets
+    from opslib.runbook.targets import check_targets
 
     profile = load_profile(args.name)
     profile.resolve_all()
@@ -196,36 +198,34 @@ FILTERS = ("runbook", "profile", "status", "since", "until")
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from opslib.archive import retention
+    """The retention policy as a plan through the one plan gate, like every other fix."""
+    from opslib.actions import execute
+    from opslib.archive.index import write_index
     from opslib.archive.ledger import Ledger, ledger_exists
+    from opslib.archive.retention import PruneArchive, load_policy
 
-    policy = retention.load_policy(args.policy)  # a bad policy is an error, ledger or not
+    policy = load_policy(args.policy)  # a bad policy is an error, ledger or not
     if not ledger_exists():
         print("no ledger yet: nothing to prune")
         return 0
     ledger = Ledger()
-    plan = retention.plan(policy, ledger)
-    print(f"plan {plan.hash}: {plan.summary}")
-    if plan.context is not None:
-        print(plan.context.to_string(index=False))
-    if plan.empty:
-        return 0
-    if args.approve and args.approve != plan.hash:
-        raise OpslibError(
-            f"the plan is now {plan.hash}, not the approved {args.approve}: review it and approve again"
+    context = replace(RunContext.current("archive", "*"), run_id="archive-prune", by=args.by)
+    outcome = execute(
+        PruneArchive(policy, ledger), context, lambda: ledger, apply=args.apply,
+        approve=args.approve, how_to_apply="--apply or --approve {hash}",
+    )  # fmt: skip
+    print(f"plan {outcome.plan.hash}: {outcome.plan.summary}")
+    if outcome.plan.context is not None:
+        print(outcome.plan.context.to_string(index=False))
+    print(outcome.message)
+    if outcome.applied is not None:
+        done = outcome.applied.changes[0]
+        print(
+            f"{done['runs']} run(s) and {done['files']} file(s) removed, "
+            f"{done['notebooks']} notebook(s) gzipped"
         )
-    if not (args.apply or args.approve):
-        print(f"dry run: apply with --apply or --approve {plan.hash}")
-        return 0
-    done = retention.apply(plan, policy, ledger, by=args.by)
-    print(
-        f"applied plan {plan.hash}: {done['runs']} run(s) and {done['files']} file(s) removed, "
-        f"{done['notebooks']} notebook(s) gzipped"
-    )
-    from opslib.archive.index import write_index
-
-    write_index(ledger)
-    return 0
+        write_index(ledger)
+    return USAGE_ERROR if outcome.mode in ("stale-approval", "failed") else 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

@@ -18,7 +18,9 @@ import pytest
 from conftest import Workspace
 
 from opslib.actions.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
-from opslib.probes.workbooks import inputs, mapping_coverage, outputs, processing_ratio
+from opslib.probes import NoHistory
+from opslib.probes.workbook_outputs import outputs, processing_ratio
+from opslib.probes.workbooks import inputs, mapping_coverage
 from opslib.profiles import load_profile
 
 CORRUPT = "DELIVERED_initech_20261120.xlsx"
@@ -187,7 +189,7 @@ def test_the_diagnostic_package_carries_no_secret_and_unpacks_to_its_manifest(
 
 
 def test_the_package_stops_at_its_size_cap(workspace: Workspace, mediaplan: Path) -> None:
-    plan = DiagnosticPackage(load_profile("mediaplan"), max_bytes=1_000).plan()
+    plan = DiagnosticPackage(load_profile("mediaplan"), NoHistory(), max_bytes=1_000).plan()
     included = plan.context[plan.context["included"]]
     assert 0 < len(included) < len(plan.context)
     assert included["bytes"].sum() <= 1_000

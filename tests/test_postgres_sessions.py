@@ -15,6 +15,7 @@ from postgres_server import PostgresServer
 
 from opslib.actions import execute
 from opslib.actions.postgres import ReleaseBlockers
+from opslib.archive.ledger import Ledger
 from opslib.context import RunContext
 from opslib.probes.postgres import blocking_chains, connections
 from opslib.profiles import load_profile
@@ -66,9 +67,9 @@ def test_release_targets_only_the_blocker_and_terminate_unblocks_the_queue(
     blocker, blocked = blocked_update
     profile = load_profile(pipeline)
     context = RunContext.current("database-locks", "pg")
-    dry = execute(ReleaseBlockers(profile, terminate=True), context)
+    dry = execute(ReleaseBlockers(profile, terminate=True), context, Ledger)
     assert dry.mode == "dry-run" and [c["pid"] for c in dry.plan.changes] == [blocker]
-    applied = execute(ReleaseBlockers(profile, terminate=True), context, apply=True)
+    applied = execute(ReleaseBlockers(profile, terminate=True), context, Ledger, apply=True)
     assert applied.mode == "applied", applied.message
     assert (applied.result.value, applied.plan.changes) == (
         1,

@@ -15,6 +15,7 @@ from sqlite_holders import holding
 
 from opslib.actions import execute
 from opslib.actions.sqlite_locks import ReleaseSqliteLock
+from opslib.archive.ledger import Ledger
 from opslib.context import RunContext
 from opslib.probes.sqlite_locks import held_locks, scan
 from opslib.profiles import load_profile
@@ -201,6 +202,7 @@ def test_sigkill_is_only_ever_for_one_named_holder(spots: Path) -> None:
         outcome = execute(
             ReleaseSqliteLock(load_profile("spots"), kill=True),
             RunContext.current("t", "spots"),
+            Ledger,
             apply=True,
         )
         assert child.poll() is None

@@ -67,7 +67,7 @@ def test_rollback_refuses_while_a_writer_holds_the_file(spots: Path) -> None:
     sqlite_copy.take(profile, utc_now())
     with holding("wal-writer", spots) as writer:
         before = spots.read_bytes()
-        outcome = execute(RollbackDatabase(profile), _context(), apply=True)
+        outcome = execute(RollbackDatabase(profile), _context(), Ledger, apply=True)
         assert writer.poll() is None
         assert spots.read_bytes() == before
     assert outcome.result.status is Status.UNKNOWN
@@ -86,7 +86,7 @@ def test_rollback_swaps_in_the_backup_and_keeps_the_current_file(spots: Path) ->
     connection.close()
     os.chown(spots, 65534, 65534)  # the pipeline's own user must still write the file
     os.chmod(spots, 0o664)
-    outcome = execute(RollbackDatabase(profile), _context(), apply=True)
+    outcome = execute(RollbackDatabase(profile), _context(), Ledger, apply=True)
     assert outcome.mode == "applied", outcome.message
     assert _count(spots) == 20_000
     status = spots.stat()
@@ -123,12 +123,12 @@ def test_vacuum_gives_back_free_pages_only_when_asked(spots: Path) -> None:
     connection.close()
     freed = Runbook("t", profile).evaluate("sqlite_storage").results[0].value
     assert freed > 10
-    dry = execute(SqliteMaintenance(profile, vacuum=True), _context())
+    dry = execute(SqliteMaintenance(profile, vacuum=True), _context(), Ledger)
     assert (
         dry.mode == "dry-run"
         and Runbook("t", profile).evaluate("sqlite_storage").results[0].value == freed
     )
-    applied = execute(SqliteMaintenance(profile, vacuum=True), _context(), apply=True)
+    applied = execute(SqliteMaintenance(profile, vacuum=True), _context(), Ledger, apply=True)
     assert applied.mode == "applied", applied.message
     assert Runbook("t", profile).evaluate("sqlite_storage").results[0].value == 0
 
@@ -141,7 +141,7 @@ def test_take_backup_prunes_by_retention(spots: Path) -> None:
         backup = backups.Backup(folder / f"spots-{taken.strftime(backups.STAMP)}.db", taken)
         folder.mkdir(exist_ok=True)
         backup.path.write_bytes(b"")
-    outcome = execute(TakeBackup(profile), _context(), apply=True)
+    outcome = execute(TakeBackup(profile), _context(), Ledger, apply=True)
     assert outcome.mode == "applied", outcome.message
     assert len(backups.existing(profile)) < 31
 
@@ -161,7 +161,7 @@ def test_long_reads_and_vacuum_wait_for_the_stages_to_finish(spots: Path) -> Non
     profile = load_profile("spots")
     with holding("idle", spots, tag="cli_02_assign_business_rules") as stage:
         full = Runbook("t", profile).evaluate("database_integrity", full=True)
-        vacuum = execute(SqliteMaintenance(profile, vacuum=True), _context(), apply=True)
+        vacuum = execute(SqliteMaintenance(profile, vacuum=True), _context(), Ledger, apply=True)
         quick = Runbook("t", profile).evaluate("database_integrity")
     assert full.status is Status.UNKNOWN and f"pid {stage.pid}" in full.results[0].summary
     assert vacuum.mode == "failed" and "refusing to plan VACUUM" in vacuum.message
@@ -176,7 +176,7 @@ def test_a_swap_that_does_not_verify_is_critical_and_says_it_replaced_the_file(
     manifest = json.loads(backup.manifest_path.read_text())
     manifest["tables"]["spots"]["rows"] += 1  # the backup no longer proves what it holds
     backup.manifest_path.write_text(json.dumps(manifest))
-    outcome = execute(RollbackDatabase(profile), _context(), apply=True)
+    outcome = execute(RollbackDatabase(profile), _context(), Ledger, apply=True)
     assert outcome.result.status is Status.CRITICAL
     assert "was replaced by" in outcome.message and "previous file is kept" in outcome.message
     (kept,) = (spots.parent / "backups").glob("*.before-rollback")

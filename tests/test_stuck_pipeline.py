@@ -11,6 +11,7 @@ from conftest import Workspace
 
 from opslib.actions import execute
 from opslib.actions.queue import ResetStuckJobs
+from opslib.archive.ledger import Ledger
 from opslib.context import RunContext
 from opslib.profiles import load_profile
 
@@ -146,7 +147,10 @@ def test_apply_against_a_locked_database_is_unknown_changes_nothing_and_is_audit
     holder.execute("BEGIN IMMEDIATE")  # readers may read, no one else may write
     try:
         outcome = execute(
-            ResetStuckJobs(demo_profile), RunContext.current("stuck-pipeline", "demo"), apply=True
+            ResetStuckJobs(demo_profile),
+            RunContext.current("stuck-pipeline", "demo"),
+            Ledger,
+            apply=True,
         )
     finally:
         holder.execute("ROLLBACK")

@@ -7,28 +7,35 @@ freshly computed plan (an unattended run carrying out a plan
 a person reviewed in an earlier report). Apply re-checks its condition inside the
 change and keeps a before-image of whatever it rewrites. The audit record is opened
 before the change starts and closed with its outcome, so no change goes unrecorded.
+
+The gate writes to the `AuditLog` it is handed (the ledger, in a run) and knows nothing
+of where that lives: the archive sits above it, not below.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from opslib.archive.ledger import Ledger
 from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.errors import ChangedThenFailed
-from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 from opslib.status import Status
 
+if TYPE_CHECKING:
+    from opslib.profiles import Profile
+
 HASH_LENGTH = 12
+# how a notebook asks for a plan to be carried out; the CLI has its own flags
+NOTEBOOK_APPLY = "-p apply=true or -p approve={hash}"
 
 
 @dataclass(frozen=True)
@@ -70,15 +77,25 @@ class Applied:
 
 class Action(Protocol):
     """A remedy: `needs` names what the profile must provide (as `Profile.provides`
-    reads it); on a profile without it the action has nothing to do."""
+    reads it); on a profile without it the action has nothing to do. An action on no
+    profile (pruning the archive) has `profile` None and `needs` ''."""
 
     name: str
     needs: str
-    profile: Profile
+    profile: Profile | None
 
     def plan(self) -> Plan: ...
 
     def apply(self, plan: Plan) -> Applied: ...
+
+
+class AuditLog(Protocol):
+    """Where applied changes are recorded: an entry opened before the change starts and
+    closed with its outcome (the ledger implements it)."""
+
+    def open_audit(self, entry: dict[str, Any]) -> int: ...
+
+    def close_audit(self, audit_id: int, outcome: str, **facts: Any) -> None: ...
 
 
 @dataclass
@@ -87,14 +104,23 @@ class Outcome:
     mode: str  # nothing-to-do | dry-run | stale-approval | applied | failed
     message: str
     result: CheckResult
+    applied: Applied | None = None  # what the change did, when it was applied
 
 
 def execute(
-    action: Action, context: RunContext, *, apply: bool = False, approve: str = ""
+    action: Action,
+    context: RunContext,
+    audit: Callable[[], AuditLog],
+    *,
+    apply: bool = False,
+    approve: str = "",
+    how_to_apply: str = NOTEBOOK_APPLY,
 ) -> Outcome:
-    """Plan, then apply only when the run asks for it, and audit what was applied."""
+    """Plan, then apply only when the run asks for it, and record what was applied in the
+    log `audit` opens (called only then: a dry run leaves no trace). `how_to_apply` tells
+    a dry run how to ask for the change (`{hash}` is the plan's)."""
     name = f"action:{action.name}"
-    if not action.profile.provides(action.needs):
+    if action.profile is not None and not action.profile.provides(action.needs):
         summary = f"profile {action.profile.name} has no {action.needs} target"
         unplanned = Plan(action.name, action.profile.name, summary, ())
         return _outcome(unplanned, "nothing-to-do", f"nothing to do: {summary}", Status.OK, name)
@@ -115,12 +141,10 @@ def execute(
         )
         return _outcome(plan, "stale-approval", message, Status.WARNING, name)
     if not (apply or approved):
-        message = (
-            f"dry run: would {plan.summary}; apply with -p apply=true or -p approve={plan.hash}"
-        )
+        message = f"dry run: would {plan.summary}; apply with {how_to_apply.format(hash=plan.hash)}"
         return _outcome(plan, "dry-run", message, Status.OK, name)
-    ledger = Ledger()
-    audit_id = ledger.open_audit(
+    log = audit()
+    audit_id = log.open_audit(
         {
             "at": utc_now(),
             "os_user": context.os_user,
@@ -139,10 +163,10 @@ def execute(
     except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
         # the action's error says what, if anything, it changed before failing
         reason = scrub(getattr(exc, "reason", None) or str(exc))
-        ledger.close_audit(audit_id, "failed", error=reason)
+        log.close_audit(audit_id, "failed", error=reason)
         status = Status.CRITICAL if isinstance(exc, ChangedThenFailed) else Status.UNKNOWN
         return _outcome(plan, "failed", f"apply failed: {reason}", status, name)
-    ledger.close_audit(
+    log.close_audit(
         audit_id,
         "applied",
         changes=applied.changes,
@@ -159,7 +183,9 @@ def execute(
         f"applied plan {plan.hash}: {applied.changed} changed "
         f"(matching before {applied.before_count}, after {applied.after_count}){skipped}"
     )
-    return _outcome(plan, "applied", message, Status.OK, name, value=applied.changed)
+    outcome = _outcome(plan, "applied", message, Status.OK, name, value=applied.changed)
+    outcome.applied = applied
+    return outcome
 
 
 def _outcome(

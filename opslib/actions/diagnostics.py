@@ -32,9 +32,9 @@ import pandas as pd
 
 from opslib import paths
 from opslib.actions import Applied, Plan
-from opslib.archive.ledger import Ledger, ledger_exists
 from opslib.clock import utc_now
-from opslib.context import RunContext
+from opslib.context import RunContext, git_sha
+from opslib.probes import History
 from opslib.probes.files import matched
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
@@ -118,6 +118,7 @@ class DiagnosticPackage:
     """Gather what an escalation needs into `reports/diagnostics/<profile>-<time>.tar.gz`."""
 
     profile: Profile
+    history: History  # the runs of this profile the incident entry is filled from
     needs: ClassVar[str] = "host"
     days: float = 1.0  # logs and reports changed within this many days
     max_bytes: float = 50e6  # the package's content stops growing here
@@ -186,8 +187,6 @@ class DiagnosticPackage:
         return scrub(mask_literal_secrets(source.read_text(encoding="utf-8")))
 
     def _versions(self) -> str:
-        from opslib.context import git_sha
-
         lines = [
             f"python {platform.python_version()} ({platform.platform()})",
             f"opslib git {git_sha()}",
@@ -201,7 +200,7 @@ class DiagnosticPackage:
 
     def incident_entry(self, now: datetime) -> str:
         """The manual's incident-log template, filled from the ledger's runs of this profile."""
-        runs = Ledger().history(profile=self.profile.name, limit=500) if ledger_exists() else []
+        runs = self.history.history(profile=self.profile.name, limit=500)
         streak = failing_streak(runs)
         started = streak[-1]["started_at"] if streak else now
         minutes = (now - started).total_seconds() / 60
@@ -252,7 +251,7 @@ class DiagnosticPackage:
         """For a pipeline of files, the inputs without a sound output."""
         if self.profile.workbooks is None:
             return ""
-        from opslib.probes.workbooks import failed_inputs
+        from opslib.probes.workbook_outputs import failed_inputs
 
         try:
             failed = failed_inputs(self.profile)

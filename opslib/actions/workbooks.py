@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from opslib.actions import Applied, Plan
-from opslib.probes.workbooks import failed_inputs, input_files, output_path
+from opslib.probes.workbook_outputs import failed_inputs, output_path
+from opslib.probes.workbooks import input_files
 from opslib.profiles import Profile
 
 

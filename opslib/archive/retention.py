@@ -10,13 +10,13 @@ ledger pointing at nothing. Every prune that applies is audited in the ledger.
 
 from __future__ import annotations
 
-import getpass
 import gzip
 import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opslib import paths
-from opslib.actions import Plan
+from opslib.actions import Applied, Plan
 from opslib.archive.ledger import Ledger
 from opslib.archive.tables import check_results, runs
 from opslib.clock import utc_now
@@ -119,30 +119,68 @@ def _today() -> datetime:
     return utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def plan(policy: Policy, ledger: Ledger, now: datetime | None = None) -> Plan:
-    """The prune as a plan: the runs to delete and notebooks to gzip, hashed."""
-    now = now or _today()
-    pruning = select(policy, _all_runs(ledger), now)
-    changes = tuple(
-        [{"delete_run": run_id} for run_id in sorted(pruning.delete["run_id"])]
-        + [{"compress": path} for path in sorted(pruning.compress["notebook_path"])]
-    )
-    counts = Counter(zip(pruning.delete["runbook"], pruning.delete["profile"], strict=True))
-    squeezed = Counter(zip(pruning.compress["runbook"], pruning.compress["profile"], strict=True))
-    context = pd.DataFrame(
-        [{"runbook": runbook, "profile": profile, "runs_deleted": counts[(runbook, profile)],
-          "notebooks_gzipped": squeezed[(runbook, profile)]}
-         for runbook, profile in sorted(set(counts) | set(squeezed))]
-    )  # fmt: skip
-    return Plan(
-        action="archive_prune",
-        target=str(paths.reports_dir()),
-        summary=f"delete {len(pruning.delete)} run(s) (ledger rows, then report files) and gzip "
-        f"{len(pruning.compress)} notebook(s) under the policy: everything for "
-        f"{policy.keep_all:g} days, one run a day until {policy.keep_daily:g} days",
-        changes=changes,
-        context=context if len(context) else None,
-    )
+@dataclass
+class PruneArchive:
+    """The prune as an action through the one plan gate: the runs to delete and the
+    notebooks to gzip, hashed, applied where the plan still holds, audited like every fix.
+    Ages are counted from the start of the UTC day, so the plan (and its hash) holds all
+    day instead of changing each time a five-minute run crosses a boundary."""
+
+    policy: Policy
+    ledger: Ledger
+    needs: ClassVar[str] = ""  # the archive, not a profile's pipeline
+    profile: ClassVar[None] = None
+    name: str = "archive_prune"
+
+    def plan(self) -> Plan:
+        pruning = select(self.policy, _all_runs(self.ledger), _today())
+        changes = tuple(
+            [{"delete_run": run_id} for run_id in sorted(pruning.delete["run_id"])]
+            + [{"compress": path} for path in sorted(pruning.compress["notebook_path"])]
+        )
+        counts = Counter(zip(pruning.delete["runbook"], pruning.delete["profile"], strict=True))
+        squeezed = Counter(
+            zip(pruning.compress["runbook"], pruning.compress["profile"], strict=True)
+        )
+        context = pd.DataFrame(
+            [{"runbook": runbook, "profile": profile, "runs_deleted": counts[(runbook, profile)],
+              "notebooks_gzipped": squeezed[(runbook, profile)]}
+             for runbook, profile in sorted(set(counts) | set(squeezed))]
+        )  # fmt: skip
+        policy = self.policy
+        return Plan(
+            action=self.name,
+            target=str(paths.reports_dir()),
+            summary=f"delete {len(pruning.delete)} run(s) (ledger rows, then report files) and "
+            f"gzip {len(pruning.compress)} notebook(s) under the policy: everything for "
+            f"{policy.keep_all:g} days, one run a day until {policy.keep_daily:g} days",
+            changes=changes,
+            context=context if len(context) else None,
+        )
+
+    def apply(self, plan: Plan) -> Applied:
+        """Carry out `plan` where it still holds: a run the plan named and the policy
+        still drops, a notebook the plan named and the policy still compresses."""
+        fresh = select(self.policy, _all_runs(self.ledger), _today())
+        planned = {change["delete_run"] for change in plan.changes if "delete_run" in change}
+        doomed = fresh.delete[fresh.delete["run_id"].isin(planned)]
+        done = {"runs": 0, "files": 0, "notebooks": 0}
+        try:
+            _delete_runs(self.ledger, doomed, done)
+            planned_notebooks = {c["compress"] for c in plan.changes if "compress" in c}
+            for row in fresh.compress.itertuples():
+                if row.notebook_path in planned_notebooks:
+                    done["notebooks"] += _compress(self.ledger, row.run_id, row.notebook_path)
+        except Exception as exc:  # noqa: BLE001 - say what was done before it failed
+            raise OpslibError(f"prune stopped after {done}: {type(exc).__name__}: {exc}") from None
+        return Applied(
+            changed=done["runs"] + done["notebooks"],
+            before_count=len(planned),
+            after_count=done["runs"],
+            changes=[done],
+            skipped=sorted(planned - set(doomed["run_id"])),
+            backup=None,
+        )
 
 
 def _gzip(path: Path) -> Path:
@@ -157,33 +195,6 @@ def _gzip(path: Path) -> Path:
         raise OSError(f"{path}: the compressed copy does not read back the same")
     os.replace(temporary, target)
     return target
-
-
-def apply(plan_: Plan, policy: Policy, ledger: Ledger, by: str = "") -> dict[str, int]:
-    """Carry out `plan_` where it still holds (a run the plan named and the policy still
-    drops), auditing it; returns how many runs, files and notebooks it handled."""
-    fresh = select(policy, _all_runs(ledger), _today())
-    planned = {change["delete_run"] for change in plan_.changes if "delete_run" in change}
-    doomed = fresh.delete[fresh.delete["run_id"].isin(planned)]
-    audit_id = ledger.open_audit(
-        {"at": utc_now(), "os_user": getpass.getuser(),
-         "run_by": by, "runbook": "archive", "profile": "*", "run_id": "archive-prune",
-         "action": plan_.action, "plan_hash": plan_.hash, "target": plan_.target,
-         "summary": plan_.summary}
-    )  # fmt: skip
-    done = {"runs": 0, "files": 0, "notebooks": 0}
-    try:
-        _delete_runs(ledger, doomed, done)
-        planned_notebooks = {c["compress"] for c in plan_.changes if "compress" in c}
-        for row in fresh.compress.itertuples():
-            if row.notebook_path in planned_notebooks:
-                done["notebooks"] += _compress(ledger, row.run_id, row.notebook_path)
-    except Exception as exc:  # noqa: BLE001 - say what was done before it failed
-        ledger.close_audit(audit_id, "failed", changes=[done], error=f"{type(exc).__name__}: {exc}")
-        raise OpslibError(f"prune stopped after {done}: {type(exc).__name__}: {exc}") from None
-    ledger.close_audit(audit_id, "applied", changes=[done], before_count=len(planned),
-                       after_count=done["runs"])  # fmt: skip
-    return done
 
 
 def _delete_runs(ledger: Ledger, doomed: pd.DataFrame, done: dict[str, int]) -> None:

@@ -3,11 +3,17 @@
 A probe returns `Metric`s (a value, a one-line summary and optionally a table) or raises
 `ProbeError` with the reason and the status the failure deserves. It never judges a
 value against a threshold: that is the check's job.
+
+A probe that reads what earlier runs recorded (growth since last week, the last restore)
+is handed the run's `History` (`needs: [..., history]` in the catalogue): it measures the
+ledger as a target, and never opens the archive itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -41,3 +47,34 @@ class TargetUnreachable(ProbeError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, Status.CRITICAL)
+
+
+class History(Protocol):
+    """What earlier runs recorded, as a probe reads it (the ledger implements it)."""
+
+    def value_before(
+        self, profile: str, check: str, before: datetime
+    ) -> tuple[datetime, float] | None: ...
+
+    def applied_changes(
+        self, action: str, profile: str
+    ) -> list[tuple[datetime, list[dict[str, Any]]]]: ...
+
+    def history(
+        self, runbook: str | None = None, profile: str | None = None, limit: int = 20
+    ) -> list[dict]: ...
+
+
+class NoHistory:
+    """The history of an archive nothing has been recorded in yet."""
+
+    def value_before(self, profile: str, check: str, before: datetime) -> None:
+        return None
+
+    def applied_changes(self, action: str, profile: str) -> list:
+        return []
+
+    def history(
+        self, runbook: str | None = None, profile: str | None = None, limit: int = 20
+    ) -> list:
+        return []

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib.clock import utc_now
-from opslib.probes import Metric, ProbeError
+from opslib.probes import History, Metric, ProbeError
 from opslib.profiles import Profile
 from opslib.status import Status
 
@@ -71,17 +71,14 @@ def newest_age(profile: Profile) -> Metric:
     return Metric(age_s, f"newest backup {newest.path.name} ({len(found)} kept)")
 
 
-def last_restore_seconds(profile: Profile) -> Metric:
+def last_restore_seconds(profile: Profile, history: History) -> Metric:
     """How long the last verified restore of this profile took (the RTO to expect), from
     the audit ledger; UNKNOWN until a restore has been rehearsed."""
-    from opslib.archive.ledger import Ledger, ledger_exists
-
-    ledger = Ledger() if ledger_exists() else None
     restores = sorted(
         (
             restore
             for action in ("restore_verified", "rollback_database")
-            for restore in (ledger.applied_changes(action, profile.name) if ledger else [])
+            for restore in history.applied_changes(action, profile.name)
         ),
         key=lambda restore: restore[0],
         reverse=True,

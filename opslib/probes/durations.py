@@ -1,9 +1,16 @@
 """How long runs take against how long they should: the manuals' rule that a run taking
-twice its expected time is an incident, from log lines or from JSON summaries."""
+twice its expected time is an incident, in one place for every kind of run.
+
+A run's time comes from a log line (a regex with a group `seconds` or `minutes`, read by
+the log scanner's streaming matcher) or from a numeric field of a file set's JSON files.
+`against_expected` turns the latest run into a multiple of its expected time; the
+expected time is declared (`durations:` in a profile) or, for a file of a workbook
+pipeline, predicted from that file's own history.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import humanfriendly
 import pandas as pd
@@ -19,21 +26,23 @@ UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 SHOWN_RUNS = 12
 
 
-def _from_logs(profile: Profile, settings: Duration, window_hours: float) -> pd.DataFrame:
-    since = utc_now() - timedelta(hours=window_hours)
+def timed_runs(profile: Profile, pattern: str, since: datetime) -> pd.DataFrame:
+    """One row per dated log line since `since` where `pattern` matches: `finished` (the
+    line's time), `seconds` (from its group `seconds` or `minutes`) and its other named
+    groups as text, in log order."""
     formats = tuple(profile.targets.logs.timestamp_formats) if profile.targets.logs else ()
     rows = []
-    for stamp, groups in dated_matches(log_files(profile), settings.log, formats):
+    for stamp, groups in dated_matches(log_files(profile), pattern, formats):
         if stamp < since:
             continue
         if "seconds" in groups:
-            seconds = float(groups["seconds"])
+            seconds = float(groups.pop("seconds"))
         elif "minutes" in groups:
-            seconds = 60 * float(groups["minutes"])
+            seconds = 60 * float(groups.pop("minutes"))
         else:
-            raise ProbeError("the duration regex needs a group named seconds or minutes")
-        rows.append({"finished": stamp, "seconds": seconds})
-    return pd.DataFrame(rows, columns=["finished", "seconds"])
+            raise ProbeError(f"the regex {pattern!r} needs a group named seconds or minutes")
+        rows.append({"finished": stamp, "seconds": seconds, **groups})
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["finished", "seconds"])
 
 
 def _from_files(profile: Profile, settings: Duration) -> pd.DataFrame:
@@ -47,17 +56,34 @@ def _from_files(profile: Profile, settings: Duration) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["finished", "seconds"])
 
 
-def _describe(seconds: float) -> str:
+def describe(seconds: float) -> str:
     return humanfriendly.format_timespan(seconds, max_units=2)
+
+
+def against_expected(name: str, runs: pd.DataFrame, expected_s: float, basis: str = "") -> Metric:
+    """The latest of `runs` (oldest first, with `seconds`) as a multiple of `expected_s`;
+    `basis` says where the expectation comes from. The table lists the recent runs."""
+    runs = runs.assign(x_expected=(runs["seconds"] / expected_s).round(2) if expected_s else None)
+    latest = runs.iloc[-1]
+    ratio = None if not expected_s else float(latest["x_expected"])
+    times = f"{ratio:g}x " if ratio is not None else ""
+    return Metric(
+        ratio,
+        f"{name}: the latest run took {describe(latest['seconds'])}, "
+        f"{times}the expected {describe(expected_s)}{basis}",
+        runs.tail(SHOWN_RUNS),
+        label=name,
+    )
 
 
 def ratios(profile: Profile, window_hours: float = 24 * 30) -> list[Metric]:
     """Per declared duration, the latest run's time as a multiple of the expected time;
     the table lists the recent runs (log sources within the window)."""
+    since = utc_now() - timedelta(hours=window_hours)
     metrics = []
     for name, settings in profile.durations.items():
         runs = (
-            _from_logs(profile, settings, window_hours)
+            timed_runs(profile, settings.log, since)
             if settings.log
             else _from_files(profile, settings)
         )
@@ -65,17 +91,7 @@ def ratios(profile: Profile, window_hours: float = 24 * 30) -> list[Metric]:
             source = "logs" if settings.log else f"file set {settings.file_set}"
             metrics.append(Metric(None, f"{name}: no run found in the {source}", label=name))
             continue
-        runs["x_expected"] = (runs["seconds"] / settings.expected).round(2)
-        latest = runs.iloc[-1]
-        median = runs["seconds"].iloc[:-1].median() if len(runs) > 1 else float("nan")
-        usual = f", usually {_describe(median)}" if median == median else ""
-        metrics.append(
-            Metric(
-                float(latest["x_expected"]),
-                f"{name}: the latest run took {_describe(latest['seconds'])}, "
-                f"{latest['x_expected']:g}x the expected {_describe(settings.expected)}{usual}",
-                runs.tail(SHOWN_RUNS),
-                label=name,
-            )
-        )
+        earlier = runs["seconds"].iloc[:-1]
+        usual = f", usually {describe(earlier.median())}" if len(earlier) else ""
+        metrics.append(against_expected(name, runs, settings.expected, usual))
     return metrics

@@ -37,6 +37,12 @@ def log_files(profile: Profile) -> list[Path]:
     return sorted(stamped, key=lambda path: (stamped[path], str(path)))
 
 
+def files_found(profile: Profile) -> Metric:
+    """How many files the profile's log globs match now (none is an error)."""
+    files = log_files(profile)
+    return Metric(len(files), f"{len(files)} log file(s) match")
+
+
 def _stat(path: Path) -> os.stat_result | None:
     try:
         return path.stat()

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from opslib.clock import utc_now
-from opslib.probes import Metric, db
+from opslib.probes import History, Metric, db
 from opslib.profiles import Profile
 
 CHECK = "table_rows"
@@ -26,22 +26,15 @@ def _rows(connection: sa.Connection, table: str) -> int:
     ).scalar_one()
 
 
-def rows(profile: Profile, days: float = 7) -> list[Metric]:
+def rows(profile: Profile, history: History, days: float = 7) -> list[Metric]:
     """Rows in each key table, with the growth since the newest run at least `days` ago
     that recorded it (none yet: the first run sets the baseline)."""
-    from opslib.archive.ledger import Ledger, ledger_exists
-
-    ledger = Ledger() if ledger_exists() else None
     metrics = []
     with db.connect(profile) as connection:
         for table in profile.key_tables():
             count = _rows(connection, table)
-            earlier = (
-                ledger.value_before(
-                    profile.name, f"{CHECK}[{table}]", utc_now() - timedelta(days=days)
-                )
-                if ledger
-                else None
+            earlier = history.value_before(
+                profile.name, f"{CHECK}[{table}]", utc_now() - timedelta(days=days)
             )
             if earlier is None:
                 growth = f"no run {days:g} days ago to compare with"

@@ -14,10 +14,9 @@ resolves `${VAR}` and masks what was resolved.
 from opslib.profiles.channels import Channel, Notify
 from opslib.profiles.loading import available_profiles, default_profile_name, load_profile
 from opslib.profiles.profile import Profile
-from opslib.profiles.sections import OUTPUT_PROBLEMS, Duration, Queue
+from opslib.profiles.sections import Duration, Queue
 
 __all__ = [
-    "OUTPUT_PROBLEMS",
     "Channel",
     "Duration",
     "Notify",

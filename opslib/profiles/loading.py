@@ -13,9 +13,9 @@ import yaml
 from pydantic import ValidationError
 
 from opslib import paths
+from opslib.checks.catalogue import catalogue, check_names
 from opslib.errors import ProfileError
 from opslib.profiles.profile import Profile, display_path
-from opslib.profiles.sections import OUTPUT_PROBLEMS
 
 
 def available_profiles() -> list[str]:
@@ -56,8 +56,6 @@ def load_profile(name_or_path: str | None = None) -> Profile:
 
     Every problem is a `ProfileError` whose message names the file and the key.
     """
-    from opslib.checks.catalogue import check_names
-
     path = _locate(name_or_path or default_profile_name())
     shown = display_path(path)
     try:
@@ -93,7 +91,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
             check.partition("[")[0] not in check_names()
             or (
                 "[" in check
-                and (known := _labels(profile, check.partition("[")[0])) is not None
+                and (known := labels(profile, check.partition("[")[0])) is not None
                 and check.partition("[")[2].rstrip("]") not in known
             )
         )
@@ -120,7 +118,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
         for key in profile.checks
         if "[" in key
-        and (known := _labels(profile, key.partition("[")[0])) is not None
+        and (known := labels(profile, key.partition("[")[0])) is not None
         and key.partition("[")[2].rstrip("]") not in known
     ]
     if mislabelled:
@@ -131,21 +129,14 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     return profile
 
 
-def _labels(profile: Profile, check: str) -> set[str] | None:
-    """The labels a check's results carry, where the profile itself names them (None:
-    the check's labels come from the target, so a typo cannot be caught here)."""
-    named = {
-        "stage_coverage": profile.stages.steps if profile.stages else {},
-        "format_violations": profile.formats,
-        "query_time": profile.benchmarks,
-        "invariant": profile.invariants,
-        "disk_free": profile.targets.disks,
-        "http_endpoint": profile.targets.http,
-        "process_running": profile.processes.required,
-        "duration_ratio": profile.durations,
-        "file_problems": profile.files,
-        "file_age": profile.files,
-        "file_growth": profile.files,
-        "output_files": OUTPUT_PROBLEMS,
-    }
-    return set(named[check]) if check in named else None
+def labels(profile: Profile, check: str) -> set[str] | None:
+    """The labels a check's results carry, as the catalogue's `labels` names them: the
+    names under a profile key, or fixed ones (None: the labels come from the target,
+    so a typo cannot be caught here)."""
+    source = catalogue()[check].labels
+    if source is None or isinstance(source, tuple):
+        return None if source is None else set(source)
+    node: Any = profile
+    for key in source.split("."):
+        node = getattr(node, key) if node is not None else None
+    return set(node or ())

@@ -1,18 +1,35 @@
 """What a check or an action can require of a profile (`needs:` in the catalogue), and
-whether a profile has it. A step whose need is not met is skipped, saying which."""
+whether a profile has it. A step whose need is not met is skipped, saying which.
+
+Every target kind (each field of `Targets`) is a need by itself, met when the profile
+names that target; a new kind needs nothing here. `DERIVED` lists the needs made of
+several parts (a queue is a table in a database; a budget needs its costs).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from opslib.profiles.targets import Targets
+
 if TYPE_CHECKING:
     from opslib.profiles.profile import Profile
 
 
+def has_target(profile: Profile, kind: str) -> bool:
+    """Whether the profile names a target of this kind: its section set and not empty.
+    A target whose URL resolves to nothing (`url: ${CATALOG_DSN:-}`) is left off, so a
+    shipped profile can name a target that the environment turns on."""
+    section = getattr(profile.targets, kind)
+    if not section:
+        return False
+    url = getattr(section, "url", None)
+    return url is None or profile.expand(url, f"targets.{kind}.url", url=True) != ""
+
+
 def _has_database(profile: Profile) -> bool:
-    """A database target whose URL is set: `url: ${CATALOG_DSN:-}` makes it optional."""
-    return profile.targets.database is not None and profile.database_url() != ""
+    return has_target(profile, "database")
 
 
 def _database_is(profile: Profile, backend: str) -> bool:
@@ -27,17 +44,13 @@ def _has_in_database(section: str) -> Callable[[Profile], bool]:
     return lambda profile: bool(getattr(profile, section)) and _has_database(profile)
 
 
-NEEDS: dict[str, Callable[[Profile], bool]] = {
-    "database": _has_database,
-    "logs": lambda profile: profile.targets.logs is not None,
-    "disks": lambda profile: bool(profile.targets.disks),
-    "redis": lambda profile: profile.targets.redis is not None,
+DERIVED: dict[str, Callable[[Profile], bool]] = {
     "sqlite": lambda profile: _database_is(profile, "sqlite"),
     "postgres": lambda profile: _database_is(profile, "postgres"),
     "queue": _has_queue,
     "postgres_queue": lambda profile: _has_queue(profile) and _database_is(profile, "postgres"),
     "redis_queue": lambda profile: (
-        _has_queue(profile) and profile.targets.redis is not None and bool(profile.queue.redis_keys)
+        _has_queue(profile) and has_target(profile, "redis") and bool(profile.queue.redis_keys)
     ),
     "item_costs": lambda profile: _has_queue(profile) and profile.queue.columns.cost is not None,
     "invariants": _has_in_database("invariants"),
@@ -52,8 +65,6 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     ),
     "stages": _has_in_database("stages"),
     "formats": _has_in_database("formats"),
-    "http": lambda profile: bool(profile.targets.http),
-    "gpu": lambda profile: profile.targets.gpu is not None,
     "files": lambda profile: bool(profile.files),
     "host": lambda profile: True,  # the machine opslib runs on
     "durations": lambda profile: bool(profile.durations),
@@ -64,7 +75,7 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
     "processing_log": lambda profile: (
         profile.workbooks is not None
         and profile.workbooks.processing_log is not None
-        and profile.targets.logs is not None
+        and has_target(profile, "logs")
     ),
     "budget": lambda profile: profile.budget is not None and _has_in_database("costs")(profile),
     "breaker": lambda profile: (
@@ -73,9 +84,15 @@ NEEDS: dict[str, Callable[[Profile], bool]] = {
 }
 
 
+def known() -> list[str]:
+    """Every need a check or an action may name: the target kinds, then the derived ones."""
+    return [*Targets.model_fields, *DERIVED]
+
+
 def provides(profile: Profile, need: str) -> bool:
     """Whether the profile has what a check or an action needs."""
-    try:
-        return NEEDS[need](profile)
-    except KeyError:
-        raise ValueError(f"unknown need {need!r} (known: {', '.join(NEEDS)})") from None
+    if need in Targets.model_fields:
+        return has_target(profile, need)
+    if need in DERIVED:
+        return DERIVED[need](profile)
+    raise ValueError(f"unknown need {need!r} (known: {', '.join(known())})")

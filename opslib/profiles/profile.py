@@ -128,6 +128,28 @@ class Profile(StrictModel):
         """The database URL as a report may show it: password masked."""
         return secrets.mask_url(self.database_url())
 
+    def describe_targets(self) -> list[str]:
+        """Each target the profile names, one line each, as a report header lists them:
+        where it is (passwords masked) or what it holds. A kind this method has no words
+        for is still listed, by its name."""
+        lines = []
+        for kind in Targets.model_fields:
+            if not self.provides(kind):
+                continue
+            section = getattr(self.targets, kind)
+            if kind == "database":
+                lines.append(f"database {self.database_display()}")
+            elif kind == "logs":
+                lines += [f"logs {pattern}" for pattern in self.log_globs()]
+            elif hasattr(section, "url"):
+                url = self.expand(section.url, f"targets.{kind}.url", url=True)
+                lines.append(f"{kind} {secrets.mask_url(url)}")
+            elif isinstance(section, dict):
+                lines.append(f"{kind}: {', '.join(section)}")
+            else:
+                lines.append(kind)
+        return lines
+
     def log_globs(self) -> list[str]:
         if self.targets.logs is None:
             return []

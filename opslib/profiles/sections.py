@@ -70,10 +70,6 @@ class Halt(StrictModel):
     key: str = "halt"
 
 
-# what can be wrong with a workbook pipeline's output, in the order it is looked for
-OUTPUT_PROBLEMS = ("missing", "small", "stale", "unreadable", "rows")
-
-
 class Workbooks(StrictModel):
     """A pipeline of spreadsheet files: input workbooks (a file set) become one output
     workbook each in `outputs`, named by `output_name` from the input's stem, with client

@@ -8,6 +8,7 @@ fails becomes UNKNOWN or CRITICAL with its reason: one broken step never hides t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from opslib.checks.catalogue import CheckSpec, catalogue
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
 from opslib.notebooks import RESULTS_SCRAP
-from opslib.probes import Metric, ProbeError, db, sqlite_locks
+from opslib.probes import History, Metric, NoHistory, ProbeError, db, sqlite_locks
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import scrub
 from opslib.runbook import render as show
@@ -96,14 +97,7 @@ class Runbook:
 
     def _header(self) -> str:
         profile = self.profile
-        targets = []
-        if profile.provides("database"):
-            targets.append(f"database {escape(profile.database_display())}")
-        targets += [f"logs {escape(pattern)}" for pattern in profile.log_globs()]
-        targets += [f"endpoint {escape(name)}" for name in profile.targets.http]
-        if profile.targets.gpu is not None:
-            targets.append("NVIDIA GPUs")
-        items = "".join(f"<li>{t}</li>" for t in targets)
+        items = "".join(f"<li>{escape(target)}</li>" for target in profile.describe_targets())
         return (
             f"<p><b>{escape(self.name)}</b> on profile <b>{escape(profile.name)}</b> — "
             f"{escape(profile.description)}</p><ul>{items}</ul>"
@@ -115,12 +109,12 @@ class Runbook:
         settings = self.profile.check_settings(check)
         if not settings.enabled:
             return Finding(check, skipped=f"disabled in {self.profile.source}")
-        if not self.profile.provides(spec.needs):
-            return Finding(check, skipped=f"profile {self.profile.name} has no {spec.needs} target")
+        unmet = [need for need in spec.profile_needs if not self.profile.provides(need)]
+        if unmet:
+            return Finding(check, skipped=f"profile {self.profile.name} has no {unmet[0]} target")
         warning, critical = spec.thresholds(settings.warning, settings.critical)
         try:
-            with db.remembering(self.memory):
-                measured = spec.probe_function()(self.profile, **probe_args)
+            metrics = self.measure(spec, **probe_args)
         except ProbeError as exc:
             failure = self._failure(spec, exc.status, exc.reason, warning, critical)
             return self._keep(Finding(check, [failure]))
@@ -131,9 +125,24 @@ class Runbook:
             reason = f"probe failed ({type(exc).__name__}: {exc}); please report it"
             failure = self._failure(spec, Status.UNKNOWN, reason, warning, critical)
             return self._keep(Finding(check, [failure]))
-        metrics = measured if isinstance(measured, list) else [measured]
         results = [self._judge(spec, metric) for metric in metrics]
         return self._keep(Finding(check, results, [metric.table for metric in metrics]))
+
+    def measure(self, spec: CheckSpec, **probe_args: Any) -> list[Metric]:
+        """Call the check's probe with the profile and what else it needs from the run
+        (`history`), remembering for the whole run which databases did not answer."""
+        resources = {name: getattr(self, name) for name in spec.run_resources}
+        with db.remembering(self.memory):
+            measured = spec.probe_function()(self.profile, **resources, **probe_args)
+        return measured if isinstance(measured, list) else [measured]
+
+    @cached_property
+    def history(self) -> History:
+        """The ledger of earlier runs, for the probes and fixes that read it (empty until
+        a first run is archived, and then read as it was at the first use)."""
+        from opslib.archive.ledger import Ledger, ledger_exists
+
+        return Ledger() if ledger_exists() else NoHistory()
 
     def _judge(self, spec: CheckSpec, metric: Metric) -> CheckResult:
         """Judge one metric with the thresholds for its label, else for the check."""
@@ -174,9 +183,13 @@ class Runbook:
 
     def act(self, action: Action, *, apply: bool = False, approve: str = "") -> Outcome:
         """Plan the action, show the plan, and apply it only if the run asks for it."""
-        from opslib import actions  # the ledger and SQLAlchemy only when a fix is planned
+        from opslib import actions
+        from opslib.archive.ledger import (
+            Ledger,  # the ledger and SQLAlchemy only when a fix is planned
+        )
 
-        outcome = actions.execute(action, self.context, apply=apply, approve=approve)
+        with db.remembering(self.memory):
+            outcome = actions.execute(action, self.context, Ledger, apply=apply, approve=approve)
         display(outcome.plan)
         self.results.append(outcome.result)
         self._record()
