@@ -64,6 +64,7 @@ demo: $(STAMP)
 # (tests/test_notebooks.py) against a private copy of the demo.
 test: $(STAMP) redis-server chromium
 	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

@@ -36,7 +36,7 @@ from runner_overhead import (
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from postgres_server import PostgresServer  # noqa: E402 - the tests' throwaway server
+from postgres_server import PostgresServer  # the tests' throwaway server
 
 TARGET_ABOVE_FLOOR_S = 1.0
 RUN_OK_EXITS = {0, 1, 2}  # the demo is CRITICAL by design (stuck ideas)

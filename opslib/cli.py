@@ -23,7 +23,7 @@ from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.status import Status
-from opslib.units import duration_argument, parse_duration
+from opslib.units import duration_argument
 
 if TYPE_CHECKING:
     from opslib.runner.run import RunOutcome
@@ -39,6 +39,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from opslib.archive import exporters
     from opslib.profiles import default_profile_name
     from opslib.runner.run import run
 
@@ -57,24 +58,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except OpslibError as exc:
         if args.format == "text":
             raise
-        _refused(args, str(exc))  # a monitoring system still gets its one line
+        # a monitoring system still gets its one line, and a person the reason on stderr
+        print(exporters.render(
+            args.format, runbook=args.runbook, profile=args.profile or "", status=Status.UNKNOWN,
+            headline=f"not run: {exc}", results=[], duration_s=0.0, finished_at=utc_now(),
+            report=None,
+        ))  # fmt: skip
+        print(f"opslib: {exc}", file=sys.stderr)
         return USAGE_ERROR
     _export(outcome, args)
     return outcome.exit_code
-
-
-def _refused(args: argparse.Namespace, reason: str) -> None:
-    """A run that never started, as UNKNOWN in the asked machine format (and on stderr)."""
-    from opslib.archive import exporters
-
-    facts = {"runbook": args.runbook, "profile": args.profile or "", "status": Status.UNKNOWN,
-             "headline": f"not run: {reason}", "results": []}  # fmt: skip
-    if args.format == "nagios":
-        print(exporters.nagios_line(**facts))
-    else:
-        now = utc_now()
-        print(exporters.json_document(**facts, duration_s=0.0, finished_at=now, report=None))
-    print(f"opslib: {reason}", file=sys.stderr)
 
 
 def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
@@ -82,32 +75,18 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
     from opslib.archive import exporters
 
     facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
-             "results": outcome.results}  # fmt: skip
+             "results": outcome.results, "duration_s": outcome.duration_s,
+             "finished_at": outcome.finished_at}  # fmt: skip
     report = paths.shown(outcome.html_path) if outcome.html_path else None
-    if args.format == "nagios":
-        print(exporters.nagios_line(**facts, headline=outcome.headline))
-    elif args.format == "json":
-        print(
-            exporters.json_document(
-                **facts, headline=outcome.headline, duration_s=outcome.duration_s,
-                finished_at=outcome.finished_at, report=report,
-            )
-        )  # fmt: skip
-    else:
-        print(f"{outcome.status.name} {outcome.runbook} on {outcome.profile}: {outcome.headline}")
-        for result in outcome.results:
-            if result.status is not Status.OK or result.name.startswith("action:"):
-                print(f"  {result.status.name:<8} {result.name}: {result.summary}")
-        print(f"report: {report or 'none (the run produced no notebook)'}")
-        for notice in outcome.notices:
-            print(notice)
+    print(
+        exporters.render(
+            args.format, **facts, headline=outcome.headline, report=report, notices=outcome.notices
+        )
+    )
     metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
     if metrics:
         try:
-            exporters.write_prometheus(
-                Path(metrics), **facts, duration_s=outcome.duration_s,
-                finished_at=outcome.finished_at,
-            )  # fmt: skip
+            exporters.write_prometheus(Path(metrics), **facts)
         except OSError as exc:  # the run and its report stand; its exit code too
             print(f"opslib: prometheus textfile not written to {metrics}: {exc}", file=sys.stderr)
 
@@ -120,12 +99,8 @@ def _cmd_ack(args: argparse.Namespace) -> int:
 
     find_runbook(args.runbook)  # an unknown runbook is a one-line error
     profile = load_profile(args.profile)
-    try:
-        seconds = parse_duration(args.until)
-    except ValueError as exc:
-        raise OpslibError(f"--until: {exc}") from None
     now = utc_now()
-    until = now + timedelta(seconds=seconds)
+    until = now + timedelta(seconds=args.until)
     acknowledge(Ledger(), args.runbook, profile.name, args.check, until, args.by, args.reason, now)
     what = args.check or "every check"
     print(
@@ -166,6 +141,7 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from opslib.archive.ledger import Ledger, ledger_exists
+    from opslib.archive.printing import history_lines
 
     if args.limit < 1:
         raise OpslibError("--limit must be at least 1")
@@ -181,20 +157,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
         if ledger_exists()
         else []
     )
-    if not rows:
-        print(
-            "no runs recorded" + (" that match" if any(vars(args).get(k) for k in FILTERS) else "")
-        )
-    for row in rows:
-        print(
-            f"{row['started_at']:%Y-%m-%d %H:%M:%S}  {row['run_id']}  {row['status']:<8} "
-            f"{row['runbook']:<24} {row['profile']:<10} {row['duration_s']:6.1f} s  "
-            f"{row['html_path'] or '-'}"
-        )
+    filtered = any(getattr(args, key) for key in ("runbook", "profile", "status", "since", "until"))
+    print("\n".join(history_lines(rows, filtered)))
     return 0
-
-
-FILTERS = ("runbook", "profile", "status", "since", "until")
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
@@ -230,6 +195,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from opslib.archive.ledger import Ledger, ledger_exists
+    from opslib.archive.printing import run_lines
 
     if not ledger_exists():
         raise OpslibError(f"no ledger yet in {paths.shown(paths.reports_dir())}: nothing has run")
@@ -237,17 +203,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         run, results = Ledger().run(args.run_id)
     except LookupError as exc:
         raise OpslibError(str(exc)) from None
-    print(
-        f"{run['status']} {run['runbook']} on {run['profile']}: {run['summary']}\n"
-        f"run {run['run_id']}, started {run['started_at']:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{run['duration_s']:.1f} s, by {run['os_user']}"
-        + (f" ({run['run_by']})" if run["run_by"] else "")
-        + f" on {run['host']}, git {run['git_sha'] or '-'}\nreport: {run['html_path'] or '-'}"
-    )
-    width = max([len(result["name"]) for result in results] + [5])
-    for result in results:
-        value = "" if result["value"] is None else f"{result['value']:.4g} {result['unit'] or ''}"
-        print(f"  {result['status']:<8} {result['name']:<{width}}  {value:<14} {result['summary']}")
+    print("\n".join(run_lines(run, results)))
     return int(Status[run["status"]])
 
 
@@ -373,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument(
         "--profile", help="profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
     )
-    ack.add_argument("--until", required=True, help="how long, e.g. '2 hours' or '30 min'")
+    ack.add_argument(
+        "--until", required=True, type=duration_argument, help="how long, e.g. '2 hours'"
+    )
     ack.add_argument("--by", required=True, help="who acknowledges")
     ack.add_argument("--reason", required=True, help="why, for the others on call")
     ack.set_defaults(handler=_cmd_ack)

@@ -40,7 +40,7 @@ class HealthServer(ThreadingHTTPServer):
 class HealthHandler(BaseHTTPRequestHandler):
     server: HealthServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:  # the name http.server dispatches to
         self.server.authorizations.append(self.headers.get("Authorization"))
         try:
             if self.path == "/health":
@@ -73,7 +73,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:  # the base class names it so
         pass
 
 

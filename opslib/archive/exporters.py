@@ -1,5 +1,5 @@
-"""A run's outcome in the formats monitoring systems read: a Nagios plugin line, a JSON
-document and a Prometheus node-exporter textfile.
+"""A run's outcome in the formats its readers take: lines for a person, a Nagios plugin
+line, a JSON document and a Prometheus node-exporter textfile.
 
 The functions take the outcome's parts as plain arguments, not `RunOutcome`, so they stay
 independent of the runner and can be fed from the ledger as well as from a fresh run.
@@ -30,6 +30,53 @@ _PLAIN_LABEL = re.compile(r"\w+", re.ASCII)
 _NUMBER = r"-?(?:\d+\.?\d*|\.\d+)"
 _NAGIOS_RANGE = re.compile(rf"@?(?:(?:~|{_NUMBER})?:)?(?:{_NUMBER})?")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def render(
+    format_: str,
+    *,
+    runbook: str,
+    profile: str,
+    status: Status,
+    headline: str,
+    results: list[CheckResult],
+    duration_s: float,
+    finished_at: datetime,
+    report: str | None,
+    notices: list[str] | tuple[str, ...] = (),
+) -> str:
+    """The outcome as `format_` prints it: `text`, `nagios` or `json`."""
+    facts = {"runbook": runbook, "profile": profile, "status": status, "headline": headline,
+             "results": results}  # fmt: skip
+    if format_ == "nagios":
+        return nagios_line(**facts)
+    if format_ == "json":
+        return json_document(**facts, duration_s=duration_s, finished_at=finished_at, report=report)
+    return "\n".join(text_lines(**facts, report=report, notices=notices))
+
+
+def text_lines(
+    *,
+    runbook: str,
+    profile: str,
+    status: Status,
+    headline: str,
+    results: list[CheckResult],
+    report: str | None,
+    notices: list[str] | tuple[str, ...] = (),
+) -> list[str]:
+    """For a person: the status and headline, each check that needs attention and each
+    fix, where the report is, and what the notifications did."""
+    return [
+        f"{status.name} {runbook} on {profile}: {headline}",
+        *(
+            f"  {result.status.name:<8} {result.name}: {result.summary}"
+            for result in results
+            if result.status is not Status.OK or result.name.startswith("action:")
+        ),
+        f"report: {report or 'none (the run produced no notebook)'}",
+        *notices,
+    ]
 
 
 def nagios_line(

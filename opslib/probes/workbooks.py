@@ -41,7 +41,9 @@ def _unreadable(exc: Exception) -> str:
     return f"unreadable: {type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-def _scan_sheet(sheet, client_column: str | None) -> tuple[list[str], int, set[str]]:  # noqa: ANN001 - openpyxl's ReadOnlyWorksheet
+def _scan_sheet(
+    sheet, client_column: str | None
+) -> tuple[list[str], int, set[str]]:  # sheet: openpyxl's ReadOnlyWorksheet
     """The header row, the count of non-empty data rows, and the client column's values."""
     rows = sheet.iter_rows(values_only=True)
     header = [str(cell).strip() if cell is not None else "" for cell in next(rows, ())]

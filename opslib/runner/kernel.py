@@ -61,7 +61,7 @@ class KernelSession:
         manager.socket_dir = tempfile.mkdtemp(prefix="opslib-kernel-")
         # The kernel's own stdout/stderr go to a file, not the terminal: what a cell
         # writes there unscrubbed must not reach a cron mail.
-        self._log = open(os.path.join(manager.socket_dir, "kernel.log"), "w+b")  # noqa: SIM115
+        self._log = open(os.path.join(manager.socket_dir, "kernel.log"), "w+b")
         run_sync(manager.start_kernel)(
             cwd=str(self.cwd),
             env={**os.environ, **self.environment},
