@@ -2,7 +2,7 @@
 
 At 3 AM an engineer answers "what is failing?" with
 `zcat -f *.log* | grep ERROR | awk '{$1=""; $2=""; print}' | sort | uniq -c | sort -rn`;
-`opslib.logscan` answers it in one streaming pass (levels, normalized error patterns,
+`opslib.probes.logscan` answers it in one streaming pass (levels, normalized error patterns,
 rate-limit signals, errors per hour) and the runbooks' log steps call it on every
 schedule. If it is slower than the pipeline, or its memory grows with the logs, the
 runbook is the worse tool. This benchmark measures both on the same files:
@@ -156,7 +156,7 @@ TEMPLATES: list[tuple[str, float, str]] = [
     ("ERROR", 1, "GPU {n} reported an uncorrectable ECC error at address 0x{hex}"),
 ]
 LEVEL_SHARES = {"INFO": 0.84, "DEBUG": 0.08, "WARNING": 0.04, "ERROR": 0.04}
-# what opslib.logscan counts as a rate-limit signal, to label the generator's templates
+# what opslib.probes.logscan counts as a rate-limit signal, to label the generator's templates
 RATE_LIMIT = re.compile(r"rate[ _-]?limit|\b429\b")
 
 TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
@@ -313,7 +313,10 @@ class Snapshot:
     @property
     def has_scan(self) -> bool:
         """Whether this opslib has `logscan.scan(files, since)`, what its log probes call."""
-        return "\ndef scan(" in (self.copy / "logscan.py").read_text(encoding="utf-8")
+        places = (self.copy / "logscan.py", self.copy / "probes" / "logscan" / "parallel.py")
+        return any(
+            path.exists() and "\ndef scan(" in path.read_text(encoding="utf-8") for path in places
+        )
 
     def changed_since(self) -> str | None:
         """The checkout's source hash now, if it is no longer the one copied."""

@@ -7,7 +7,7 @@ finish within its timeout") instead of the state of the queue. This benchmark me
 that curve on a real PostgreSQL:
 
 1. one throwaway server (tests/postgres_server.py), the video schema of
-   `opslib.demo_video` and the `video` profile pointed at it;
+   `opslib.demo.video` and the `video` profile pointed at it;
 2. `video_queue` filled with generate_series in SQL and grown in place to each size
    (default 10k, 1M, 10M rows): a live queue of a fixed size (queued, processing, a few
    stuck > stuck_after) plus a finished history, 96% completed and 4% failed, spread

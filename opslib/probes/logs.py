@@ -1,5 +1,5 @@
 """Application logs: error rate, the errors behind it, and rate limiting, over a window or
-since the previous scan. The reading itself is `opslib.logscan`, one streaming pass."""
+since the previous scan. The reading itself is `opslib.probes.logscan`, one streaming pass."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ queries and blocking chains, read from pg_stat_activity and pg_blocking_pids().
 
 The SQL is at the top, where it can be checked against the server's documentation. Every
 query runs on a read-only connection with the profile's statement and lock timeouts
-(`opslib.db`), and excludes opslib's own sessions (application_name = 'opslib').
+(`opslib.probes.db`), and excludes opslib's own sessions (application_name = 'opslib').
 """
 
 from __future__ import annotations
