@@ -13,11 +13,11 @@ from __future__ import annotations
 import shlex
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from opslib.actions import Applied, Plan
+from opslib.clock import utc_now
 from opslib.probes.workbook_outputs import failed_inputs, output_path
 from opslib.probes.workbooks import input_files
 from opslib.profiles import Profile
@@ -63,7 +63,7 @@ class RetryFailed:
         and only outputs the plan named are moved (never one a re-run is writing now)."""
         still = failed_inputs(self.profile)
         still_failed = dict(zip(still["input"], still["problem"], strict=True))
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        stamp = utc_now().strftime("%Y%m%d-%H%M%S")
         folder = self.profile.output_folder()
         planned = [c["retry"] for c in plan.changes if "retry" in c]
         retry = [name for name in planned if name in still_failed]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from opslib.clock import utc_now
 from opslib.probes.logscan.results import Triage
 from opslib.probes.logscan.scanner import Scanner
 from opslib.probes.logscan.stamps import LineShapes, after_newline, line_shapes
@@ -137,7 +138,7 @@ def scan(
     core take one at a time, the largest first, until none is left; the parts' results are
     added up in file order, so it is the same triage as reading the files one by one."""
     processes = len(os.sched_getaffinity(0))
-    settings = (datetime.now(UTC).year, since, requests, tuple(formats))
+    settings = (utc_now().year, since, requests, tuple(formats))
     parts = []
     if processes > 1 and sum(_text_size(path)[0] for path in files) >= PARALLEL_FROM_BYTES:
         parts = _parts(files, line_shapes(tuple(formats)))

@@ -6,10 +6,11 @@ import gzip
 import re
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from opslib.clock import utc_now
 from opslib.probes.logscan.stamps import line_shapes, parse_stamp
 
 BLOCK = 1 << 20
@@ -79,7 +80,7 @@ def dated_matches(
     the timestamp, streamed block by block like the triage."""
     shapes = line_shapes(formats)
     wanted = re.compile(rb"^" + shapes.dated.pattern[1:] + rb"[^\n]*?" + pattern.encode(), re.M)
-    year = datetime.now(UTC).year
+    year = utc_now().year
     for path in files:
         tail: list[bytes] = []
         for block in line_blocks(text_pieces(path), tail):

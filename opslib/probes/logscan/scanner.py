@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opslib.clock import utc_now
 from opslib.probes.logscan.patterns import (
     CACHE_LIMIT,
     DIGITS_AS_ONE,
@@ -115,7 +116,7 @@ class Scanner:
         if since is not None and since.tzinfo is not None:  # stamps are compared as naive UTC
             since = since.astimezone(UTC).replace(tzinfo=None)
         self._triage = Triage(since)
-        self.year = datetime.now(UTC).year
+        self.year = utc_now().year
         self.shapes = line_shapes(tuple(formats))
         self.window = _Window(since, self.year, self.shapes)
         self.requests = re.compile(requests.encode(), re.M) if requests else None
