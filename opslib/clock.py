@@ -1,14 +1,39 @@
-"""The one clock: every time opslib stores or compares is naive UTC.
+"""The one clock: every time opslib stores or compares is naive UTC, and the strptime
+formats a timestamp may be written in.
 
-Queue tables, the ledger, log windows and plan ages all read it from here, so no part
-compares a local time with a UTC one, or an aware time with a naive one.
+Queue tables, the ledger, log windows and plan ages all read the time from here, so no
+part compares a local time with a UTC one, or an aware time with a naive one.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 
 def utc_now() -> datetime:
     """Now, as naive UTC."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+# strptime directives a timestamp format may use, as regular expressions
+_DIRECTIVES = {
+    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{3}",
+    "%H": r"\d{1,2}", "%I": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%f": r"\d{1,6}",
+    "%p": r"(?:AM|PM)", "%b": r"[A-Za-z]{3}", "%a": r"[A-Za-z]{3}", "%z": r"(?:Z|[+-]\d{2}:?\d{2})",
+    "%%": "%",
+}  # fmt: skip
+
+
+def strptime_regex(format_: str) -> str:
+    """The regular expression matching timestamps written with strptime `format_`;
+    a directive outside `_DIRECTIVES` is a ValueError naming it."""
+    pieces = []
+    for part in re.split(r"(%.)", format_):
+        if part.startswith("%"):
+            if part not in _DIRECTIVES:
+                raise ValueError(f"timestamp format {format_!r}: {part} is not supported")
+            pieces.append(_DIRECTIVES[part])
+        else:
+            pieces.append(re.escape(part))
+    return "".join(pieces)

@@ -80,34 +80,6 @@ def regex(value: str) -> str:
     return value
 
 
-# strptime directives a timestamp format may use, as regular expressions
-_DIRECTIVES = {
-    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{3}",
-    "%H": r"\d{1,2}", "%I": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%f": r"\d{1,6}",
-    "%p": r"(?:AM|PM)", "%b": r"[A-Za-z]{3}", "%a": r"[A-Za-z]{3}", "%z": r"(?:Z|[+-]\d{2}:?\d{2})",
-    "%%": "%",
-}  # fmt: skip
-
-
-def strptime_regex(format_: str) -> str:
-    """The regular expression matching timestamps written with strptime `format_`;
-    a directive outside `_DIRECTIVES` is a ValueError naming it."""
-    pieces = []
-    for part in re.split(r"(%.)", format_):
-        if part.startswith("%"):
-            if part not in _DIRECTIVES:
-                raise ValueError(f"timestamp format {format_!r}: {part} is not supported")
-            pieces.append(_DIRECTIVES[part])
-        else:
-            pieces.append(re.escape(part))
-    return "".join(pieces)
-
-
-def _timestamp_format(value: str) -> str:
-    strptime_regex(value)
-    return value
-
-
 def _days(value: Any) -> float:
     return parse_duration(value, allow_zero=True) / DAY_S
 
@@ -116,7 +88,6 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 Days = Annotated[float, BeforeValidator(_days)]
 Bytes = Annotated[float, BeforeValidator(parse_size)]
 Regex = Annotated[str, BeforeValidator(regex)]
-TimestampFormat = Annotated[str, BeforeValidator(_timestamp_format)]
 
 
 def duration_argument(text: str) -> float:

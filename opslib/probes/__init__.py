@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opslib.status import Status
+
+if TYPE_CHECKING:  # a table is a DataFrame, but the log engine must not pay for pandas
+    import pandas as pd
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from opslib.checks import Threshold
+from opslib.clock import strptime_regex
 from opslib.status import Status
 
 
@@ -25,6 +26,14 @@ def _threshold(value: Any) -> str | None:
 
 
 ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
+
+
+def _timestamp_format(value: str) -> str:
+    strptime_regex(value)  # a directive the log scanner cannot read is refused here
+    return value
+
+
+TimestampFormat = Annotated[str, BeforeValidator(_timestamp_format)]
 
 
 def _severity_condition(value: str) -> str:

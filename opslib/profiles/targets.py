@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opslib.profiles.fields import StrictModel
-from opslib.units import Regex, Seconds, TimestampFormat
+from opslib.profiles.fields import StrictModel, TimestampFormat
+from opslib.units import Regex, Seconds
 
 
 class DatabaseTarget(StrictModel):
