@@ -116,3 +116,22 @@ def test_every_action_needs_what_a_profile_can_provide() -> None:
 @pytest.mark.parametrize("kind", list(Targets.model_fields))
 def test_every_target_kind_is_a_need_of_its_own(kind: str) -> None:
     assert kind in known()
+
+
+def test_the_report_header_lists_every_target_the_profile_names() -> None:
+    profile = Profile.model_validate(
+        {
+            "name": "everything",
+            "targets": {
+                "database": {"url": "postgresql://ops:hunter22@db:5432/pipeline"},
+                "redis": {"url": "redis://:hunter22@cache:6379/0"},
+                "logs": {"paths": ["/var/log/pipeline/*.log"]},
+                "disks": {"data": "/srv"},
+                "http": {"api": {"url": "http://api/health"}},
+                "gpu": {},
+            },
+        }
+    )
+    lines = profile.describe_targets()
+    assert [line.split()[0].rstrip(":") for line in lines] == list(Targets.model_fields)
+    assert not any("hunter22" in line for line in lines)

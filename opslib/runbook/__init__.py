@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import scrapbook
 from IPython import get_ipython
 from IPython.display import HTML, display
 
+from opslib.actions import Action, Outcome, execute
 from opslib.alerting.severity import classify
 from opslib.checks import CheckResult, judge
 from opslib.checks.catalogue import CheckSpec, catalogue
@@ -28,9 +29,6 @@ from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import scrub
 from opslib.runbook import render as show
 from opslib.status import Status
-
-if TYPE_CHECKING:
-    from opslib.actions import Action, Outcome
 
 
 @dataclass
@@ -183,13 +181,10 @@ class Runbook:
 
     def act(self, action: Action, *, apply: bool = False, approve: str = "") -> Outcome:
         """Plan the action, show the plan, and apply it only if the run asks for it."""
-        from opslib import actions
-        from opslib.archive.ledger import (
-            Ledger,  # the ledger and SQLAlchemy only when a fix is planned
-        )
+        from opslib.archive.ledger import Ledger  # SQLAlchemy only once a fix is planned
 
         with db.remembering(self.memory):
-            outcome = actions.execute(action, self.context, Ledger, apply=apply, approve=approve)
+            outcome = execute(action, self.context, Ledger, apply=apply, approve=approve)
         display(outcome.plan)
         self.results.append(outcome.result)
         self._record()
