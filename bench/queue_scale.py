@@ -341,7 +341,7 @@ def index_findings(profile: Profile) -> list[str]:
     """What the catalogue's index checks (name contains "index") report, if it has any."""
     findings = []
     for name, spec in sorted(catalogue().items()):
-        if "index" not in name or not profile.provides(spec.needs):
+        if "index" not in name or not all(profile.provides(need) for need in spec.profile_needs):
             continue
         try:
             metric = spec.probe_function()(profile)

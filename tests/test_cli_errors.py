@@ -74,6 +74,24 @@ def test_profile_check_on_a_dead_target_is_critical(workspace: Workspace) -> Non
     assert "CRITICAL database" in " ".join(result.stdout.split())
 
 
+def test_profile_check_reports_every_target_kind_even_a_misconfigured_one(
+    workspace: Workspace,
+) -> None:
+    """Redis was once left out of `profile check`; a bad URL is one target's UNKNOWN,
+    not an internal error hiding the others."""
+    profile = workspace.root / "both.yaml"
+    database = workspace.data / "demo" / "pipeline.db"
+    profile.write_text(
+        f"name: both\ntargets:\n  database:\n    url: sqlite:///{database}\n"
+        "  redis:\n    url: localhost:6379\n  disks:\n    data: /tmp\n"
+    )
+    result = workspace.opslib("profile", "check", str(profile))
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert result.returncode == 3 and "internal error" not in result.stderr, result.stderr
+    assert lines[0].startswith("OK database") and lines[1].startswith("UNKNOWN redis")
+    assert lines[2].startswith("OK disks[data]") and "3 target(s) checked" in lines[3]
+
+
 def test_list_shows_runbooks_with_purpose_and_parameters(workspace: Workspace) -> None:
     result = workspace.opslib("list")
     assert result.returncode == 0

@@ -12,12 +12,15 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+import yaml
+from conftest import PROJECT, Workspace
 
 from opslib.actions.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
+from opslib.clock import utc_now
 from opslib.probes import NoHistory
 from opslib.probes.workbook_outputs import outputs, processing_ratio
 from opslib.probes.workbooks import inputs, mapping_coverage
@@ -151,6 +154,41 @@ def test_a_file_past_twice_its_usual_time_is_critical(
     ratios = {m.label: m.value for m in processing_ratio(load_profile("mediaplan"))}
     assert ratios["DELIVERED_sensodyne_20261120.xlsx"] > 2
     assert all(v < 1.5 for k, v in ratios.items() if k != "DELIVERED_sensodyne_20261120.xlsx")
+
+
+BASE_LOG = r"processed (?P<file>.+?) \((?P<megabytes>[\d.]+) MB\) in (?P<seconds>[\d.]+) s"
+
+
+@pytest.mark.parametrize(
+    ("regex", "dated"),
+    [
+        (BASE_LOG, True),
+        (BASE_LOG, False),  # a log without stamps: every run still counts
+        ("^.*" + BASE_LOG, True),  # anchored at the line's start, as re.search reads it
+        (
+            r"(?i)PROCESSED (?P<file>\w+\.xlsx) \((?P<megabytes>[\d.]+) MB\) in (?P<seconds>[\d.]+) s",
+            True,
+        ),
+    ],
+)
+def test_a_processing_log_regex_reads_each_line_as_written(
+    tmp_path: Path, regex: str, dated: bool
+) -> None:
+    """The times in the log, as a person's regex reads them: a file named in any
+    script, a line with or without a stamp, anchors and inline flags as on one line."""
+    now = utc_now()
+    lines = [
+        (f"{(now - timedelta(minutes=60 - n)):%Y-%m-%dT%H:%M:%SZ} INFO " if dated else "")
+        + f"processed données.xlsx (1.00 MB) in {seconds} s\n"
+        for n, seconds in enumerate([10, 11, 9, 10, 30])
+    ]
+    (tmp_path / "p.log").write_text("".join(lines), encoding="utf-8")
+    data = yaml.safe_load((PROJECT / "parameters" / "profiles" / "mediaplan.yaml").read_text())
+    data["targets"]["logs"]["paths"] = [str(tmp_path / "*.log")]
+    data["workbooks"]["processing_log"] = regex
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    (ratio,) = processing_ratio(load_profile(str(tmp_path / "p.yaml")))
+    assert (ratio.label, ratio.value) == ("données.xlsx", 3.0)
 
 
 def test_the_diagnostic_package_carries_no_secret_and_unpacks_to_its_manifest(

@@ -163,3 +163,22 @@ def test_apply_against_a_locked_database_is_unknown_changes_nothing_and_is_audit
     with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
         ((outcome_recorded, error),) = ledger.execute("SELECT outcome, error FROM audit").fetchall()
     assert outcome_recorded == "failed" and "locked" in error
+
+
+def test_a_fix_asks_the_database_afresh_after_a_check_found_it_missing(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unattended run remembers a database that did not answer, so its later checks do
+    not wait again; a fix must not inherit that: it is wanted most once the database is
+    back."""
+    from opslib.runbook import Runbook
+
+    monkeypatch.setenv("OPSLIB_RUN_ID", "unattended")
+    database = workspace.data / "demo" / "pipeline.db"
+    aside = database.rename(database.with_name("away.db"))
+    runbook = Runbook("stuck-pipeline", load_profile("demo"))
+    assert runbook.evaluate("stuck_jobs").status.name == "CRITICAL"
+    aside.rename(database)
+    assert runbook.evaluate("queue_depth").status.name == "CRITICAL"  # remembered
+    outcome = runbook.act(ResetStuckJobs(runbook.profile))
+    assert outcome.mode == "dry-run" and "would reset 3 stuck job(s)" in outcome.message

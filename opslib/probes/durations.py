@@ -19,7 +19,7 @@ from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.probes.logs import log_files
-from opslib.probes.logscan import dated_matches
+from opslib.probes.logscan import matching_lines
 from opslib.profiles import Duration, Profile
 
 UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
@@ -27,13 +27,14 @@ SHOWN_RUNS = 12
 
 
 def timed_runs(profile: Profile, pattern: str, since: datetime) -> pd.DataFrame:
-    """One row per dated log line since `since` where `pattern` matches: `finished` (the
-    line's time), `seconds` (from its group `seconds` or `minutes`) and its other named
-    groups as text, in log order."""
+    """One row per log line where `pattern` matches, in log order: `finished` (the line's
+    time), `seconds` (from its group `seconds` or `minutes`) and its other named groups as
+    text. Lines dated before `since` are left out; a line without a date is kept (it
+    cannot be placed in the window, and leaving it out would hide a run)."""
     formats = tuple(profile.targets.logs.timestamp_formats) if profile.targets.logs else ()
     rows = []
-    for stamp, groups in dated_matches(log_files(profile), pattern, formats):
-        if stamp < since:
+    for stamp, groups in matching_lines(log_files(profile), pattern, formats):
+        if stamp is not None and stamp < since:
             continue
         if "seconds" in groups:
             seconds = float(groups.pop("seconds"))

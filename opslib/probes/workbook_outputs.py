@@ -153,7 +153,9 @@ def processing_ratio(profile: Profile, window_days: float = 30) -> list[Metric]:
     history = timed_runs(profile, profile.workbooks.processing_log, since)
     if history.empty:
         raise ProbeError(f"no processing time in the logs of the last {window_days:g} days")
-    history["megabytes"] = pd.to_numeric(history.get("megabytes"), errors="coerce")
+    if "megabytes" not in history:  # the regex has no such group: times are not per size
+        history["megabytes"] = float("nan")
+    history["megabytes"] = pd.to_numeric(history["megabytes"], errors="coerce")
     metrics = []
     for name, runs in history.groupby("file", sort=True):
         latest, earlier = runs.iloc[-1], runs.iloc[:-1]

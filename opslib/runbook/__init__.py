@@ -183,7 +183,9 @@ class Runbook:
         """Plan the action, show the plan, and apply it only if the run asks for it."""
         from opslib.archive.ledger import Ledger  # SQLAlchemy only once a fix is planned
 
-        with db.remembering(self.memory):
+        # a fix asks its database afresh: it is most needed right after a lock has cleared
+        fresh = db.RunMemory(unreachable=None, explain=self.memory.explain)
+        with db.remembering(fresh):
             outcome = execute(action, self.context, Ledger, apply=apply, approve=approve)
         display(outcome.plan)
         self.results.append(outcome.result)

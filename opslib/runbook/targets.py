@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from opslib.checks import CheckResult
 from opslib.checks.catalogue import catalogue, target_kinds
-from opslib.errors import OpslibError
-from opslib.probes import ProbeError
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 from opslib.runbook import Runbook
@@ -27,7 +25,7 @@ def check_targets(profile: Profile) -> list[CheckResult]:
         for check in kind.answers:
             try:
                 metrics = runbook.measure(catalogue()[check])
-            except (ProbeError, OpslibError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad target must not hide the others
                 status = getattr(exc, "status", Status.UNKNOWN)
                 results.append(
                     CheckResult(kind.name, status, summary=scrub(getattr(exc, "reason", str(exc))))

@@ -22,7 +22,7 @@ the start, so no line is lost or counted twice.
 from opslib.probes.logscan.offsets import Offsets
 from opslib.probes.logscan.parallel import scan
 from opslib.probes.logscan.patterns import normalize
-from opslib.probes.logscan.reading import dated_matches
+from opslib.probes.logscan.reading import matching_lines
 from opslib.probes.logscan.results import Pattern, Triage
 from opslib.probes.logscan.scanner import Scanner
 from opslib.probes.logscan.stamps import line_shapes, parse_stamp
@@ -32,8 +32,8 @@ __all__ = [
     "Pattern",
     "Scanner",
     "Triage",
-    "dated_matches",
     "line_shapes",
+    "matching_lines",
     "normalize",
     "parse_stamp",
     "scan",

@@ -73,23 +73,27 @@ def line_blocks(
     tail.append(carry)
 
 
-def dated_matches(
+def matching_lines(
     files: list[Path], pattern: str, formats: tuple[str, ...] = ()
-) -> Iterator[tuple[datetime, dict[str, str]]]:
-    """(time, named groups) of every dated line in `files` where `pattern` matches after
-    the timestamp, streamed block by block like the triage."""
-    shapes = line_shapes(formats)
-    wanted = re.compile(rb"^" + shapes.dated.pattern[1:] + rb"[^\n]*?" + pattern.encode(), re.M)
+) -> Iterator[tuple[datetime | None, dict[str, str]]]:
+    """(time, named groups) of every line of `files` that `pattern` matches, searched in
+    the line's text as `re.search` reads it (anchors, inline flags and Unicode classes
+    mean what they mean on one line). The time is the line's own stamp, None for a line
+    without one. Streamed block by block; a block the pattern matches nowhere in is passed
+    over at the engine's speed, and only the others are read line by line."""
+    wanted, anywhere = re.compile(pattern), re.compile(pattern, re.M)
+    dated = line_shapes(formats).dated
     year = utc_now().year
     for path in files:
         tail: list[bytes] = []
-        for block in line_blocks(text_pieces(path), tail):
-            for match in wanted.finditer(block):
-                stamp = parse_stamp(match["stamp"], year, formats)
-                if stamp is not None:
-                    groups = {
-                        k: v.decode("utf-8", "replace")
-                        for k, v in match.groupdict().items()
-                        if v is not None and k != "stamp"
-                    }
-                    yield stamp, groups
+        for block in [*line_blocks(text_pieces(path), tail), *tail]:
+            text = bytes(block).decode("utf-8", "replace")
+            if anywhere.search(text) is None:
+                continue
+            for line in text.splitlines():
+                match = wanted.search(line)
+                if match is None:
+                    continue
+                head = dated.match(line.encode())
+                stamp = parse_stamp(head["stamp"], year, formats) if head else None
+                yield stamp, {key: value for key, value in match.groupdict().items() if value}
