@@ -70,8 +70,10 @@ def test_critical_outranks_warning_and_no_value_is_unknown() -> None:
     assert judge(float("nan"), warning, critical) is Status.UNKNOWN
 
 
-def test_worst_status_puts_unknown_above_critical() -> None:
-    assert Status.worst([Status.OK, Status.CRITICAL, Status.UNKNOWN]) is Status.UNKNOWN
+def test_a_measured_critical_outranks_an_unknown_which_outranks_a_warning() -> None:
+    assert Status.worst([Status.OK, Status.CRITICAL, Status.UNKNOWN]) is Status.CRITICAL
+    assert Status.worst([Status.WARNING, Status.UNKNOWN, Status.OK]) is Status.UNKNOWN
+    assert Status.worst([Status.OK, Status.WARNING]) is Status.WARNING
     assert Status.worst([]) is Status.OK
     assert [int(s) for s in Status] == [0, 1, 2, 3]
 

@@ -119,7 +119,7 @@ def board(ledger: Ledger) -> list[BoardRow]:
                 _trends(oldest_first, values),
             )
         )
-    rows.sort(key=lambda row: (-Status[row.latest["status"]], row.latest["runbook"]))
+    rows.sort(key=lambda row: (-Status[row.latest["status"]].severity, row.latest["runbook"]))
     return rows
 
 

@@ -92,7 +92,7 @@ def select(policy: Policy, table: pd.DataFrame, now: datetime) -> Pruning:
     age = now - table["started_at"]
     recent = age <= timedelta(days=policy.keep_all)
     daily = ~recent & (age <= timedelta(days=policy.keep_daily))
-    table["rank"] = table["status"].map(lambda name: Status[name].value)
+    table["rank"] = table["status"].map(lambda name: Status[name].severity)
     table["has_report"] = table["html_path"].notna()
     table["day"] = table["started_at"].dt.date
     # the day's worst run that left a report (a run that never produced one shows nothing)

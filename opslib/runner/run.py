@@ -198,12 +198,7 @@ def _archive(
 
     results = _judge_run(nb, failure)
     status = Status.worst([r.status for r in results])
-    attention = [r for r in results if r.status is not Status.OK]
-    headline = (
-        f"{len(results)} check(s), all OK"
-        if not attention
-        else f"{len(attention)} of {len(results)} check(s) need attention"
-    )
+    headline = _headline(results)
     severity = classify(results, facts.severity_rules)
     if severity is not None:
         headline += f"; {severity}"
@@ -222,7 +217,7 @@ def _archive(
             runbook=facts.runbook,
             profile=facts.profile,
             headline=headline,
-            attention=[r.to_record() for r in attention],
+            attention=[r.to_record() for r in outcome.attention],
             started=facts.started.strftime("%Y-%m-%d %H:%M:%S"),
             duration_s=duration_s,
             run_id=facts.run_id,
@@ -260,6 +255,19 @@ def _archive(
         results,
     )
     return outcome
+
+
+def _headline(results: list[CheckResult]) -> str:
+    """How many checks need attention; when some were CRITICAL and others could not be
+    measured, how many of each, so the UNKNOWNs are not hidden behind the CRITICAL."""
+    attention = [r for r in results if r.status is not Status.OK]
+    if not attention:
+        return f"{len(results)} check(s), all OK"
+    headline = f"{len(attention)} of {len(results)} check(s) need attention"
+    kinds = {status: sum(r.status is status for r in attention) for status in Status}
+    if kinds[Status.CRITICAL] and kinds[Status.UNKNOWN]:
+        headline += f" ({kinds[Status.CRITICAL]} CRITICAL, {kinds[Status.UNKNOWN]} UNKNOWN)"
+    return headline
 
 
 def _notify(profile: Profile, outcome: RunOutcome, now: datetime) -> list[str]:
