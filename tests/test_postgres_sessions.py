@@ -17,7 +17,12 @@ from opslib.actions import execute
 from opslib.actions.postgres import ReleaseBlockers
 from opslib.archive.ledger import Ledger
 from opslib.context import RunContext
-from opslib.probes.postgres import blocking_chains, connections
+from opslib.probes.postgres import (
+    blocking_chains,
+    connections,
+    idle_in_transaction,
+    long_transactions,
+)
 from opslib.profiles import load_profile
 from opslib.status import Status
 
@@ -184,3 +189,47 @@ def test_connection_exhaustion_ends_only_the_pipeline_roles_idle_sessions(
             connection.close()
     assert "applied plan" in result.stdout, result.stdout + result.stderr
     assert worker_pid not in alive and analyst_pid in alive
+
+
+def test_a_working_transaction_open_for_long_is_seen_with_what_it_holds(
+    server: PostgresServer, pipeline: str
+) -> None:
+    """Not idle, so no idle check sees it; it still holds its row locks and holds back
+    vacuum for as long as it runs."""
+    worker = session(server)
+    pid = worker.info.backend_pid
+    started = threading.Event()
+
+    def work() -> None:
+        worker.execute("UPDATE jobs SET error = 'rewriting' WHERE id = 2")
+        started.set()
+        worker.execute("SELECT pg_sleep(4)")
+
+    running = threading.Thread(target=work, daemon=True)
+    running.start()
+    try:
+        assert started.wait(10)
+        time.sleep(1.5)
+        metric = long_transactions(load_profile(pipeline))
+    finally:
+        running.join(timeout=10)
+        worker.close()
+    assert metric.value is not None and 1.0 <= metric.value < 10
+    oldest = metric.table.iloc[0]
+    assert oldest["pid"] == pid and oldest["state"] == "active"
+    assert "jobs RowExclusiveLock" in oldest["holds"] and "pg_sleep" in oldest["last_query"]
+    assert f"pid {pid}" in metric.summary
+
+
+def test_a_session_that_calls_itself_opslib_is_still_seen(
+    server: PostgresServer, pipeline: str
+) -> None:
+    """opslib leaves out only the session it reads through, by pid: a worker (or an
+    intruder) naming itself `opslib` is no reason to look away."""
+    impostor = psycopg.connect(server.url("pipeline"), application_name="opslib")
+    impostor.execute("SELECT count(*) FROM jobs")  # opens a transaction and goes idle
+    try:
+        metric = idle_in_transaction(load_profile(pipeline), older_than_s=0)
+    finally:
+        impostor.close()
+    assert metric.value == 1 and metric.table.iloc[0]["application"] == "opslib"

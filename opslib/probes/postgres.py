@@ -1,9 +1,11 @@
-"""PostgreSQL server health: connections, sessions idle in a transaction, long-running
-queries and blocking chains, read from pg_stat_activity and pg_blocking_pids().
+"""PostgreSQL server health: connections, transactions left open (idle or not), sessions
+idle in a transaction, long-running queries and blocking chains, read from
+pg_stat_activity, pg_locks and pg_blocking_pids().
 
 The SQL is at the top, where it can be checked against the server's documentation. Every
 query runs on a read-only connection with the profile's statement and lock timeouts
-(`opslib.probes.db`), and excludes opslib's own sessions (application_name = 'opslib').
+(`opslib.probes.db`) and leaves out only the session it runs in (`pg_backend_pid()`):
+a session that calls itself `opslib` is still someone's session.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SELECT pid, usename AS "user", application_name AS application,
        left(query, 200) AS last_query
 FROM pg_stat_activity
 WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
-  AND application_name <> 'opslib'
+  AND pid <> pg_backend_pid()
   AND now() - state_change > make_interval(secs => :older_than_s)
 ORDER BY state_change
 """
@@ -41,9 +43,28 @@ LONG_QUERIES_SQL = """
 SELECT pid, usename AS "user", round(extract(epoch FROM now() - query_start)::numeric, 1) AS running_s,
        left(query, 200) AS query
 FROM pg_stat_activity
-WHERE state = 'active' AND application_name <> 'opslib' AND pid <> pg_backend_pid()
+WHERE state = 'active' AND pid <> pg_backend_pid()
   AND now() - query_start > make_interval(secs => :older_than_s)
 ORDER BY query_start
+"""
+
+# Every open transaction, whatever its state: one that keeps working for an hour holds its
+# locks and keeps vacuum from removing dead rows ("N are dead but not yet removable") as
+# surely as one left idle (check_postgres's txn_time).
+OPEN_TRANSACTIONS_SQL = """
+SELECT activity.pid, activity.usename AS "user", activity.application_name AS application,
+       activity.state,
+       round(extract(epoch FROM now() - activity.xact_start)::numeric, 1) AS open_s,
+       activity.backend_xmin IS NOT NULL AS holds_back_vacuum,
+       (SELECT string_agg(DISTINCT held.relation::regclass::text || ' ' || held.mode, ', ')
+          FROM pg_locks AS held
+         WHERE held.pid = activity.pid AND held.granted AND held.relation IS NOT NULL
+           AND held.relation::regclass::text NOT LIKE 'pg\\_%') AS holds,
+       left(activity.query, 200) AS last_query
+FROM pg_stat_activity AS activity
+WHERE activity.xact_start IS NOT NULL AND activity.pid <> pg_backend_pid()
+  AND activity.backend_type = 'client backend'
+ORDER BY activity.xact_start
 """
 
 BLOCKING_SQL = """
@@ -99,6 +120,22 @@ def idle_in_transaction(profile: Profile, older_than_s: float = 60) -> Metric:
         len(sessions),
         f"{len(sessions)} session(s) idle in a transaction for more than {older_than_s:g} s: pid {pids}",
         sessions,
+    )
+
+
+def long_transactions(profile: Profile) -> Metric:
+    """Seconds the oldest open transaction has been open, whatever it is doing, with
+    every open transaction's session, state, locks and last statement."""
+    open_now = _frame(profile, OPEN_TRANSACTIONS_SQL)
+    if open_now.empty:
+        return Metric(0.0, "no transaction is open", open_now)
+    oldest = open_now.iloc[0]
+    holds = f", holding {oldest['holds']}" if oldest["holds"] else ""
+    return Metric(
+        float(oldest["open_s"]),
+        f"the oldest open transaction (pid {oldest['pid']}, {oldest['user']}, "
+        f"{oldest['state']}) has been open {oldest['open_s']:g} s{holds}: {oldest['last_query']}",
+        open_now,
     )
 
 
