@@ -29,7 +29,7 @@ def stuck_ids(workspace: Workspace) -> set[int]:
         return {
             row[0]
             for row in db.execute(
-                "SELECT id FROM jobs WHERE status = 'processing' AND started_at < datetime('now', '-30 minutes')"
+                "SELECT id FROM jobs WHERE status = 'processing' AND started_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-30 minutes')"
             )
         }
 
@@ -117,7 +117,7 @@ def test_job_that_finished_after_the_plan_is_left_alone(workspace: Workspace, de
     finished = plan.changes[0]["id"]
     with sqlite3.connect(workspace.data / "demo" / "pipeline.db") as db:
         db.execute(
-            "UPDATE jobs SET status = 'completed', finished_at = datetime('now') WHERE id = ?",
+            "UPDATE jobs SET status = 'completed', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
             (finished,),
         )
     applied = action.apply(plan)
@@ -131,7 +131,7 @@ def test_plan_hash_ignores_ages_but_not_the_rows(workspace: Workspace, demo_prof
     assert ResetStuckJobs(demo_profile).plan().hash == first.hash
     with sqlite3.connect(workspace.data / "demo" / "pipeline.db") as db:
         db.execute(
-            "UPDATE jobs SET started_at = datetime('now', '-2 hours') WHERE status = 'queued' AND id = (SELECT MIN(id) FROM jobs WHERE status = 'queued')"
+            "UPDATE jobs SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours') WHERE status = 'queued' AND id = (SELECT MIN(id) FROM jobs WHERE status = 'queued')"
         )
         db.execute(
             "UPDATE jobs SET status = 'processing' WHERE started_at IS NOT NULL AND status = 'queued'"

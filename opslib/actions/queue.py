@@ -16,7 +16,8 @@ from opslib.profiles import Profile
 
 @dataclass
 class ResetStuckJobs:
-    """Set stuck jobs back to queued (and clear started_at) so a worker picks them up."""
+    """Set stuck jobs back to queued (and clear started_at) so a worker picks them up; a
+    queue given as a query cannot be reset by opslib, and the plan says so."""
 
     profile: Profile
     needs: ClassVar[str] = "queue"
@@ -26,18 +27,27 @@ class ResetStuckJobs:
     def queue(self) -> QueueTable:
         return QueueTable.of(self.profile)
 
+    @property
+    def _reset_values(self) -> dict[str, object]:
+        """What a reset writes: the first queued status (without a status column the state
+        follows from started_at), and no start."""
+        queue = self.queue
+        values: dict[str, object] = {queue.mapped["started_at"]: None}
+        if queue.has("status"):
+            values[queue.mapped["status"]] = queue.config.statuses.queued[0]
+        return values
+
     def plan(self) -> Plan:
+        table = self.queue.table  # a queue given as a query cannot be reset: said here
         rows = stuck_job_rows(self.profile)
         id_column = self.queue.config.columns.id
-        statuses = self.queue.config.statuses
         changes = tuple(
-            {"id": job_id, "status": [statuses.processing, statuses.queued]}
-            for job_id in rows[id_column].tolist()
+            {"id": job_id, "set": self._reset_values} for job_id in rows[id_column].tolist()
         )
         return Plan(
             action=self.name,
-            target=f"{self.profile.database_display()} table {self.queue.config.table}",
-            summary=f"reset {len(changes)} stuck job(s) to {statuses.queued}",
+            target=f"{self.profile.database_display()} table {table.fullname}",
+            summary=f"reset {len(changes)} stuck job(s) to queued",
             changes=changes,
             context=rows,
         )
@@ -49,20 +59,17 @@ class ResetStuckJobs:
         queue = self.queue
         planned = [change["id"] for change in plan.changes]
         id_column = queue.column("id")
-        still_stuck = sa.and_(id_column.in_(planned), queue.stuck_condition(utc_now()))
         with db.change(self.profile) as connection:
+            still_stuck = sa.and_(
+                id_column.in_(planned), queue.stuck_condition(connection, utc_now())
+            )
             locked = sa.select(queue.table).where(still_stuck).with_for_update()
             before = [dict(row) for row in connection.execute(locked).mappings()]
             reset_ids = [row[id_column.name] for row in before]
             changed = connection.execute(
                 sa.update(queue.table)
                 .where(id_column.in_(reset_ids))
-                .values(
-                    {
-                        queue.column("status"): queue.config.statuses.queued,
-                        queue.column("started_at"): None,
-                    }
-                )
+                .values({queue.table.c[name]: value for name, value in self._reset_values.items()})
             ).rowcount
             after = connection.execute(
                 sa.select(sa.func.count()).select_from(queue.table).where(still_stuck)

@@ -25,9 +25,8 @@ class ClearOrphans:
     def plan(self) -> Plan:
         drift = reconciliation(self.profile)
         orphans = drift[drift["problem"] == "orphan"]
-        queued = self.profile.queue.statuses.queued
         changes = tuple(
-            {"id": row.id, "srem": self.keys["processing"], "requeue": row.table_status == queued}
+            {"id": row.id, "srem": self.keys["processing"], "requeue": row.table_state == "queued"}
             for row in orphans.itertuples()
         )
         return Plan(

@@ -1,5 +1,7 @@
 """The built-in demo pipeline: a seeded SQLite job queue and an application log.
 
+Its times are ISO 8601 text (`2026-12-03T09:55:00.000Z`), as many services write them
+rather than the form SQLAlchemy writes, so the everyday path reads a real-world encoding.
 It tells a small story relative to *now*, so a first morning check finds something:
 three jobs stuck in `transform` for hours and a burst of rate-limit errors in the log
 (the check ends WARNING), while throughput and the database itself are healthy.
@@ -15,7 +17,8 @@ from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo.common import log_line, stamp, write_atomically
+from opslib.demo.common import iso_stamp as stamp
+from opslib.demo.common import log_line, write_atomically
 
 STAGES = ("extract", "transform", "load")
 SCHEMA = """

@@ -9,8 +9,14 @@ from pathlib import Path
 
 
 def stamp(moment: datetime) -> str:
-    """The text form SQLAlchemy's SQLite DateTime reads and compares."""
+    """The text form SQLAlchemy's SQLite DateTime writes."""
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def iso_stamp(moment: datetime) -> str:
+    """ISO 8601 text with `T`, milliseconds and `Z`, as goqite and many Go and JavaScript
+    services write it (what SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')` gives)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def set_mtime(path: Path, moment: datetime) -> None:

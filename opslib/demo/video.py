@@ -4,8 +4,9 @@ queue and the problems its manual is about, so every video runbook has something
 Planted: jobs stuck in processing, an orphan in the Redis processing set and a job the
 set has lost, a video over the $3 cost limit, and rows breaking the profile's invariants
 (negative cost, completed without output, started before created, a cost without video).
-It writes only into a database it created itself (marked by an `opslib_demo` table) and
-refuses any other that already has a `video_queue`.
+Its queue stores times as `timestamptz`, the type PostgreSQL recommends, so the everyday
+path reads them. It writes only into a database it created itself (marked by an
+`opslib_demo` table) and refuses any other that already has a `video_queue`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ COST_SPLIT = {"gpu": 0.6, "api": 0.3, "storage": 0.1}
 SCHEMA = [
     """CREATE TABLE video_queue (
         id bigint PRIMARY KEY, channel text NOT NULL, status text NOT NULL,
-        priority integer NOT NULL DEFAULT 0, created_at timestamp NOT NULL,
-        started_at timestamp, completed_at timestamp, cost_usd numeric(8, 2), error text,
+        priority integer NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
+        started_at timestamptz, completed_at timestamptz, cost_usd numeric(8, 2), error text,
         gpu_id integer, output_path text)""",
     "CREATE INDEX video_queue_status_started ON video_queue (status, started_at)",
     # covering: failure rate and throughput count (completed_at, status) from the index alone

@@ -43,6 +43,11 @@ class ProbeError(Exception):
         self.status = status
 
 
+class MappingError(ProbeError):
+    """The target answered and refused the query: it names a table or column that is not
+    there, or is not valid SQL for it. The mapping is wrong, not the target (UNKNOWN)."""
+
+
 class TargetUnreachable(ProbeError):
     """The target did not answer (down, missing, locked): the pipeline cannot use it either."""
 

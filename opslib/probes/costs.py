@@ -21,15 +21,19 @@ def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
     most expensive ones, so the report shows which to look at."""
     queue = QueueTable.of(profile)
     # Items finished in the window: the cost is final then, and the completion index finds them.
-    cost, finished = queue.column("cost"), queue.column("finished_at")
+    cost = queue.column("cost")
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
-    query = (
-        sa.select(*columns, queue.column("status"), cost)
-        .where(finished >= utc_now() - timedelta(hours=window_hours), cost.is_not(None))
-        .order_by(cost.desc())
-        .limit(TOP_ITEMS)
-    )
-    with db.connect(profile) as connection:
+    with queue.reading(profile) as connection:
+        query = (
+            sa.select(*columns, queue.state_label(), cost)
+            .select_from(queue.source)
+            .where(
+                queue.since(connection, "finished_at", utc_now() - timedelta(hours=window_hours))
+            )
+            .where(cost.is_not(None))
+            .order_by(cost.desc())
+            .limit(TOP_ITEMS)
+        )
         top = pd.DataFrame(connection.execute(query).mappings().all())
     if top.empty:
         return Metric(0.0, f"no item with a cost in the last {window_hours:g} h")

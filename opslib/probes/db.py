@@ -16,15 +16,19 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import NullPool
 
-from opslib.probes import ProbeError, TargetUnreachable
+from opslib.probes import MappingError, ProbeError, TargetUnreachable
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 from opslib.status import Status
+
+if TYPE_CHECKING:
+    import psycopg
 
 _PROGRESS_EVERY_OPS = 1000
 
@@ -113,22 +117,58 @@ def quote(connection: sa.Connection, name: str) -> str:
     return connection.dialect.identifier_preparer.quote(name)
 
 
-def classify(exc: Exception) -> ProbeError:
-    message = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
-    lowered = message.lower()
-    if (
-        "interrupted" in lowered
-        or "statement timeout" in lowered
-        or "canceling statement" in lowered
-    ):
+_HOT_JOURNAL = (
+    "a writer most likely died mid-transaction and left a hot journal, which only a "
+    "read-write open (the next pipeline stage) rolls back; opslib only reads"
+)
+
+
+def _sqlite(error: sqlite3.Error, message: str) -> ProbeError:
+    """By SQLite's own result code: busy, locked, missing and unreadable files are the
+    target not answering; a damaged file is CRITICAL; SQLITE_ERROR (no such table or
+    column, a syntax error) is the mapping's fault."""
+    code = getattr(error, "sqlite_errorname", "")
+    if code == "SQLITE_INTERRUPT":
         return ProbeError(f"query did not finish within its timeout ({message})")
-    if "readonly database" in lowered:  # SQLITE_READONLY_ROLLBACK, from a read-only open
-        return TargetUnreachable(
-            f"{message}: a writer most likely died mid-transaction and left a hot journal, "
-            "which only a read-write open (the next pipeline stage) rolls back; opslib only reads"
-        )
-    if "not a database" in lowered or "malformed" in lowered:
+    if code == "SQLITE_READONLY_ROLLBACK":
+        return TargetUnreachable(f"{message}: {_HOT_JOURNAL}")
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         return ProbeError(f"database file is damaged: {message}", Status.CRITICAL)
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR",
+                        "SQLITE_PERM", "SQLITE_READONLY")):  # fmt: skip
+        return TargetUnreachable(message)
+    if code == "SQLITE_ERROR":
+        return MappingError(message)
+    return ProbeError(message)
+
+
+def _postgres(error: psycopg.Error, message: str) -> ProbeError:
+    """By the class of the server's SQLSTATE: a cancelled statement is a timeout, a
+    refused name or type is the mapping's fault, a refused connection is the target."""
+    import psycopg  # only a PostgreSQL target raises its errors: SQLite runs never load it
+
+    errors = psycopg.errors
+    if isinstance(error, errors.QueryCanceled | errors.LockNotAvailable):
+        return ProbeError(f"query did not finish within its timeout ({message})")
+    if isinstance(error, errors.InsufficientPrivilege):
+        return ProbeError(f"not permitted: {message}")
+    if isinstance(error, errors.InvalidCatalogName):  # the database itself does not exist
+        return TargetUnreachable(message)
+    if isinstance(error, psycopg.ProgrammingError | psycopg.DataError):
+        return MappingError(message)
+    if isinstance(error, psycopg.OperationalError):
+        return TargetUnreachable(message)
+    return ProbeError(message)
+
+
+def classify(exc: Exception) -> ProbeError:
+    """A driver error as the status it deserves, by its type and code, not its wording."""
+    original = getattr(exc, "orig", None) or exc
+    message = scrub((str(original).strip().splitlines() or [type(original).__name__])[0])
+    if isinstance(original, sqlite3.Error):
+        return _sqlite(original, message)
+    if type(original).__module__.startswith("psycopg"):
+        return _postgres(original, message)
     if isinstance(exc, sa.exc.OperationalError):
         return TargetUnreachable(message)
     return ProbeError(message)

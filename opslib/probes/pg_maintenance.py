@@ -109,6 +109,8 @@ def queue_index_use(profile: Profile) -> Metric:
     every stuck-job and depth query reads the whole table (value 1 = missing). The table
     lists each index with its size and scans, and the summary names unused ones."""
     queue = QueueTable.of(profile)
+    if queue.config.table is None or not queue.has("status"):
+        raise ProbeError("the queue is a query or has no status column: no index to look for")
     with db.connect(profile) as connection:
         indexes = _frame(connection, QUEUE_INDEXES_SQL, table=queue.config.table)
     status = queue.config.columns.status

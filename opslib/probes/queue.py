@@ -1,11 +1,21 @@
-"""The job queue, read through the profile's schema mapping with SQLAlchemy Core.
+"""The job queue, read through the profile's mapping with SQLAlchemy Core.
 
-The same queries serve SQLite and PostgreSQL: times are compared with cut-offs computed
-here in UTC, so no dialect-specific date arithmetic is needed.
+The same queries serve SQLite and PostgreSQL and every way a queue stores its facts:
+states as one column with one or several values per role (integer codes too), or no
+status column at all (the state follows from which timestamps are set); times as
+`timestamptz`, `timestamp`, ISO text or unix epochs (see `probes.timestamps`); the queue
+as a table or as a read-only query over several. Cut-offs are computed here in UTC and
+written in each column's own representation, so no dialect-specific date arithmetic is
+needed and an index on the column still serves. A query the database refuses because
+the mapping names something that is not there is an UNKNOWN naming the profile key, never
+"the database did not answer".
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -15,13 +25,16 @@ import sqlalchemy as sa
 
 from opslib.clock import utc_now
 from opslib.errors import ProfileError
-from opslib.probes import Metric, db
+from opslib.probes import MappingError, Metric, ProbeError, db
+from opslib.probes.timestamps import Encoding, encoding
 from opslib.profiles import Profile, Queue
+
+ROLES = ("queued", "processing", "completed", "failed")
 
 
 @dataclass(frozen=True)
 class QueueTable:
-    """The profile's queue table as SQLAlchemy columns, named by their role."""
+    """The profile's queue as SQLAlchemy columns, named by their role."""
 
     config: Queue
 
@@ -32,64 +45,162 @@ class QueueTable:
         return cls(profile.queue)
 
     @cached_property
-    def table(self) -> sa.TableClause:
-        """The mapped columns only; timestamps typed so SQLite compares them correctly."""
-        mapped = self.config.columns.model_dump(exclude_none=True)
-        return sa.table(
-            self.config.table,
-            *(
-                sa.column(name, sa.DateTime() if role.endswith("_at") else None)
-                for role, name in mapped.items()
-            ),
-        )
+    def mapped(self) -> dict[str, str]:
+        """role -> column name, for the roles the profile maps."""
+        return self.config.columns.model_dump(exclude_none=True)
 
-    def column(self, role: str) -> sa.ColumnClause:
-        return self.table.c[getattr(self.config.columns, role)]
+    @cached_property
+    def table(self) -> sa.TableClause:
+        """The queue table with its mapped columns (a queue given as a query has none)."""
+        if self.config.table is None:
+            raise ProbeError("the queue is a query (queue.query): opslib cannot write to it")
+        schema, _, name = self.config.table.rpartition(".")
+        columns = [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
+        return sa.table(name, *columns, schema=schema or None)
+
+    @cached_property
+    def source(self) -> sa.FromClause:
+        """What the probes read from: the table, or the profile's query as a subquery."""
+        if self.config.query is None:
+            return self.table
+        columns = [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
+        return sa.text(self.config.query).columns(*columns).subquery("queue")
+
+    def column(self, role: str) -> sa.ColumnElement:
+        if not self.has(role):
+            raise ProbeError(f"queue.columns.{role} is not mapped: this cannot be measured")
+        return self.source.c[self.mapped[role]]
 
     def has(self, role: str) -> bool:
-        return getattr(self.config.columns, role) is not None
+        return role in self.mapped
 
-    @property
-    def progress(self) -> sa.ColumnElement:
-        """When a job last moved: its `updated_at` where the table has one (its start
-        where that is empty), else its start."""
+    def state(self, role: str) -> sa.ColumnElement[bool]:
+        """The rows in state `role`: by the status column's values, or, without one, by
+        which timestamps (and error) are set."""
+        if self.has("status"):
+            return self.column("status").in_(getattr(self.config.statuses, role))
         started = self.column("started_at")
-        if not self.has("updated_at"):
-            return started
-        return sa.func.coalesce(self.column("updated_at"), started)
+        unfinished = [self.column("finished_at").is_(None)] if self.has("finished_at") else []
+        if role == "queued":
+            return sa.and_(started.is_(None), *unfinished)
+        if role == "processing":
+            return sa.and_(started.is_not(None), *unfinished)
+        finished = self.column("finished_at").is_not(None)
+        if not self.has("error"):
+            if role == "completed":
+                return finished
+            raise ProbeError(
+                "the queue has no status column and no queue.columns.error: "
+                "failed jobs cannot be told from completed ones"
+            )
+        error = self.column("error")
+        return sa.and_(finished, error.is_(None) if role == "completed" else error.is_not(None))
 
-    def stuck_condition(self, now: datetime) -> sa.ColumnElement[bool]:
-        """Processing with no progress since now − stuck_after: the rule a reset re-checks."""
-        cutoff = now - timedelta(seconds=self.config.stuck_after)
-        return sa.and_(
-            self.column("status") == self.config.statuses.processing, self.progress < cutoff
+    def state_label(self) -> sa.ColumnElement:
+        """Each row's state as stored (the status value) or as derived (a role's name)."""
+        if self.has("status"):
+            return self.column("status")
+        cases = [(self.state(role), role) for role in ("queued", "processing")]
+        return sa.case(*cases, else_=sa.null()).label("state")
+
+    def outcome(self) -> sa.ColumnElement:
+        """`failed` or `completed` for a finished row, by the mapping's rules."""
+        return sa.case((self.state("failed"), "failed"), else_="completed").label("outcome")
+
+    def encoding(self, connection: sa.Connection, role: str) -> Encoding:
+        return encoding(
+            connection,
+            self.source,
+            self.mapped[role],
+            self.config.timestamps,
+            f"queue.columns.{role}",
         )
+
+    def since(self, connection: sa.Connection, role: str, moment: datetime) -> sa.ColumnElement:
+        """`role` at or after `moment` (naive UTC), compared in the column's own encoding."""
+        return self.column(role) >= self.encoding(connection, role).bound(moment)
+
+    def stuck_condition(self, connection: sa.Connection, now: datetime) -> sa.ColumnElement[bool]:
+        """Processing with no progress since now − stuck_after: the rule a reset re-checks.
+        Progress is `updated_at` where the table records it (its start where that is empty)."""
+        cutoff = now - timedelta(seconds=self.config.stuck_after)
+        started = self.column("started_at")
+        started_before = started < self.encoding(connection, "started_at").bound(cutoff)
+        if not self.has("updated_at"):
+            return sa.and_(self.state("processing"), started_before)
+        updated = self.column("updated_at")
+        updated_before = updated < self.encoding(connection, "updated_at").bound(cutoff)
+        no_progress = sa.or_(updated_before, sa.and_(updated.is_(None), started_before))
+        return sa.and_(self.state("processing"), no_progress)
+
+    @contextlib.contextmanager
+    def reading(self, profile: Profile) -> Iterator[sa.Connection]:
+        """A connection for queue queries; a query the database refuses for a name the
+        mapping gives is re-raised naming the profile key that holds it."""
+        try:
+            with db.connect(profile) as connection:
+                yield connection
+        except MappingError as error:
+            raise self.explained(profile, error) from None
+
+    def explained(self, profile: Profile, error: ProbeError) -> ProbeError:
+        """Which key of the mapping names a table or column that is not there."""
+        if self.config.table is None:
+            return ProbeError(f"queue.query: {error.reason}")
+        schema, _, name = self.config.table.rpartition(".")
+        try:
+            with db.connect(profile) as connection:
+                inspector = sa.inspect(connection)
+                tables = inspector.get_table_names(schema=schema or None)
+                if name not in tables:
+                    return ProbeError(
+                        f"queue.table: no table {self.config.table}{_closest(name, tables)}"
+                    )
+                present = [column["name"] for column in inspector.get_columns(name, schema or None)]
+        except (ProbeError, sa.exc.SQLAlchemyError):
+            return ProbeError(f"queue: {error.reason}")
+        missing = [
+            f"queue.columns.{role}: {self.config.table} has no column {column!r}"
+            f"{_closest(column, present)}"
+            for role, column in self.mapped.items()
+            if column not in present
+        ]
+        return ProbeError("; ".join(missing) if missing else f"queue: {error.reason}")
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _frame(connection: sa.Connection, query: sa.Select) -> pd.DataFrame:
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def depth(profile: Profile) -> Metric:
-    """Queued + processing jobs, by stage. Only the waiting statuses are counted, so the
-    (status, started_at) index answers it at any table size (finished jobs are history)."""
+    """Queued + processing jobs, by stage and state. Only the waiting states are counted,
+    so a (status, started_at) index answers it at any table size."""
     queue = QueueTable.of(profile)
     keys = [queue.column("stage")] if queue.has("stage") else []
-    status = queue.column("status")
-    statuses = queue.config.statuses
+    state = queue.state_label()
     query = (
-        sa.select(*keys, status, sa.func.count().label("jobs"))
-        .where(status.in_([statuses.queued, statuses.processing]))
-        .group_by(*keys, status)
+        sa.select(*keys, state, sa.func.count().label("jobs"))
+        .select_from(queue.source)
+        .where(sa.or_(queue.state("queued"), queue.state("processing")))
+        .group_by(*keys, state)
     )
-    with db.connect(profile) as connection:
-        counts = pd.DataFrame(connection.execute(query).mappings().all())
+    with queue.reading(profile) as connection:
+        counts = _frame(connection, query)
     if counts.empty:
         return Metric(0, "no job is queued or processing")
     waiting = int(counts["jobs"].sum())
+    label = counts.columns[-2]
     index = keys[0].name if keys else None
     table = (
-        counts.pivot_table(
-            index=index, columns=status.name, values="jobs", fill_value=0, aggfunc="sum"
-        )
+        counts.pivot_table(index=index, columns=label, values="jobs", fill_value=0, aggfunc="sum")
         if index
-        else counts.set_index(status.name).T
+        else counts.set_index(label).T
     )
     return Metric(waiting, f"{waiting} job(s) queued or processing", table)
 
@@ -99,20 +210,22 @@ def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFram
     queue = QueueTable.of(profile)
     now = now or utc_now()
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
-    started = queue.progress.label(
-        queue.config.columns.updated_at or queue.config.columns.started_at
-    )
-    query = (
-        sa.select(*columns, started)
-        .select_from(queue.table)
-        .where(queue.stuck_condition(now))
-        .order_by(started)
-    )
-    with db.connect(profile) as connection:
-        rows = pd.DataFrame(connection.execute(query).mappings().all())
+    progress = "updated_at" if queue.has("updated_at") else "started_at"
+    moved = sa.func.coalesce(queue.column(progress), queue.column("started_at"))
+    with queue.reading(profile) as connection:
+        query = (
+            sa.select(*columns, moved.label(queue.mapped[progress]))
+            .select_from(queue.source)
+            .where(queue.stuck_condition(connection, now))
+            .order_by(moved)
+        )
+        rows = _frame(connection, query)
+        stamps = queue.encoding(connection, progress)
+    last = queue.mapped[progress]
     if rows.empty:
-        return pd.DataFrame(columns=[c.name for c in columns] + [started.name, "age_min"])
-    rows["age_min"] = ((now - pd.to_datetime(rows[started.name])).dt.total_seconds() / 60).round(1)
+        return pd.DataFrame(columns=[*rows.columns, "age_min"])
+    rows[last] = stamps.read(rows[last])
+    rows["age_min"] = ((now - rows[last]).dt.total_seconds() / 60).round(1)
     return rows
 
 
@@ -130,6 +243,11 @@ def stuck_jobs(profile: Profile) -> Metric:
     )
 
 
+def _window(window_hours: float) -> None:
+    if not window_hours > 0:
+        raise ProbeError(f"the window must be more than 0 hours, not {window_hours:g}")
+
+
 def _hour_edges(window_hours: float) -> list[datetime]:
     """Hour boundaries of the window, oldest first, ending with the current hour's start."""
     current = utc_now().replace(minute=0, second=0, microsecond=0)
@@ -137,36 +255,40 @@ def _hour_edges(window_hours: float) -> list[datetime]:
 
 
 def _finished_counts(profile: Profile, window_hours: float, by_hour: bool = False) -> pd.DataFrame:
-    """Jobs finished in the window counted in SQL, by status (and by hour when asked):
+    """Jobs finished in the window counted in SQL, by outcome (and by hour when asked):
     no rows travel to Python, so the cost follows the index, not the window's size."""
+    _window(window_hours)
     queue = QueueTable.of(profile)
-    finished, status = queue.column("finished_at"), queue.column("status")
-    statuses = queue.config.statuses
-    groups: list[sa.ColumnElement] = [status]
-    if by_hour:
-        # Hour buckets from cut-offs computed here: the same SQL on SQLite and PostgreSQL.
-        edges = list(enumerate(_hour_edges(window_hours)))
-        groups.append(
-            sa.case(*[(finished >= edge, index) for index, edge in reversed(edges)], else_=-1)
+    finished, outcome = queue.column("finished_at"), queue.outcome()
+    with queue.reading(profile) as connection:
+        stamps = queue.encoding(connection, "finished_at")
+        groups: list[sa.ColumnElement] = [outcome]
+        if by_hour:
+            edges = list(enumerate(_hour_edges(window_hours)))
+            groups.append(
+                sa.case(
+                    *[(finished >= stamps.bound(edge), index) for index, edge in reversed(edges)],
+                    else_=-1,
+                ).label("hour")
+            )
+        query = (
+            sa.select(*groups, sa.func.count().label("jobs"))
+            .select_from(queue.source)
+            .where(finished >= stamps.bound(utc_now() - timedelta(hours=window_hours)))
+            .where(sa.or_(queue.state("completed"), queue.state("failed")))
+            .group_by(*groups)
         )
-    query = (
-        sa.select(*groups, sa.func.count())
-        .where(finished >= utc_now() - timedelta(hours=window_hours))
-        .where(status.in_([statuses.completed, statuses.failed]))
-        .group_by(*groups)
-    )
-    with db.connect(profile) as connection:
-        rows = connection.execute(query).fetchall()
-    return pd.DataFrame(rows, columns=["status", "hour", "jobs"] if by_hour else ["status", "jobs"])
+        return _frame(connection, query)
 
 
 def failure_rate(profile: Profile, window_hours: float = 24) -> Metric:
-    """Percentage of jobs finished in the window that failed."""
-    counts = _finished_counts(profile, window_hours).set_index("status")["jobs"]
+    """Percentage of jobs finished in the window that failed; none finished is UNKNOWN:
+    a rate of nothing is no measurement."""
+    counts = _finished_counts(profile, window_hours).groupby("outcome")["jobs"].sum()
     total = int(counts.sum())
     if total == 0:
-        return Metric(0.0, f"no job finished in the last {window_hours:g} h")
-    failed = int(counts.get(QueueTable.of(profile).config.statuses.failed, 0))
+        raise ProbeError(f"no job finished in the last {window_hours:g} h: no rate to judge")
+    failed = int(counts.get("failed", 0))
     rate = 100.0 * failed / total
     return Metric(
         rate,
@@ -177,7 +299,7 @@ def failure_rate(profile: Profile, window_hours: float = 24) -> Metric:
 def throughput(profile: Profile, window_hours: float = 24) -> Metric:
     """Jobs completed in the window; the table has one row per hour, empty hours included."""
     counts = _finished_counts(profile, window_hours, by_hour=True)
-    completed = counts[counts["status"] == QueueTable.of(profile).config.statuses.completed]
+    completed = counts[counts["outcome"] == "completed"]
     edges = _hour_edges(window_hours)
     per_hour = completed.groupby("hour")["jobs"].sum().reindex(range(len(edges)), fill_value=0)
     table = pd.DataFrame(
@@ -190,20 +312,24 @@ def throughput(profile: Profile, window_hours: float = 24) -> Metric:
 def processing_time(profile: Profile, window_hours: float = 24) -> Metric:
     """95th percentile of start-to-finish time of the jobs completed in the window, with
     the mean, median and maximum beside it."""
+    _window(window_hours)
     queue = QueueTable.of(profile)
     started, finished = queue.column("started_at"), queue.column("finished_at")
-    query = (
-        sa.select(started, finished)
-        .where(queue.column("status") == queue.config.statuses.completed)
-        .where(finished >= utc_now() - timedelta(hours=window_hours), started.is_not(None))
-    )
-    with db.connect(profile) as connection:
-        rows = pd.DataFrame(connection.execute(query).fetchall(), columns=["started", "finished"])
+    with queue.reading(profile) as connection:
+        query = (
+            sa.select(started, finished)
+            .select_from(queue.source)
+            .where(queue.state("completed"), started.is_not(None))
+            .where(
+                queue.since(connection, "finished_at", utc_now() - timedelta(hours=window_hours))
+            )
+        )
+        rows = _frame(connection, query)
+        began = queue.encoding(connection, "started_at").read(rows.iloc[:, 0])
+        ended = queue.encoding(connection, "finished_at").read(rows.iloc[:, 1])
     if rows.empty:
         return Metric(0.0, f"no job completed in the last {window_hours:g} h")
-    seconds = (
-        pd.to_datetime(rows["finished"]) - pd.to_datetime(rows["started"])
-    ).dt.total_seconds()
+    seconds = (ended - began).dt.total_seconds()
     table = seconds.describe(percentiles=[0.5, 0.95]).rename("seconds").to_frame().round(1)
     p95 = float(seconds.quantile(0.95))
     return Metric(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from opslib.probes import Metric, ProbeError, TargetUnreachable, db
+from opslib.probes import Metric, ProbeError, TargetUnreachable
 from opslib.probes.queue import QueueTable
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
@@ -132,31 +132,34 @@ def _processing_members(profile: Profile) -> set[str]:
 
 def reconciliation(profile: Profile) -> pd.DataFrame:
     """Ids the processing set and the table disagree on: `orphan` (in Redis, row not
-    processing) and `lost` (row processing, not in Redis)."""
+    processing) and `lost` (row processing, not in Redis). `table_state` is the row's
+    state by the mapping (queued, processing, or its stored status), `missing` without a row."""
     queue = QueueTable.of(profile)
     members = _processing_members(profile)
-    id_column, status = queue.column("id"), queue.column("status")
-    processing = queue.config.statuses.processing
-    with db.connect(profile) as connection:
-        in_table = {
-            str(row[0]): row[1]
-            for row in connection.execute(
-                sa.select(id_column, status).where(
-                    sa.or_(status == processing, sa.cast(id_column, sa.String).in_(members))
-                )
-            )
-        }
+    id_column = queue.column("id")
+    state = sa.case(
+        (queue.state("processing"), "processing"),
+        (queue.state("queued"), "queued"),
+        else_=sa.cast(queue.state_label(), sa.String) if queue.has("status") else "finished",
+    )
+    query = (
+        sa.select(id_column, state)
+        .select_from(queue.source)
+        .where(sa.or_(queue.state("processing"), sa.cast(id_column, sa.String).in_(members)))
+    )
+    with queue.reading(profile) as connection:
+        in_table = {str(row[0]): row[1] for row in connection.execute(query)}
     orphans = [
         (job, "orphan", in_table.get(job, "missing"))
         for job in members
-        if in_table.get(job) != processing
+        if in_table.get(job) != "processing"
     ]
     lost = [
         (job, "lost", state)
         for job, state in in_table.items()
-        if state == processing and job not in members
+        if state == "processing" and job not in members
     ]
-    return pd.DataFrame(sorted(orphans + lost), columns=["id", "problem", "table_status"])
+    return pd.DataFrame(sorted(orphans + lost), columns=["id", "problem", "table_state"])
 
 
 def processing_drift(profile: Profile) -> Metric:

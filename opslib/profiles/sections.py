@@ -5,9 +5,9 @@ check settings that override the catalogue's thresholds."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from opslib.profiles.fields import StrictModel, ThresholdSpec
 from opslib.units import Bytes, Regex, Seconds
@@ -22,12 +22,16 @@ class FileSet(StrictModel):
 
 
 class QueueColumns(StrictModel):
+    """The queue's columns by role. A role set to null is not stored: without `status`
+    a job's state follows from its timestamps (and `error`); without `finished_at` (jobs
+    deleted when done) nothing can be counted after the fact."""
+
     id: str = "id"
     stage: str | None = "stage"
-    status: str = "status"
-    created_at: str = "created_at"
+    status: str | None = "status"
+    created_at: str | None = "created_at"
     started_at: str = "started_at"
-    finished_at: str = "finished_at"
+    finished_at: str | None = "finished_at"
     # when a job last made progress: stuck then means no progress for stuck_after
     # (without it, processing for longer than stuck_after since it started)
     updated_at: str | None = None
@@ -35,22 +39,50 @@ class QueueColumns(StrictModel):
     error: str | None = None
 
 
+def _values(value: Any) -> Any:
+    return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+# the values of a status column that mean one state: a word, a code, or several of them
+StatusValues = Annotated[list[str | int], BeforeValidator(_values), Field(min_length=1)]
+
+
 class QueueStatuses(StrictModel):
-    queued: str = "queued"
-    processing: str = "processing"
-    completed: str = "completed"
-    failed: str = "failed"
+    """Which values of the status column mean each state (`queued: [available,
+    scheduled, retryable]`, integer codes as they are). A reset writes the first queued
+    value."""
+
+    queued: StatusValues = ["queued"]
+    processing: StatusValues = ["processing"]
+    completed: StatusValues = ["completed"]
+    failed: StatusValues = ["failed"]
 
 
 class Queue(StrictModel):
-    """Which table is the job queue and what its columns and status values are called."""
+    """Where the job queue is and how it is stored: a table (`schema.table` where it has
+    a schema) with its columns and status values, or a read-only `query` whose columns
+    are named by the roles in `columns` (for a queue spread over several tables). Times
+    are stored as `timestamps` says (`auto`: as a sample of each column shows)."""
 
-    table: str
+    table: str | None = None
+    query: str | None = None
     columns: QueueColumns = QueueColumns()
     statuses: QueueStatuses = QueueStatuses()
+    timestamps: Literal["auto", "native", "iso", "epoch_s", "epoch_ms"] = "auto"
     stuck_after: Seconds = 1800.0
     # Redis keys that mirror the queue, by role; `processing` is reconciled with the table.
     redis_keys: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Queue:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("a queue is a table or a query: set exactly one of them")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The queue's table, or `query` for a queue given as one (for messages)."""
+        return self.table or "query"
 
 
 class Costs(StrictModel):

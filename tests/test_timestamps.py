@@ -1,0 +1,78 @@
+"""Times as tables store them: each encoding a sample shows, the cut-off written the way
+the column stores it (so SQL compares like with like and an index serves), and values
+read back as naive UTC."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from opslib.probes import ProbeError
+from opslib.probes.timestamps import Encoding, encoding, of_sample
+
+MOMENT = datetime(2026, 12, 3, 9, 55, 0, 123456)  # naive UTC, as opslib keeps time
+
+
+@pytest.mark.parametrize(
+    ("sample", "bound"),
+    [
+        ("2026-12-03T09:55:00.000Z", "2026-12-03T09:55:00.123Z"),  # goqite, JavaScript
+        ("2026-12-03 09:55:00.000000", "2026-12-03 09:55:00.123456"),  # SQLAlchemy on SQLite
+        ("2026-12-03 09:55:00", "2026-12-03 09:55:00"),  # SQLite's datetime('now')
+        ("2026-12-03T09:55:00+00:00", "2026-12-03T09:55:00+00:00"),  # Python's isoformat
+        ("2026-12-03T11:55:00.5+02:00", "2026-12-03T11:55:00.1+02:00"),  # a local offset
+        (1764755700, int(MOMENT.replace(tzinfo=UTC).timestamp())),  # Laravel: epoch seconds
+        (1764755700123, int(MOMENT.replace(tzinfo=UTC).timestamp() * 1000)),  # Date.now()
+        (datetime(2026, 12, 3, 9, 55, tzinfo=UTC), MOMENT.replace(tzinfo=UTC)),  # timestamptz
+        (datetime(2026, 12, 3, 9, 55), MOMENT),  # timestamp without time zone, in UTC
+    ],
+)
+def test_a_cutoff_is_written_the_way_the_column_stores_it(sample: object, bound: object) -> None:
+    found = of_sample(sample)
+    assert found is not None and found.bound(MOMENT) == bound
+
+
+def test_values_read_back_as_naive_utc() -> None:
+    expected = pd.Timestamp(MOMENT.replace(microsecond=0))
+    read = {
+        "iso": Encoding("iso", "T", 3, "Z").read(pd.Series(["2026-12-03T09:55:00.000Z"])),
+        "offset": Encoding("iso").read(pd.Series(["2026-12-03T11:55:00+02:00"])),
+        "epoch_s": Encoding("epoch_s").read(pd.Series([int(expected.timestamp())])),
+        "epoch_ms": Encoding("epoch_ms").read(pd.Series([int(expected.timestamp()) * 1000])),
+        "aware": Encoding("native", aware=True).read(
+            pd.Series([datetime(2026, 12, 3, 10, 55, tzinfo=timezone(timedelta(hours=1)))])
+        ),
+    }
+    for name, values in read.items():
+        assert values.iloc[0] == expected, name
+        assert values.dt.tz is None, name
+
+
+def test_text_that_is_no_time_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE q (started TEXT)")
+        connection.execute("INSERT INTO q VALUES ('yesterday-ish')")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    table = sa.table("q", sa.column("started"))
+    with (
+        engine.connect() as connection,
+        pytest.raises(ProbeError, match="queue.columns.started_at"),
+    ):
+        encoding(connection, table, "started", "auto", "queue.columns.started_at")
+
+
+def test_a_declared_epoch_is_refused_over_a_column_of_text(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE q (started TEXT)")
+        connection.execute("INSERT INTO q VALUES ('2026-12-03T09:55:00Z')")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    table = sa.table("q", sa.column("started"))
+    with engine.connect() as connection, pytest.raises(ProbeError, match="epoch_s"):
+        encoding(connection, table, "started", "epoch_s", "queue.columns.started_at")
