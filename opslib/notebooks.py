@@ -19,6 +19,11 @@ from opslib.errors import RunbookError
 # The scrapbook name a runbook records its check results under, for the runner to read.
 RESULTS_SCRAP = "opslib_results"
 TRUE_WORDS = {"true", "yes", "1", "on"}
+# A number that measures a span, a size or how many to show must be above zero: a window
+# of 0 or -5 hours holds nothing, and nothing measured would read as all clear. The name
+# says which numbers those are (STYLE: units in names where a number has one).
+POSITIVE_SUFFIXES = ("_hours", "_days", "_minutes", "_s", "_megabytes")
+POSITIVE_NAMES = {"days", "top"}
 FALSE_WORDS = {"false", "no", "0", "off"}
 
 
@@ -90,11 +95,15 @@ def _coerce(key: str, raw: str, type_name: str) -> Any:
         raise RunbookError(f"parameter {key} takes true or false, got {raw!r}")
     if type_name in {"int", "float"}:
         try:
-            return int(raw) if type_name == "int" else float(raw)
+            number = int(raw) if type_name == "int" else float(raw)
         except ValueError:
             raise RunbookError(
                 f"parameter {key} takes a number ({type_name}), got {raw!r}"
             ) from None
+        positive = key in POSITIVE_NAMES or key.endswith(POSITIVE_SUFFIXES)
+        if positive and not 0 < number < float("inf"):
+            raise RunbookError(f"parameter {key} must be more than 0, got {raw!r}")
+        return number
     return raw
 
 

@@ -34,6 +34,20 @@ def test_parameter_of_the_wrong_type_is_refused(workspace: Workspace) -> None:
     assert not workspace.reports.exists(), "bad input must leave the archive untouched"
 
 
+@pytest.mark.parametrize(
+    ("runbook", "parameter"),
+    [("high-error-rate", "window_hours=-5"), ("high-error-rate", "window_hours=0"),
+     ("high-error-rate", "top=0"), ("connection-exhaustion", "idle_after_s=-1")],
+)  # fmt: skip
+def test_a_window_or_count_that_holds_nothing_is_refused(
+    workspace: Workspace, runbook: str, parameter: str
+) -> None:
+    """A window of 0 or -5 hours finds nothing, and nothing found once read as OK."""
+    result = workspace.opslib("run", runbook, "-p", parameter)
+    assert_one_line_refusal(result, parameter.partition("=")[0], "must be more than 0")
+    assert not workspace.reports.exists()
+
+
 def test_misspelt_profile_key_names_file_and_key(workspace: Workspace) -> None:
     profile = workspace.root / "typo.yaml"
     profile.write_text("name: typo\ntargets:\n  databse:\n    url: sqlite:///x.db\n")

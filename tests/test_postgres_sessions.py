@@ -233,3 +233,16 @@ def test_a_session_that_calls_itself_opslib_is_still_seen(
     finally:
         impostor.close()
     assert metric.value == 1 and metric.table.iloc[0]["application"] == "opslib"
+
+
+def test_a_cancel_that_does_not_release_the_lock_is_not_resolved(
+    pipeline: str, blocked_update: tuple[int, int]
+) -> None:
+    """The blocker sits idle in its transaction: there is no query to cancel, so the
+    cancel 'succeeds' and the lock stays. Measured again, that is not a fix."""
+    blocker, _ = blocked_update
+    context = RunContext.current("database-locks", "pg")
+    outcome = execute(ReleaseBlockers(load_profile(pipeline)), context, Ledger, apply=True)
+    assert outcome.mode == "applied" and outcome.plan.changes[0]["pid"] == blocker
+    assert "not resolved: 1 still match" in outcome.message
+    assert outcome.result.status is Status.WARNING

@@ -156,6 +156,17 @@ def test_morning_check_on_a_locked_database_is_critical_and_names_the_holder(
     assert over_s < 6, f"took {over_s:.1f} s more than the busy timeout"
 
 
+def test_a_database_file_that_is_not_there_is_critical_not_all_clear(
+    workspace: Workspace,
+) -> None:
+    """No process holds a lock on a file that does not exist: that must not read as
+    "no one is blocking", but as the outage it is."""
+    workspace.env["SPOTS_DB"] = str(workspace.root / "nonexistent.db")
+    result = workspace.opslib("run", "database-locks", "--profile", "spots")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no database file at" in result.stdout
+
+
 @pytest.fixture
 def datasette(spots: Path) -> int:
     import socket

@@ -65,7 +65,9 @@ class Plan:
 
 @dataclass
 class Applied:
-    """What apply actually did; `skipped` are planned items whose condition no longer held."""
+    """What apply actually did; `skipped` are planned items whose condition no longer held;
+    `unresolved` are planned items whose condition still holds when measured again after
+    the change (a cancel that did not release a lock): the fix did not work for them."""
 
     changed: int
     before_count: int
@@ -73,6 +75,7 @@ class Applied:
     changes: list[dict[str, Any]]
     skipped: list[Any]
     backup: dict[str, Any] | None
+    unresolved: int = 0
 
 
 class Action(Protocol):
@@ -183,7 +186,11 @@ def execute(
         f"applied plan {plan.hash}: {applied.changed} changed "
         f"(matching before {applied.before_count}, after {applied.after_count}){skipped}"
     )
-    outcome = _outcome(plan, "applied", message, Status.OK, name, value=applied.changed)
+    status = Status.OK
+    if applied.unresolved:  # measured again: the condition still holds, so nothing is fixed
+        message += f"; not resolved: {applied.unresolved} still match after the change"
+        status = Status.WARNING
+    outcome = _outcome(plan, "applied", message, status, name, value=applied.changed)
     outcome.applied = applied
     return outcome
 

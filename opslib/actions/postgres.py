@@ -105,7 +105,7 @@ def _signal_matching(
     profile: Profile, plan: Plan, signal: str, matching: Callable[[], set[int]]
 ) -> Applied:
     """Send `signal` to each planned pid that `matching()` still returns now, and count
-    how many of the planned pids still match afterwards."""
+    how many of the planned pids still match afterwards (those the signal did not help)."""
     planned = [change["pid"] for change in plan.changes]
     now = matching()
     targets = [pid for pid in planned if pid in now]
@@ -115,11 +115,13 @@ def _signal_matching(
             for pid in targets
             if connection.execute(sa.text(SIGNAL_SQL[signal]), {"pid": pid}).scalar_one()
         ]
+    still = len(matching() & set(planned))
     return Applied(
         changed=len(signalled),
         before_count=len(targets),
-        after_count=len(matching() & set(planned)),
+        after_count=still,
         changes=[change for change in plan.changes if change["pid"] in signalled],
         skipped=[pid for pid in planned if pid not in targets],
         backup=None,
+        unresolved=still,
     )

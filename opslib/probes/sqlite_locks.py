@@ -146,6 +146,8 @@ def scan(profile: Profile) -> pd.DataFrame:
     its strongest lock, role, whom it blocks, user, age, CPU time and command line.
     `attrs["unseen"]` counts processes whose open files could not be read (not root)."""
     database = profile.database_path()
+    if not database.exists():  # nobody holds a file that is not there: that is no "all clear"
+        raise TargetUnreachable(f"no database file at {database}")
     locks = held_locks(database)
     opened = processes.open_by(database_files(database))
     by_pid: dict[int, list[str]] = {}
