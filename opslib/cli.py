@@ -11,14 +11,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
+from opslib.archive.cli import REPORTS_HELP
+from opslib.archive.cli import register as register_archive
 from opslib.clock import utc_now
-from opslib.context import RunContext
 from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from opslib.runner.run import RunOutcome
 
 USAGE_ERROR = int(Status.UNKNOWN)
+PROFILE_HELP = "profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -109,17 +110,24 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_list(_args: argparse.Namespace) -> int:
-    from opslib.notebooks import declared_parameters, purpose, runbook_paths
+def _cmd_list(args: argparse.Namespace) -> int:
+    from opslib.notebooks import applies, declared_parameters, purpose, runbook_paths
+    from opslib.profiles import available_profiles, load_profile
 
+    chosen = [load_profile(args.profile)] if args.profile else []
+    shipped = [load_profile(name) for name in available_profiles()]
     for name, path in runbook_paths().items():
+        if chosen and not applies(path, chosen[0]):
+            continue
         parameters = ", ".join(
             f"{key}={spec['default']}"
             for key, spec in declared_parameters(path).items()
             if key != "profile"
         )
+        fits = ", ".join(profile.name for profile in shipped if applies(path, profile))
         print(f"{name:<24} {path.parent.name:<10} {purpose(path)}")
         print(f"{'':<24} {'':<10} parameters: {parameters or 'none'}")
+        print(f"{'':<24} {'':<10} applies to: {fits or 'no shipped profile'}")
     return 0
 
 
@@ -137,81 +145,6 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
         f"{worst.name} profile {profile.name} ({profile.source}): valid, {len(results)} target(s) checked"
     )
     return int(worst)
-
-
-def _cmd_history(args: argparse.Namespace) -> int:
-    from opslib.archive.ledger import Ledger, ledger_exists
-    from opslib.archive.printing import history_lines
-
-    if args.limit < 1:
-        raise OpslibError("--limit must be at least 1")
-    if args.since and args.until and args.since <= args.until:
-        raise OpslibError("--since must reach further back than --until: nothing can match")
-    now = utc_now()
-    since = now - timedelta(seconds=args.since) if args.since else None
-    until = now - timedelta(seconds=args.until) if args.until else None
-    rows = (
-        Ledger().history(
-            args.runbook, args.profile, args.limit, status=args.status, since=since, until=until
-        )
-        if ledger_exists()
-        else []
-    )
-    filtered = any(getattr(args, key) for key in ("runbook", "profile", "status", "since", "until"))
-    print("\n".join(history_lines(rows, filtered)))
-    return 0
-
-
-def _cmd_prune(args: argparse.Namespace) -> int:
-    """The retention policy as a plan through the one plan gate, like every other fix."""
-    from opslib.actions import execute
-    from opslib.archive.index import write_index
-    from opslib.archive.ledger import Ledger, ledger_exists
-    from opslib.archive.retention import PruneArchive, load_policy
-
-    policy = load_policy(args.policy)  # a bad policy is an error, ledger or not
-    if not ledger_exists():
-        print("no ledger yet: nothing to prune")
-        return 0
-    ledger = Ledger()
-    context = replace(RunContext.current("archive", "*"), run_id="archive-prune", by=args.by)
-    outcome = execute(
-        PruneArchive(policy, ledger), context, lambda: ledger, apply=args.apply,
-        approve=args.approve, how_to_apply="--apply or --approve {hash}",
-    )  # fmt: skip
-    print(f"plan {outcome.plan.hash}: {outcome.plan.summary}")
-    if outcome.plan.context is not None:
-        print(outcome.plan.context.to_string(index=False))
-    print(outcome.message)
-    if outcome.applied is not None:
-        done = outcome.applied.changes[0]
-        print(
-            f"{done['runs']} run(s) and {done['files']} file(s) removed, "
-            f"{done['notebooks']} notebook(s) gzipped"
-        )
-        write_index(ledger)
-    return USAGE_ERROR if outcome.mode in ("stale-approval", "failed") else 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    from opslib.archive.ledger import Ledger, ledger_exists
-    from opslib.archive.printing import run_lines
-
-    if not ledger_exists():
-        raise OpslibError(f"no ledger yet in {paths.shown(paths.reports_dir())}: nothing has run")
-    try:
-        run, results = Ledger().run(args.run_id)
-    except LookupError as exc:
-        raise OpslibError(str(exc)) from None
-    print("\n".join(run_lines(run, results)))
-    return int(Status[run["status"]])
-
-
-def _cmd_index(_args: argparse.Namespace) -> int:
-    from opslib.archive.index import write_index
-
-    print(f"index: {paths.shown(write_index())}")
-    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -232,11 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="execute a runbook, archive its report, exit with its status"
     )
     run.add_argument("runbook")
-    run.add_argument(
-        "--profile", help="profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
-    )
+    run.add_argument("--profile", help=PROFILE_HELP)
     run.add_argument("-p", dest="parameter", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
+    run.add_argument("--reports", type=Path, help=REPORTS_HELP)
     run.add_argument("--by", default="", help="who asked for this run, for the audit trail")
     run.add_argument(
         "--wait", action="store_true", help="wait for a running instance instead of refusing"
@@ -267,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_cmd_run)
 
-    commands.add_parser("list", help="runbooks, their group, purpose and parameters").set_defaults(
-        handler=_cmd_list
+    listing = commands.add_parser(
+        "list", help="runbooks, their group, purpose, parameters and the profiles they apply to"
     )
+    listing.add_argument("--profile", help="only the runbooks that apply to this profile")
+    listing.set_defaults(handler=_cmd_list)
 
     profile = commands.add_parser("profile", help="profile commands")
     profile_commands = profile.add_subparsers(
@@ -281,44 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.set_defaults(handler=_cmd_profile_check)
 
-    history = commands.add_parser("history", help="past runs from the ledger, newest first")
-    history.add_argument("--runbook")
-    history.add_argument("--profile")
-    history.add_argument("--status", choices=[status.name for status in Status])
-    history.add_argument(
-        "--since", type=duration_argument, metavar="DURATION", help="started within, e.g. '2 days'"
-    )
-    history.add_argument(
-        "--until",
-        type=duration_argument,
-        metavar="DURATION",
-        help="started before, e.g. '1 hour' ago",
-    )
-    history.add_argument("--limit", type=int, default=20)
-    history.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
-    history.set_defaults(handler=_cmd_history)
-
-    archive = commands.add_parser("archive", help="archive upkeep")
-    archive_commands = archive.add_subparsers(
-        dest="archive_command", required=True, parser_class=OneLineParser
-    )
-    prune = archive_commands.add_parser(
-        "prune", help="apply the retention policy (parameters/retention.yaml), as a plan first"
-    )
-    prune.add_argument("--policy", type=Path, help="another retention policy file")
-    prune.add_argument("--apply", action="store_true", help="carry out the plan shown")
-    prune.add_argument("--approve", default="", metavar="HASH", help="apply only this plan")
-    prune.add_argument("--by", default="", help="who asked for it, for the audit trail")
-    prune.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
-    prune.set_defaults(handler=_cmd_prune)
-
-    show = commands.add_parser("show", help="one run's checks, by its id (or a unique prefix)")
-    show.add_argument("run_id")
-    show.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
-    show.set_defaults(handler=_cmd_show)
-
     from opslib.schedule.cli import register as register_schedule
 
+    register_archive(commands)
     register_schedule(commands)
 
     ack = commands.add_parser(
@@ -326,19 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ack.add_argument("runbook")
     ack.add_argument("check", nargs="?", help="one check (e.g. stuck_jobs); default: all")
-    ack.add_argument(
-        "--profile", help="profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
-    )
+    ack.add_argument("--profile", help=PROFILE_HELP)
     ack.add_argument(
         "--until", required=True, type=duration_argument, help="how long, e.g. '2 hours'"
     )
     ack.add_argument("--by", required=True, help="who acknowledges")
     ack.add_argument("--reason", required=True, help="why, for the others on call")
     ack.set_defaults(handler=_cmd_ack)
-
-    index = commands.add_parser("index", help="rebuild reports/index.html from the ledger")
-    index.add_argument("--reports", type=Path, help="archive folder (default: reports/)")
-    index.set_defaults(handler=_cmd_index)
 
     demo = commands.add_parser(
         "demo", help="(re)create a pipeline's demo, or seed it into a profile"

@@ -1,8 +1,10 @@
-"""The runbooks: which notebooks exist, what they say about themselves, and which
-parameter values a run may give them.
+"""The runbooks: which notebooks exist, what they say about themselves, which parameter
+values a run may give them, and which profiles they apply to.
 
 A runbook is `notebooks/<group>/<name>.ipynb`; its first code cell is tagged `parameters`
-and declares typed defaults (`window_hours: int = 24`) that papermill can inspect.
+and declares typed defaults (`window_hours: int = 24`) that papermill can inspect. What
+it is for follows from its steps: the catalogue checks its cells evaluate, each with the
+`needs` the catalogue gives it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from opslib import paths
-from opslib.errors import RunbookError
+from opslib.checks.catalogue import catalogue
+from opslib.errors import ProfileError, RunbookError
+from opslib.profiles import Profile
 
 # The scrapbook name a runbook records its check results under, for the runner to read.
 RESULTS_SCRAP = "opslib_results"
+# The mimetype of a step's output when the step did not apply to the profile: the report
+# drops such steps (and an explanation all of whose steps were dropped).
+NOT_APPLICABLE_MIME = "application/vnd.opslib.not-applicable+json"
 TRUE_WORDS = {"true", "yes", "1", "on"}
 # A number that measures a span, a size or how many to show must be above zero: a window
 # of 0 or -5 hours holds nothing, and nothing measured would read as all clear. The name
@@ -25,6 +32,9 @@ TRUE_WORDS = {"true", "yes", "1", "on"}
 POSITIVE_SUFFIXES = ("_hours", "_days", "_minutes", "_s", "_megabytes")
 POSITIVE_NAMES = {"days", "top"}
 FALSE_WORDS = {"false", "no", "0", "off"}
+# needs every pipeline on a database shares: a step that needs only these (the database
+# answers, the machine has room) is a precondition, not what a runbook is for
+BASELINE_NEEDS = {"host", "database"}
 
 
 def runbook_paths() -> dict[str, Path]:
@@ -126,3 +136,69 @@ def parse_overrides(
             )
         values[key] = _coerce(key, raw, _type_name(declared[key]))
     return values
+
+
+def steps(notebook: Path) -> list[str]:
+    """The catalogue checks the runbook's cells evaluate (`rb.evaluate("name", ...)`), in
+    order, each once."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return []
+    found: dict[str, None] = {}
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell.get("source", [])))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "evaluate"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found[node.args[0].value] = None
+    return [check for check in found if check in catalogue()]
+
+
+def what_for(notebook: Path) -> set[str]:
+    """What the runbook is for: the needs of its steps beyond the baseline every pipeline
+    on a database shares."""
+    return {need for check in steps(notebook) for need in catalogue()[check].profile_needs} - (
+        BASELINE_NEEDS
+    )
+
+
+def _provides(profile: Profile, need: str) -> bool:
+    """Whether the profile has `need`; a variable not set where this runs (listing the
+    shipped profiles on a laptop) does not make the profile lack what it names."""
+    try:
+        return profile.provides(need)
+    except ProfileError:
+        return True
+
+
+def applies(notebook: Path, profile: Profile) -> bool:
+    """Whether some step beyond the baseline can run on the profile: the runbook is for
+    something the profile has. A runbook with no such step (only its own code) applies."""
+    needs = [catalogue()[check].profile_needs for check in steps(notebook)]
+    purposeful = [step for step in needs if set(step) - BASELINE_NEEDS]
+    return not purposeful or any(
+        all(_provides(profile, need) for need in step) for step in purposeful
+    )
+
+
+def refuse_unless_applies(runbook: str, notebook: Path, profile: Profile) -> None:
+    """One line naming what the runbook needs and the runbooks that do apply."""
+    if applies(notebook, profile):
+        return
+    fitting = [name for name, path in runbook_paths().items() if applies(path, profile)]
+    raise RunbookError(
+        f"{runbook} does not apply to profile {profile.name}: its steps need "
+        f"{' or '.join(sorted(what_for(notebook))) or 'nothing a profile names'}; "
+        f"runbooks that apply: {', '.join(fitting) or 'none'}"
+    )

@@ -109,4 +109,4 @@ def test_morning_check_on_postgres_and_redis_includes_both_sections(
         "stuck_jobs",
     ):
         assert f"<b>{check}</b>" in html, check
-    assert "skipped" in html  # the SQLite integrity and log steps
+    assert "Not applicable to profile" in html  # the SQLite integrity and log steps

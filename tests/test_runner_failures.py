@@ -36,7 +36,11 @@ def test_raising_cell_is_unknown_with_the_error_in_the_archived_report(
     assert "WARNING  stuck_jobs" in result.stdout, "what was found before the error is kept"
     (html,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
     page = html.read_text()
-    assert "opslib-UNKNOWN" in page and "ZeroDivisionError" in page
+    assert "opslib-UNKNOWN" in page and "this step stopped: ZeroDivisionError" in page
+    # the traceback is folded away at the end for a bug report, papermill's banner is gone
+    visible, _, folded = page.partition("<details>")
+    assert "Traceback" not in visible and "An Exception was encountered" not in page
+    assert "ZeroDivisionError" in folded and "1 / 0" in folded
 
 
 def test_runbook_that_records_nothing_is_unknown(workspace: Workspace) -> None:
@@ -156,3 +160,23 @@ def test_wait_queues_behind_a_running_instance_but_not_past_the_timeout(
     assert second.returncode == 3
     assert "not starting a second run after waiting 3 s" in second.stderr
     assert 2.5 < waited < 10
+
+
+def test_a_failing_call_is_one_unknown_line_and_the_next_steps_still_run(
+    workspace: Workspace,
+) -> None:
+    workspace.add_runbook(
+        "calls",
+        OPEN.format(name="calls"),
+        'def broken(profile):\n    raise KeyError("cycle_summaries")',
+        "rb.call(broken)",
+        'rb.evaluate("stuck_jobs")',
+        FINISH,
+    )
+    result = workspace.opslib("run", "calls")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "UNKNOWN  broken: failed (KeyError: 'cycle_summaries')" in result.stdout
+    assert "WARNING  stuck_jobs" in result.stdout, "the cells after the failure still ran"
+    (html,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    visible, _, folded = html.read_text().partition("<details>")
+    assert "Traceback" not in visible and "raise KeyError" in folded

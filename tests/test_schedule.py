@@ -88,6 +88,10 @@ def test_show_lists_the_next_five_minute_runs_after_a_given_time(workspace: Work
             "profile: no profile named 'idea'",
         ),
         (
+            '{runbook: gpu-memory, profile: demo, cron: "*/5 * * * *", timeout: 4 min}',
+            "gpu-memory does not apply to profile demo: its steps need gpu",
+        ),
+        (
             '{runbook: health-check, profile: ideas, cron: "*/5 * * * *", timeout: 1 GB}',
             "timeout: '1 GB' is not a positive duration",
         ),

@@ -104,7 +104,7 @@ class AuditLog(Protocol):
 @dataclass
 class Outcome:
     plan: Plan
-    mode: str  # nothing-to-do | dry-run | stale-approval | applied | failed
+    mode: str  # not-applicable | nothing-to-do | dry-run | stale-approval | applied | failed
     message: str
     result: CheckResult
     applied: Applied | None = None  # what the change did, when it was applied
@@ -124,9 +124,9 @@ def execute(
     a dry run how to ask for the change (`{hash}` is the plan's)."""
     name = f"action:{action.name}"
     if action.profile is not None and not action.profile.provides(action.needs):
-        summary = f"profile {action.profile.name} has no {action.needs} target"
+        summary = f"profile {action.profile.name} has no {action.needs}"
         unplanned = Plan(action.name, action.profile.name, summary, ())
-        return _outcome(unplanned, "nothing-to-do", f"nothing to do: {summary}", Status.OK, name)
+        return _outcome(unplanned, "not-applicable", f"not applicable: {summary}", Status.OK, name)
     try:
         plan = action.plan()
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is UNKNOWN, not OK

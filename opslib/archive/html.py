@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
+
+from opslib.notebooks import NOT_APPLICABLE_MIME
 
 TEMPLATES = Path(__file__).with_name("templates")
 SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
@@ -35,6 +39,75 @@ class DropScraps(Preprocessor):
         return cell, resources
 
 
+class DropNotApplicable(Preprocessor):
+    """Remove the steps that did not apply to the profile (the facade marks them) and the
+    explanation above them when every step it explains was removed: a reviewer reads what
+    was measured, and the report's last line names what did not apply."""
+
+    def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
+        kept, section = [], []  # `section`: a markdown cell and the code cells after it
+        for cell in [*nb.cells, None]:
+            if cell is None or cell.cell_type == "markdown":
+                kept += _section(section)
+                section = []
+            if cell is not None:
+                section.append(cell)
+        nb.cells = kept
+        return nb, resources
+
+
+def _not_applicable(cell: Any) -> bool:
+    outputs = cell.get("outputs", [])
+    return bool(outputs) and all(NOT_APPLICABLE_MIME in out.get("data", {}) for out in outputs)
+
+
+def _section(cells: list[Any]) -> list[Any]:
+    """The section without its not-applicable steps, or nothing when none is left."""
+    steps = [cell for cell in cells if cell.cell_type == "code"]
+    left = [cell for cell in cells if not (cell.cell_type == "code" and _not_applicable(cell))]
+    if steps and all(_not_applicable(cell) for cell in steps):
+        return []
+    return left
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"  # papermill's red "An Exception..." cells
+
+
+class CollapseErrors(Preprocessor):
+    """No traceback in a reviewer's face: a cell that raised shows one line (what raised,
+    and that the step stopped), papermill's red banners go, and the tracebacks sit folded
+    at the end of the report for whoever files the bug."""
+
+    def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
+        tracebacks = []
+        nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.metadata.get("tags", [])]
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for index, output in enumerate(cell.outputs):
+                if output.output_type != "error":
+                    continue
+                line = f"{output.ename}: {output.evalue}"
+                tracebacks.append(_ANSI.sub("", "\n".join(output.traceback)))
+                cell.outputs[index] = _html(
+                    f'<p class="opslib-cell-error"><b>UNKNOWN</b> — this step stopped: '
+                    f"{escape(line)}</p>"
+                )
+        if tracebacks:
+            body = escape("\n\n".join(tracebacks))
+            folded = nbformat.v4.new_code_cell(outputs=[_html(
+                f"<details><summary>Details for a bug report ({len(tracebacks)} traceback(s))"
+                f"</summary><pre>{body}</pre></details>"
+            )])  # fmt: skip
+            nb.cells.append(folded)
+        return nb, resources
+
+
+def _html(markup: str) -> Any:
+    return nbformat.v4.new_output("display_data", data={"text/html": markup})
+
+
 @functools.cache
 def _exporter() -> HTMLExporter:
     exporter = HTMLExporter(
@@ -45,6 +118,8 @@ def _exporter() -> HTMLExporter:
         exclude_output_prompt=True,
     )
     exporter.register_preprocessor(DropScraps(), enabled=True)
+    exporter.register_preprocessor(DropNotApplicable(), enabled=True)
+    exporter.register_preprocessor(CollapseErrors(), enabled=True)
     return exporter
 
 

@@ -43,6 +43,11 @@ class ProbeError(Exception):
         self.status = status
 
 
+class NotApplicable(ProbeError):
+    """The profile has nothing this step reads (a file set or a duration it does not
+    declare): the step does not apply, which is neither a measurement nor a failure."""
+
+
 class MappingError(ProbeError):
     """The target answered and refused the query: it names a table or column that is not
     there, or is not valid SQL for it. The mapping is wrong, not the target (UNKNOWN)."""

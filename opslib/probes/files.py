@@ -17,7 +17,7 @@ import jsonschema
 import pandas as pd
 
 from opslib import paths
-from opslib.probes import Metric
+from opslib.probes import Metric, NotApplicable
 from opslib.profiles import Profile
 from opslib.status import Status
 
@@ -25,7 +25,11 @@ MAX_JSON_BYTES = 50 * 2**20  # a summary or a config, not a data dump
 
 
 def matched(profile: Profile, name: str) -> list[Path]:
-    """The files of set `name`, oldest first."""
+    """The files of set `name`, oldest first; a set the profile does not declare makes
+    the step not apply to it (a runbook's default set, on another pipeline)."""
+    if name not in profile.files:
+        known = ", ".join(profile.files) or "none"
+        raise NotApplicable(f"no file set {name!r} under files: (known: {known})")
     found = [Path(match) for match in glob.glob(profile.file_glob(name)) if Path(match).is_file()]
     return sorted(found, key=lambda path: (path.stat().st_mtime, path.name))
 
@@ -56,6 +60,8 @@ def read_json(path: Path, schema: dict[str, Any] | None) -> tuple[Any, str]:
 
 def json_schema(profile: Profile, name: str) -> dict[str, Any] | None:
     """The JSON Schema the file set `name` must satisfy, if the profile names one."""
+    if name not in profile.files:
+        return None  # `matched` says the set is not there
     raw = profile.files[name].json_schema
     if raw is None:
         return None

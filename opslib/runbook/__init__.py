@@ -3,10 +3,14 @@
 One code cell per step: `rb.evaluate("stuck_jobs")` runs the probe the catalogue names,
 judges it with the profile's thresholds and shows the result and its table. A probe that
 fails becomes UNKNOWN or CRITICAL with its reason: one broken step never hides the rest.
+A step the profile has nothing for is not applicable: it leaves no result, the report
+drops it with its explanation, and `finish()` names all of them in one line.
 """
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from html import escape
@@ -24,7 +28,15 @@ from opslib.checks.catalogue import CheckSpec, catalogue
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
 from opslib.notebooks import RESULTS_SCRAP
-from opslib.probes import History, Metric, NoHistory, ProbeError, db, sqlite_locks
+from opslib.probes import (
+    History,
+    Metric,
+    NoHistory,
+    NotApplicable,
+    ProbeError,
+    db,
+    sqlite_locks,
+)
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import scrub
 from opslib.runbook import render as show
@@ -50,9 +62,13 @@ class Finding:
         """The first result's table (a single-metric check has only that one)."""
         return self.tables[0] if self.tables else None
 
+    def _repr_mimebundle_(self, **_kwargs: Any) -> dict[str, Any] | None:
+        """A step that does not apply is a marker the report drops, not a paragraph."""
+        if not self.skipped:
+            return None
+        return show.not_applicable(self.check, self.skipped)
+
     def _repr_html_(self) -> str:
-        if self.skipped:
-            return self._lines()
         return "".join(
             show.result_line(result) + show.table(table)
             for result, table in zip(
@@ -60,14 +76,9 @@ class Finding:
             )
         )
 
-    def _lines(self) -> str:
-        if self.skipped:
-            return f"<p><i>{escape(self.check)} skipped: {escape(self.skipped)}</i></p>"
-        return "".join(show.result_line(r) for r in self.results)
-
-    def status_only(self) -> HTML:
+    def status_only(self) -> Finding | HTML:
         """The status lines without the tables, for a step that charts the table instead."""
-        return HTML(self._lines())
+        return self if self.skipped else HTML("".join(map(show.result_line, self.results)))
 
 
 class Runbook:
@@ -79,6 +90,8 @@ class Runbook:
         self.context = RunContext.current(name, profile.name)
         show.teach_ipython()
         self.results: list[CheckResult] = []
+        self.not_applicable: dict[str, str] = {}  # step -> why it does not apply here
+        self.bugs: list[str] = []  # tracebacks of errors nobody foresaw, for a bug report
         # databases that did not answer, remembered for an unattended run only: a person
         # re-running a cell after releasing a lock must get a fresh answer
         self.memory = db.RunMemory(
@@ -106,13 +119,15 @@ class Runbook:
         spec = catalogue()[check]
         settings = self.profile.check_settings(check)
         if not settings.enabled:
-            return Finding(check, skipped=f"disabled in {self.profile.source}")
+            return self._skip(check, f"disabled in {self.profile.source}")
         unmet = [need for need in spec.profile_needs if not self.profile.provides(need)]
         if unmet:
-            return Finding(check, skipped=f"profile {self.profile.name} has no {unmet[0]} target")
+            return self._skip(check, f"no {unmet[0]}")
         warning, critical = spec.thresholds(settings.warning, settings.critical)
         try:
             metrics = self.measure(spec, **probe_args)
+        except NotApplicable as exc:
+            return self._skip(check, exc.reason)
         except ProbeError as exc:
             failure = self._failure(spec, exc.status, exc.reason, warning, critical)
             return self._keep(Finding(check, [failure]))
@@ -120,11 +135,42 @@ class Runbook:
             failure = self._failure(spec, Status.UNKNOWN, str(exc), warning, critical)
             return self._keep(Finding(check, [failure]))
         except Exception as exc:  # noqa: BLE001 - a probe's bug must not hide the steps after it
-            reason = f"probe failed ({type(exc).__name__}: {exc}); please report it"
-            failure = self._failure(spec, Status.UNKNOWN, reason, warning, critical)
+            failure = self._failure(spec, Status.UNKNOWN, self._bug(exc), warning, critical)
             return self._keep(Finding(check, [failure]))
         results = [self._judge(spec, metric) for metric in metrics]
         return self._keep(Finding(check, results, [metric.table for metric in metrics]))
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Any other reading a cell makes (a chart's data): `function(profile, ...)`'s
+        value; on an error, one UNKNOWN line with the reason and None, so the cells after
+        it still run and a chart says it has no data."""
+        name = getattr(function, "__name__", "call")
+        try:
+            with db.remembering(self.memory):
+                return function(self.profile, *args, **kwargs)
+        except NotApplicable as exc:
+            display(self._skip(name, exc.reason))
+        except (ProbeError, OpslibError, OSError) as exc:
+            self._fail(name, getattr(exc, "reason", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the report
+            self._fail(name, self._bug(exc))
+        return None
+
+    def _fail(self, step: str, reason: str) -> None:
+        failure = CheckResult(step, Status.UNKNOWN, summary=scrub(reason))
+        display(HTML(show.result_line(failure)))
+        self.results.append(failure)
+        self._record()
+
+    def _bug(self, exc: Exception) -> str:
+        """The one line a report shows for an error nobody foresaw; its traceback is kept
+        for the folded details at the end of the report."""
+        self.bugs.append(scrub("".join(traceback.format_exception(exc))))
+        return f"failed ({type(exc).__name__}: {exc}); please report it with the details below"
+
+    def _skip(self, step: str, why: str) -> Finding:
+        self.not_applicable[step] = why
+        return Finding(step, skipped=why)
 
     def measure(self, spec: CheckSpec, **probe_args: Any) -> list[Metric]:
         """Call the check's probe with the profile and what else it needs from the run
@@ -187,6 +233,10 @@ class Runbook:
         fresh = db.RunMemory(unreachable=None, explain=self.memory.explain)
         with db.remembering(fresh):
             outcome = execute(action, self.context, Ledger, apply=apply, approve=approve)
+        if outcome.mode == "not-applicable":
+            self.not_applicable[f"action:{action.name}"] = f"no {action.needs}"
+            display(show.not_applicable(action.name, outcome.plan.summary), raw=True)
+            return outcome
         display(outcome.plan)
         self.results.append(outcome.result)
         self._record()
@@ -209,3 +259,7 @@ class Runbook:
             )
         )
         display(HTML(show.results_table(self.results)))
+        if self.not_applicable:
+            display(HTML(show.not_applicable_line(self.profile.name, self.not_applicable)))
+        if self.bugs:
+            display(HTML(show.details("Details for a bug report", "\n\n".join(self.bugs))))

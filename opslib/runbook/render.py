@@ -8,12 +8,14 @@ how they look, so the gate below knows nothing of HTML.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 import pandas as pd
 from IPython import get_ipython
 
 from opslib.actions import Outcome, Plan
 from opslib.checks import CheckResult, format_value
+from opslib.notebooks import NOT_APPLICABLE_MIME
 from opslib.status import Status
 
 MAX_TABLE_ROWS = 50
@@ -91,3 +93,25 @@ def teach_ipython() -> None:
     formatter = shell.display_formatter.formatters["text/html"]
     formatter.for_type(Plan, plan)
     formatter.for_type(Outcome, lambda outcome: result_line(outcome.result))
+
+
+def not_applicable(step: str, why: str) -> dict[str, Any]:
+    """The display of a step that does not apply: a line in JupyterLab, a marker for the
+    report."""
+    return {"text/plain": f"{step}: not applicable ({why})", NOT_APPLICABLE_MIME: {"step": step}}
+
+
+def not_applicable_line(profile: str, steps: dict[str, str]) -> str:
+    """Every step that did not apply, in one short line, grouped by why."""
+    by_reason: dict[str, list[str]] = {}
+    for step, why in steps.items():
+        by_reason.setdefault(why, []).append(step)
+    groups = "; ".join(f"{', '.join(names)} ({why})" for why, names in by_reason.items())
+    return (
+        f'<p style="color:#666">Not applicable to profile {escape(profile)}: {escape(groups)}</p>'
+    )
+
+
+def details(summary: str, text: str) -> str:
+    """Text folded away under a one-line summary (tracebacks, for whoever files a bug)."""
+    return f"<details><summary>{escape(summary)}</summary><pre>{escape(text)}</pre></details>"

@@ -28,7 +28,13 @@ from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext, git_sha
 from opslib.errors import OpslibError
-from opslib.notebooks import RESULTS_SCRAP, declared_parameters, find_runbook, parse_overrides
+from opslib.notebooks import (
+    RESULTS_SCRAP,
+    declared_parameters,
+    find_runbook,
+    parse_overrides,
+    refuse_unless_applies,
+)
 from opslib.profiles import Profile, load_profile
 from opslib.profiles.secrets import redact_parameters, scrub, scrub_values
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
@@ -140,6 +146,7 @@ def run(
     notebook = find_runbook(runbook)
     profile = load_profile(profile_name)
     profile.resolve_all()
+    refuse_unless_applies(runbook, notebook, profile)
     reports = paths.reports_dir()
     run_id = uuid.uuid4().hex[:12]
     started = utc_now()

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from opslib import paths
-from opslib.errors import OpslibError, RunbookError
+from opslib.errors import OpslibError, ProfileError, RunbookError
 from opslib.units import Seconds
 
 # Airflow and Kubernetes get a minute more than opslib's own --timeout: the run times itself
@@ -199,14 +199,25 @@ def _validated(raw: Any, where: str) -> Entry:
 
 
 def _check_references(entry: Entry, where: str) -> None:
-    """The runbook, the profile and each parameter exist, as `opslib run` will demand."""
-    from opslib.notebooks import declared_parameters, find_runbook, parse_overrides
+    """The runbook, the profile and each parameter exist, and the runbook applies to the
+    profile, as `opslib run` will demand."""
+    from opslib.notebooks import (
+        declared_parameters,
+        find_runbook,
+        parse_overrides,
+        refuse_unless_applies,
+    )
+    from opslib.profiles import load_profile
 
     try:
         notebook = find_runbook(entry.runbook)
     except RunbookError as exc:
         raise ScheduleError(f"{where}: runbook: {exc}") from None
     _check_profile(entry.profile, where)
+    try:
+        refuse_unless_applies(entry.runbook, notebook, load_profile(entry.profile))
+    except (RunbookError, ProfileError) as exc:
+        raise ScheduleError(f"{where}: {exc}") from None
     if not entry.parameters:
         return
     declared = declared_parameters(notebook)
