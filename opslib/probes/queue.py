@@ -74,27 +74,43 @@ class QueueTable:
     def has(self, role: str) -> bool:
         return role in self.mapped
 
+    def finished(self) -> sa.ColumnElement:
+        """finished_at. Unmapped, the queue keeps nothing once a job is done (graphile-
+        worker, Laravel and goqite delete it): what finished cannot be counted, and that
+        is UNKNOWN, never a throughput of 0 or a failure rate of failures alone."""
+        if not self.has("finished_at"):
+            raise ProbeError(
+                "queue.columns.finished_at is not mapped: the queue does not keep finished "
+                "jobs (or when they finished), so what finished cannot be counted"
+            )
+        return self.column("finished_at")
+
     def state(self, role: str) -> sa.ColumnElement[bool]:
         """The rows in state `role`: by the status column's values, or, without one, by
-        which timestamps (and error) are set."""
+        which timestamps (and error) are set. A set `failed_at` ends a job as failed too,
+        so a failure that leaves finished_at empty is neither waiting nor a success."""
         if self.has("status"):
-            return self.column("status").in_(getattr(self.config.statuses, role))
+            values = getattr(self.config.statuses, role)
+            return self.column("status").in_([_untyped(value) for value in values])
         started = self.column("started_at")
-        unfinished = [self.column("finished_at").is_(None)] if self.has("finished_at") else []
+        ends = [self.column(end) for end in ("finished_at", "failed_at") if self.has(end)]
+        unfinished = [end.is_(None) for end in ends]
         if role == "queued":
             return sa.and_(started.is_(None), *unfinished)
         if role == "processing":
             return sa.and_(started.is_not(None), *unfinished)
         finished = self.column("finished_at").is_not(None)
-        if not self.has("error"):
-            if role == "completed":
-                return finished
+        error = [self.column("error")] if self.has("error") else []
+        failed_at = [self.column("failed_at")] if self.has("failed_at") else []
+        if role == "completed":
+            return sa.and_(finished, *[column.is_(None) for column in error + failed_at])
+        if not error and not failed_at:
             raise ProbeError(
-                "the queue has no status column and no queue.columns.error: "
-                "failed jobs cannot be told from completed ones"
+                "the queue has no status column and neither queue.columns.error nor "
+                "queue.columns.failed_at: failed jobs cannot be told from completed ones"
             )
-        error = self.column("error")
-        return sa.and_(finished, error.is_(None) if role == "completed" else error.is_not(None))
+        failures = [sa.and_(finished, column.is_not(None)) for column in error]
+        return sa.or_(*failures, *[column.is_not(None) for column in failed_at])
 
     def state_label(self) -> sa.ColumnElement:
         """Each row's state as stored (the status value) or as derived (a role's name)."""
@@ -119,6 +135,17 @@ class QueueTable:
     def since(self, connection: sa.Connection, role: str, moment: datetime) -> sa.ColumnElement:
         """`role` at or after `moment` (naive UTC), compared in the column's own encoding."""
         return self.column(role) >= self.encoding(connection, role).bound(moment)
+
+    def ended_since(self, connection: sa.Connection, moment: datetime) -> sa.ColumnElement[bool]:
+        """A job that ended (completed or failed) ended at or after `moment`: by
+        finished_at, except that a failed job is timed by `failed_at` where the table
+        records its end there (Oban's discarded jobs have no completed_at)."""
+        if not self.has("failed_at"):
+            return self.since(connection, "finished_at", moment)
+        return sa.or_(
+            sa.and_(self.state("completed"), self.since(connection, "finished_at", moment)),
+            sa.and_(self.state("failed"), self.since(connection, "failed_at", moment)),
+        )
 
     def stuck_condition(self, connection: sa.Connection, now: datetime) -> sa.ColumnElement[bool]:
         """Processing with no progress since now − stuck_after: the rule a reset re-checks.
@@ -166,6 +193,14 @@ class QueueTable:
             if column not in present
         ]
         return ProbeError("; ".join(missing) if missing else f"queue: {error.reason}")
+
+
+def _untyped(value: str | int) -> sa.BindParameter:
+    """A status value bound without a SQL type. SQLAlchemy's psycopg dialect casts a typed
+    one (`$1::VARCHAR`), and PostgreSQL has no `enum = varchar`: the enum status columns
+    of pg-boss, Oban and procrastinate refused every queue query. Untyped, the server
+    reads the value as the column's own type, whatever it is."""
+    return sa.bindparam(None, value, type_=sa.types.NullType())
 
 
 def _closest(name: str, known: list[str]) -> str:
@@ -259,22 +294,25 @@ def _finished_counts(profile: Profile, window_hours: float, by_hour: bool = Fals
     no rows travel to Python, so the cost follows the index, not the window's size."""
     _window(window_hours)
     queue = QueueTable.of(profile)
-    finished, outcome = queue.column("finished_at"), queue.outcome()
+    queue.finished()  # said before connecting: no answer could change it
+    outcome = queue.outcome()
     with queue.reading(profile) as connection:
-        stamps = queue.encoding(connection, "finished_at")
         groups: list[sa.ColumnElement] = [outcome]
         if by_hour:
             edges = list(enumerate(_hour_edges(window_hours)))
             groups.append(
                 sa.case(
-                    *[(finished >= stamps.bound(edge), index) for index, edge in reversed(edges)],
+                    *[
+                        (queue.ended_since(connection, edge), index)
+                        for index, edge in reversed(edges)
+                    ],
                     else_=-1,
                 ).label("hour")
             )
         query = (
             sa.select(*groups, sa.func.count().label("jobs"))
             .select_from(queue.source)
-            .where(finished >= stamps.bound(utc_now() - timedelta(hours=window_hours)))
+            .where(queue.ended_since(connection, utc_now() - timedelta(hours=window_hours)))
             .where(sa.or_(queue.state("completed"), queue.state("failed")))
             .group_by(*groups)
         )
@@ -311,15 +349,16 @@ def throughput(profile: Profile, window_hours: float = 24) -> Metric:
 
 def processing_time(profile: Profile, window_hours: float = 24) -> Metric:
     """95th percentile of start-to-finish time of the jobs completed in the window, with
-    the mean, median and maximum beside it."""
+    the mean, median and maximum beside it. Completed jobs that kept no start (Solid
+    Queue drops a job's claim when it finishes) are no measurement: UNKNOWN, not 0."""
     _window(window_hours)
     queue = QueueTable.of(profile)
-    started, finished = queue.column("started_at"), queue.column("finished_at")
+    started, finished = queue.column("started_at"), queue.finished()
     with queue.reading(profile) as connection:
         query = (
             sa.select(started, finished)
             .select_from(queue.source)
-            .where(queue.state("completed"), started.is_not(None))
+            .where(queue.state("completed"))
             .where(
                 queue.since(connection, "finished_at", utc_now() - timedelta(hours=window_hours))
             )
@@ -327,9 +366,14 @@ def processing_time(profile: Profile, window_hours: float = 24) -> Metric:
         rows = _frame(connection, query)
         began = queue.encoding(connection, "started_at").read(rows.iloc[:, 0])
         ended = queue.encoding(connection, "finished_at").read(rows.iloc[:, 1])
-    if rows.empty:
-        return Metric(0.0, f"no job completed in the last {window_hours:g} h")
-    seconds = (ended - began).dt.total_seconds()
+    if rows.empty:  # a time of nothing is no measurement
+        raise ProbeError(f"no job completed in the last {window_hours:g} h: no time to measure")
+    seconds = (ended - began).dt.total_seconds().dropna()
+    if seconds.empty:
+        raise ProbeError(
+            f"{len(rows)} job(s) completed in the last {window_hours:g} h, none with a start "
+            "(queue.columns.started_at is empty once a job is done): no time to measure"
+        )
     table = seconds.describe(percentiles=[0.5, 0.95]).rename("seconds").to_frame().round(1)
     p95 = float(seconds.quantile(0.95))
     return Metric(

@@ -23,8 +23,8 @@ class FileSet(StrictModel):
 
 class QueueColumns(StrictModel):
     """The queue's columns by role. A role set to null is not stored: without `status`
-    a job's state follows from its timestamps (and `error`); without `finished_at` (jobs
-    deleted when done) nothing can be counted after the fact."""
+    a job's state follows from its timestamps (and `error` or `failed_at`); without
+    `finished_at` (jobs deleted when done) nothing can be counted after the fact."""
 
     id: str = "id"
     stage: str | None = "stage"
@@ -32,6 +32,9 @@ class QueueColumns(StrictModel):
     created_at: str | None = "created_at"
     started_at: str = "started_at"
     finished_at: str | None = "finished_at"
+    # when a failed job ended, where the table records it apart from finished_at (Oban's
+    # discarded_at): failures that leave finished_at empty are counted by it
+    failed_at: str | None = None
     # when a job last made progress: stuck then means no progress for stuck_after
     # (without it, processing for longer than stuck_after since it started)
     updated_at: str | None = None
