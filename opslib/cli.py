@@ -132,6 +132,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile_check(args: argparse.Namespace) -> int:
+    from opslib.checks.catalogue import meaning_checks
     from opslib.profiles import load_profile
     from opslib.runbook.targets import check_targets
 
@@ -141,9 +142,10 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
     for result in results:
         print(f"{result.status.name:<8} {result.name}: {result.summary}")
     worst = Status.worst([r.status for r in results])
-    print(
-        f"{worst.name} profile {profile.name} ({profile.source}): valid, {len(results)} target(s) checked"
-    )
+    mapping = [r for r in results if r.name.partition("[")[0] in meaning_checks()]
+    read = f", mapping read in {len(mapping)} part(s)" if mapping else ""
+    checked = f"{len(results) - len(mapping)} target(s) checked{read}"
+    print(f"{worst.name} profile {profile.name} ({profile.source}): valid, {checked}")
     return int(worst)
 
 

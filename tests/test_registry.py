@@ -15,7 +15,14 @@ import pytest
 from pydantic import BaseModel
 
 from opslib import actions
-from opslib.checks.catalogue import RUN_RESOURCES, CheckSpec, TargetKind, catalogue, target_kinds
+from opslib.checks.catalogue import (
+    RUN_RESOURCES,
+    CheckSpec,
+    TargetKind,
+    catalogue,
+    meaning_checks,
+    target_kinds,
+)
 from opslib.probes.workbook_outputs import OUTPUT_PROBLEMS
 from opslib.profiles.needs import known
 from opslib.profiles.profile import Profile
@@ -83,6 +90,10 @@ def test_every_target_kind_has_a_check_that_proves_it_answers() -> None:
     for kind in target_kinds().values():
         for check in kind.answers:
             assert catalogue()[check].profile_needs == (kind.name,), check
+
+
+def test_the_meaning_checks_are_catalogue_checks() -> None:
+    assert meaning_checks() and set(meaning_checks()) <= set(catalogue())
 
 
 def test_a_target_kind_added_without_its_catalogue_entry_is_caught() -> None:

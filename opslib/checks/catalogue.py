@@ -3,7 +3,8 @@
 It says, for every check, what it measures (`probe`), what a profile must have for it to
 apply (`needs`), which names label its results (`labels`) and how it is judged by
 default; and, for every target kind a profile can name, which checks prove the target
-answers (`targets`). `opslib profile check`, the report header and a profile's label
+answers (`targets`), and which checks prove the profile's mapping means something in
+them (`meaning`). `opslib profile check`, the report header and a profile's label
 validation read it; `tests/test_registry.py` fails when an entry does not resolve.
 """
 
@@ -76,11 +77,11 @@ class TargetKind(BaseModel):
 
 
 @functools.cache
-def _registry() -> tuple[dict[str, CheckSpec], dict[str, TargetKind]]:
+def _registry() -> tuple[dict[str, CheckSpec], dict[str, TargetKind], tuple[str, ...]]:
     raw = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
     checks = {name: CheckSpec(name=name, **spec) for name, spec in raw["checks"].items()}
     kinds = {name: TargetKind(name=name, **spec) for name, spec in raw["targets"].items()}
-    return checks, kinds
+    return checks, kinds, tuple(raw.get("meaning", ()))
 
 
 def catalogue() -> dict[str, CheckSpec]:
@@ -91,6 +92,11 @@ def catalogue() -> dict[str, CheckSpec]:
 def target_kinds() -> dict[str, TargetKind]:
     """Every target kind, by the key a profile names it with under `targets:`."""
     return _registry()[1]
+
+
+def meaning_checks() -> tuple[str, ...]:
+    """The checks `profile check` runs to see that the mapping means something."""
+    return _registry()[2]
 
 
 def check_names() -> list[str]:

@@ -98,15 +98,18 @@ def of_sample(value: Any) -> Encoding | None:
 
 
 def _declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
-    if convention == "auto":
-        return sample or Encoding("native")
-    if convention == "iso":
-        return sample if sample is not None and sample.kind == "iso" else Encoding("iso")
-    if convention == "native":
-        return sample if sample is not None and sample.kind == "native" else Encoding("native")
-    if sample is not None and sample.kind not in ("epoch_s", "epoch_ms"):
-        raise ProbeError(f"{key} is {convention}, but the column holds {sample.kind} values")
-    return Encoding(convention)
+    """The encoding to use: the sample's, where it agrees with the declared convention. A
+    SQL timestamp and ISO text compare alike as written (SQLite keeps every "timestamp" as
+    text), so native and iso accept each other; an epoch in the other unit, or text where
+    an epoch is declared, is the profile's mistake and is said so."""
+    if sample is None:
+        return Encoding("native" if convention == "auto" else convention)
+    if convention in ("auto", sample.kind) or {convention, sample.kind} <= {"native", "iso"}:
+        return sample
+    raise ProbeError(
+        f"{key} is declared {convention}, but the column holds {sample.kind} values "
+        "(queue.timestamps)"
+    )
 
 
 def encoding(

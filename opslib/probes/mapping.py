@@ -1,0 +1,102 @@
+"""Does the profile's queue mapping mean something in the live database: `opslib profile
+check` reads it before any runbook does, so a misspelt column, a time stored another way
+than declared or a status value no role names is one line naming the profile key, not a
+morning of wrong numbers.
+
+Every table and column the mapping names must be there (a miss names the closest real
+column); a sample of each time column must read under the declared encoding; every
+status value present must belong to a role, or is named as counted nowhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import sqlalchemy as sa
+
+from opslib.probes import Metric, ProbeError
+from opslib.probes.queue import QueueTable
+from opslib.profiles import Profile
+from opslib.status import Status
+
+TIME_ROLES = ("created_at", "started_at", "finished_at", "updated_at", "failed_at")
+STATUS_SAMPLE = 100
+
+
+def _present(connection: sa.Connection, queue: QueueTable) -> list[str]:
+    """The columns the queue's table (or query) really has."""
+    if queue.config.table is None:
+        result = connection.execute(sa.text(f"SELECT * FROM ({queue.config.query}) AS q LIMIT 0"))
+        return list(result.keys())
+    schema, _, name = queue.config.table.rpartition(".")
+    inspector = sa.inspect(connection)
+    tables = inspector.get_table_names(schema=schema or None)
+    if name not in tables:
+        close = difflib.get_close_matches(name, tables, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ProbeError(f"queue.table: no table {queue.config.table}{hint}")
+    return [column["name"] for column in inspector.get_columns(name, schema or None)]
+
+
+def _unmapped_statuses(connection: sa.Connection, queue: QueueTable) -> list[object]:
+    status = queue.column("status")
+    query = sa.select(status).select_from(queue.source).distinct().limit(STATUS_SAMPLE)
+    named = {
+        str(value)
+        for role in ("queued", "processing", "completed", "failed")
+        for value in getattr(queue.config.statuses, role)
+    }
+    return sorted(str(value) for (value,) in connection.execute(query) if str(value) not in named)
+
+
+def queue_mapping(profile: Profile) -> list[Metric]:
+    """One result per part of the mapping: the columns, each time column's encoding, and
+    the status values; a part that does not hold is UNKNOWN (or WARNING for status values
+    counted nowhere) naming the profile key."""
+    queue = QueueTable.of(profile)
+    with queue.reading(profile) as connection:
+        present = _present(connection, queue)
+        missing = [
+            Metric(
+                None,
+                f"queue.columns.{role}: {queue.config.source} has no column {column!r}"
+                + (
+                    f" (did you mean {close[0]}?)"
+                    if (close := difflib.get_close_matches(column, present, n=1))
+                    else ""
+                ),
+                label=role,
+                verdict=Status.UNKNOWN,
+            )
+            for role, column in queue.mapped.items()
+            if column not in present
+        ]
+        if missing:
+            return missing
+        metrics = [
+            Metric(
+                len(queue.mapped), f"{len(queue.mapped)} mapped column(s) found", label="columns"
+            )
+        ]
+        for role in (role for role in TIME_ROLES if queue.has(role)):
+            try:
+                encoding = queue.encoding(connection, role)
+            except ProbeError as exc:
+                metrics.append(Metric(None, exc.reason, label=role, verdict=Status.UNKNOWN))
+                continue
+            shown = encoding.kind + (" with a time zone" if encoding.aware else "")
+            metrics.append(Metric(0, f"queue.columns.{role} reads as {shown}", label=role))
+        if queue.has("status"):
+            unmapped = _unmapped_statuses(connection, queue)
+            metrics.append(
+                Metric(
+                    len(unmapped),
+                    "every status value present belongs to a role"
+                    if not unmapped
+                    else f"queue.statuses: value(s) {', '.join(map(repr, unmapped))} belong to no "
+                    "role and are counted nowhere",
+                    label="statuses",
+                    verdict=Status.WARNING if unmapped else Status.OK,
+                )
+            )
+    return metrics
