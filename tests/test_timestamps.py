@@ -76,3 +76,34 @@ def test_a_declared_epoch_is_refused_over_a_column_of_text(tmp_path: Path) -> No
     table = sa.table("q", sa.column("started"))
     with engine.connect() as connection, pytest.raises(ProbeError, match="epoch_s"):
         encoding(connection, table, "started", "epoch_s", "queue.columns.started_at")
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",  # ISO text with Z
+        lambda moment: int(moment.replace(tzinfo=UTC).timestamp()),  # epoch seconds
+        lambda moment: int(moment.replace(tzinfo=UTC).timestamp() * 1000),  # epoch ms
+    ],
+)
+def test_spend_in_the_window_is_exact_whatever_the_encoding(tmp_path: Path, written) -> None:  # type: ignore[no-untyped-def]
+    """Costs are a table the profile maps too: the window is read in its own encoding."""
+    from opslib.clock import utc_now
+    from opslib.probes.costs import by_category
+    from opslib.profiles import Profile
+
+    now = utc_now()
+    rows = [("gpu", 2.5, 1), ("gpu", 1.0, 23), ("api", 0.75, 5), ("gpu", 9.0, 25)]  # hours ago
+    path = tmp_path / "costs.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE spend (category TEXT, amount_usd REAL, at)")
+        connection.executemany(
+            "INSERT INTO spend VALUES (?, ?, ?)",
+            [(c, a, written(now - timedelta(hours=h))) for c, a, h in rows],
+        )
+    profile = Profile.model_validate(
+        {"name": "costs", "targets": {"database": {"url": f"sqlite:///{path}"}},
+         "costs": {"table": "spend", "at": "at"}}
+    )  # fmt: skip
+    metric = by_category(profile, window_hours=24)
+    assert metric.value == pytest.approx(4.25)  # the $9 of 25 hours ago is outside

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from opslib.actions import Applied, Plan
 from opslib.clock import utc_now
 from opslib.probes import db
-from opslib.probes.halt import ON, control_table, halt_value
+from opslib.probes.halt import ON, control_table, halt_value, stamp_encoding
 from opslib.profiles import Profile
 
 
@@ -63,7 +63,8 @@ class SetHalt:
             current, _since = halt_value(connection, self.profile)
             if current != before:
                 return Applied(0, 0, 0, [], [change["key"]], None)
-            values = {"value": after, "updated_at": utc_now()}
+            stamp = stamp_encoding(connection, self.profile.halt.table).bound(utc_now())
+            values = {"value": after, "updated_at": stamp}
             updated = connection.execute(
                 sa.update(control).where(control.c.key == change["key"]).values(values)
             ).rowcount

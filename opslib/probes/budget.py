@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError, db
 from opslib.probes.halt import control_value
+from opslib.probes.timestamps import encoding
 from opslib.profiles import Profile
 from opslib.status import Status
 
@@ -40,8 +41,8 @@ def _budget_table(profile: Profile) -> sa.TableClause:
         budget.table,
         sa.column(budget.category),
         sa.column(budget.allocated),
-        sa.column(budget.period_start, sa.DateTime()),
-        sa.column(budget.period_end, sa.DateTime()),
+        sa.column(budget.period_start),
+        sa.column(budget.period_end),
     )
 
 
@@ -52,7 +53,7 @@ def _costs_table(profile: Profile) -> sa.TableClause:
         sa.column(costs.item),
         sa.column(costs.category),
         sa.column(costs.amount),
-        sa.column(costs.at, sa.DateTime()),
+        sa.column(costs.at),
     )
 
 
@@ -60,9 +61,11 @@ def current_period(connection: sa.Connection, profile: Profile, now: datetime) -
     """The allocations of the period holding `now`; none is a reason, not a zero budget."""
     budget, table = profile.budget, _budget_table(profile)
     start, end = table.c[budget.period_start], table.c[budget.period_end]
+    starts = encoding(connection, table, budget.period_start, "auto", "budget.period_start")
+    ends = encoding(connection, table, budget.period_end, "auto", "budget.period_end")
     rows = connection.execute(
         sa.select(table.c[budget.category], table.c[budget.allocated], start, end).where(
-            start <= now, end > now
+            start <= starts.bound(now), end > ends.bound(now)
         )
     ).all()
     if not rows:
@@ -70,17 +73,30 @@ def current_period(connection: sa.Connection, profile: Profile, now: datetime) -
     allocated = pd.Series(
         {category: float(amount) for category, amount, _, _ in rows}, name="allocated_usd"
     )
-    return Period(min(row[2] for row in rows), max(row[3] for row in rows), allocated)
+    return Period(
+        min(starts.read_one(row[2]) for row in rows),
+        max(ends.read_one(row[3]) for row in rows),
+        allocated,
+    )
+
+
+def _spent_between(
+    connection: sa.Connection, table: sa.TableClause, at_column: str, start: datetime, end: datetime
+) -> sa.ColumnElement[bool]:
+    """Costs recorded from `start` to `end`, compared in the costs table's own encoding."""
+    stamps = encoding(connection, table, at_column, "auto", "costs.at")
+    at = table.c[at_column]
+    return sa.and_(at >= stamps.bound(start), at <= stamps.bound(end))
 
 
 def _spend_by_category(
     connection: sa.Connection, profile: Profile, period: Period, now: datetime
 ) -> pd.Series:
     costs, table = profile.costs, _costs_table(profile)
-    at, amount = table.c[costs.at], sa.func.sum(table.c[costs.amount])
+    amount = sa.func.sum(table.c[costs.amount])
     rows = connection.execute(
         sa.select(table.c[costs.category], amount)
-        .where(at >= period.start, at <= now)
+        .where(_spent_between(connection, table, costs.at, period.start, now))
         .group_by(table.c[costs.category])
     ).all()
     return pd.Series(
@@ -175,7 +191,7 @@ def cost_outliers(profile: Profile) -> Metric:
             sa.select(
                 table.c[costs.item], table.c[costs.category], sa.func.sum(table.c[costs.amount])
             )
-            .where(table.c[costs.at] >= period.start, table.c[costs.at] <= now)
+            .where(_spent_between(connection, table, costs.at, period.start, now))
             .group_by(table.c[costs.item], table.c[costs.category])
         ).all()
     items = pd.DataFrame(rows, columns=["item", "category", "amount_usd"])

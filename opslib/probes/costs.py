@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from opslib.clock import utc_now
 from opslib.probes import Metric, db
 from opslib.probes.queue import QueueTable
+from opslib.probes.timestamps import encoding
 from opslib.profiles import Profile
 
 TOP_ITEMS = 20
@@ -50,19 +51,17 @@ def by_category(profile: Profile, window_hours: float = 24) -> Metric:
     """Total spend in the window, split by category."""
     costs = profile.costs
     table = sa.table(
-        costs.table,
-        sa.column(costs.category),
-        sa.column(costs.amount),
-        sa.column(costs.at, sa.DateTime()),
+        costs.table, sa.column(costs.category), sa.column(costs.amount), sa.column(costs.at)
     )
     amount = sa.func.sum(table.c[costs.amount]).label("amount_usd")
-    query = (
-        sa.select(table.c[costs.category].label("category"), amount)
-        .where(table.c[costs.at] >= utc_now() - timedelta(hours=window_hours))
-        .group_by(table.c[costs.category])
-        .order_by(amount.desc())
-    )
     with db.connect(profile) as connection:
+        stamps = encoding(connection, table, costs.at, "auto", "costs.at")
+        query = (
+            sa.select(table.c[costs.category].label("category"), amount)
+            .where(table.c[costs.at] >= stamps.bound(utc_now() - timedelta(hours=window_hours)))
+            .group_by(table.c[costs.category])
+            .order_by(amount.desc())
+        )
         spend = pd.DataFrame(
             connection.execute(query).mappings().all(), columns=["category", "amount_usd"]
         )

@@ -11,15 +11,19 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from opslib.probes import Metric, db
+from opslib.probes.timestamps import Encoding, encoding
 from opslib.profiles import Profile
 
 ON = "on"
 
 
 def control_table(name: str) -> sa.TableClause:
-    return sa.table(
-        name, sa.column("key"), sa.column("value"), sa.column("updated_at", sa.DateTime())
-    )
+    return sa.table(name, sa.column("key"), sa.column("value"), sa.column("updated_at"))
+
+
+def stamp_encoding(connection: sa.Connection, table: str) -> Encoding:
+    """How the control table stores its `updated_at`, to read it and to write it alike."""
+    return encoding(connection, control_table(table), "updated_at", "auto", f"{table}.updated_at")
 
 
 def control_value(
@@ -30,7 +34,9 @@ def control_value(
     row = connection.execute(
         sa.select(control.c.value, control.c.updated_at).where(control.c.key == key)
     ).first()
-    return (row[0], row[1]) if row else (None, None)
+    if row is None:
+        return None, None
+    return row[0], stamp_encoding(connection, table).read_one(row[1])
 
 
 def halt_value(connection: sa.Connection, profile: Profile) -> tuple[str, object]:

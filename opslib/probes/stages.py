@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError, db, processes
+from opslib.probes.timestamps import encoding
 from opslib.profiles import Profile
 
 
@@ -52,22 +53,17 @@ def coverage(profile: Profile) -> list[Metric]:
 
 def _seconds_since_progress(profile: Profile, column: str) -> float | None:
     """Seconds since a row was last stamped in `column`; None when none was or it cannot
-    be read. Stamps are UTC; one with an offset is converted."""
+    be read. Stamps are read in the column's own encoding (the latest of ISO text of one
+    shape, or of epochs, is their maximum, as of timestamps)."""
+    table = sa.table(profile.stages.table, sa.column(column))
     try:
         with db.connect(profile) as connection:
-            latest = connection.execute(
-                sa.text(
-                    f"SELECT max({db.quote(connection, column)}) FROM {db.quote(connection, profile.stages.table)}"
-                )
-            ).scalar_one()
+            latest = connection.execute(sa.select(sa.func.max(table.c[column]))).scalar_one()
+            stamps = encoding(connection, table, column, "auto", f"stages: {column}")
     except ProbeError:
         return None
-    if latest is None:
-        return None
-    stamp = pd.Timestamp(latest)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return (utc_now() - stamp.to_pydatetime()).total_seconds()
+    stamp = stamps.read_one(latest)
+    return None if stamp is None else (utc_now() - stamp).total_seconds()
 
 
 def running_stages(profile: Profile) -> list[str]:

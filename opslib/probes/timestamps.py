@@ -73,6 +73,12 @@ class Encoding:
         parsed = pd.to_datetime(values, utc=True, format="ISO8601")
         return parsed.dt.tz_convert(None)
 
+    def read_one(self, value: Any) -> datetime | None:
+        """One fetched value as naive UTC (None for NULL)."""
+        if value is None:
+            return None
+        return self.read(pd.Series([value])).iloc[0].to_pydatetime()
+
 
 def _offset(zone: str) -> timezone:
     if zone in ("", "Z"):
