@@ -37,7 +37,7 @@ def test_parameter_of_the_wrong_type_is_refused(workspace: Workspace) -> None:
 @pytest.mark.parametrize(
     ("runbook", "parameter"),
     [("high-error-rate", "window_hours=-5"), ("high-error-rate", "window_hours=0"),
-     ("high-error-rate", "top=0"), ("connection-exhaustion", "idle_after_s=-1")],
+     ("high-error-rate", "top=0"), ("database-locks", "idle_after_s=-1")],
 )  # fmt: skip
 def test_a_window_or_count_that_holds_nothing_is_refused(
     workspace: Workspace, runbook: str, parameter: str

@@ -101,7 +101,9 @@ def test_release_refuses_a_pid_outside_the_allowlist(spots: Path, workspace: Wor
             "apply=true",
         )
         assert child.poll() is None, "a process outside processes.terminable was signalled"
-    assert result.returncode == 3, result.stdout + result.stderr
+    # the measured lock is CRITICAL; the refused plan (UNKNOWN) does not hide it
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "UNKNOWN  action:terminate_lock_holder" in result.stdout
     assert "does not match processes.terminable" in result.stdout
 
 
