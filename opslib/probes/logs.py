@@ -1,5 +1,10 @@
 """Application logs: error rate, the errors behind it, and rate limiting, over a window or
-since the previous scan. The reading itself is `opslib.probes.logscan`, one streaming pass."""
+since the previous scan. The reading itself is `opslib.probes.logscan`, one streaming pass,
+each file in the format `targets.logs.format` names (or the one its first lines show).
+
+A file in no format opslib knows makes every log probe fail with a reason naming it and
+that key: its lines would count for nothing, and an error rate of 0 % read from a log
+nobody understood is the one answer worse than none."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import pandas as pd
 from opslib import paths
 from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError
-from opslib.probes.logscan import Offsets, Scanner, Triage, scan
+from opslib.probes.logscan import AUTO, FORMAT_NAMES, Offsets, Scanner, Triage, scan
 from opslib.profiles import Profile
 
 TOP_PATTERNS = 10
@@ -53,7 +58,7 @@ def _stat(path: Path) -> os.stat_result | None:
 def _scanner(profile: Profile, window_hours: float | None) -> Scanner:
     since = None if window_hours is None else utc_now() - timedelta(hours=window_hours)
     logs = profile.targets.logs
-    return Scanner(since, logs.requests, tuple(logs.timestamp_formats))
+    return Scanner(since, logs.requests, tuple(logs.timestamp_formats), logs.format)
 
 
 # One runbook asks for the same window several times (rate, patterns, rate limits): the
@@ -74,20 +79,54 @@ def triage(profile: Profile, window_hours: float) -> Triage:
     }
     key = (
         profile.name,
+        logs.format,
         window_hours,
         tuple((str(path), status.st_size, status.st_mtime_ns) for path, status in recent.items()),
     )
     reused = _last.get(key)
     if reused is not None and time.monotonic() - reused[0] < _REUSE_FOR_S:
-        return reused[1]
-    found = scan(list(recent), since, logs.requests, tuple(logs.timestamp_formats))
+        return _understood(profile, reused[1])
+    found = scan(list(recent), since, logs.requests, tuple(logs.timestamp_formats), logs.format)
     _last.clear()  # one window kept: memory stays flat
     _last[key] = (time.monotonic(), found)
-    return found
+    return _understood(profile, found)
 
 
-def _unreadable(found: Triage) -> str:
-    return f"; not readable: {'; '.join(found.unreadable)}" if found.unreadable else ""
+def _understood(profile: Profile, found: Triage) -> Triage:
+    """`found`, unless a file was in no format opslib knows: then a reason naming it and
+    `targets.logs.format` (whatever the other files say, they are not the whole story)."""
+    if not found.unrecognized:
+        return found
+    names = ", ".join(found.unrecognized[:5])
+    if len(found.unrecognized) > 5:
+        names += f" and {len(found.unrecognized) - 5} more"
+    log_format = profile.targets.logs.format
+    if log_format == AUTO:
+        raise ProbeError(
+            f"no line of {names} is in a log format opslib knows (its first lines read as "
+            f"none of {', '.join(FORMAT_NAMES)}): set targets.logs.format, or "
+            "targets.logs.timestamp_formats for stamps of its own, or leave it out of "
+            "targets.logs.paths"
+        )
+    raise ProbeError(
+        f"no line of {names} is in the '{log_format}' format that targets.logs.format names "
+        f"(read its first lines); set targets.logs.format to the one it is written in "
+        f"({', '.join(FORMAT_NAMES)}) or to auto"
+    )
+
+
+def _notes(found: Triage) -> str:
+    """What the summary adds about how the files were read: any not readable, formats
+    other than plain, and entries counted without a time of their own."""
+    notes = ""
+    if found.unreadable:
+        notes += f"; not readable: {'; '.join(found.unreadable)}"
+    read_as = {kind: count for kind, count in sorted(found.formats.items()) if kind != "plain"}
+    if read_as:
+        notes += "; read as " + ", ".join(f"{kind} ({n} file(s))" for kind, n in read_as.items())
+    if found.undated:
+        notes += f"; {found.undated} line(s) with no time of their own counted as in the window"
+    return notes
 
 
 def _rate(found: Triage, where: str) -> tuple[float, str]:
@@ -97,8 +136,7 @@ def _rate(found: Triage, where: str) -> tuple[float, str]:
     rate = 100.0 * found.errors / denominator if denominator else 0.0
     return (
         rate,
-        f"{found.errors} error(s) in {denominator} {unit} {where} ({rate:.1f}%)"
-        + _unreadable(found),
+        f"{found.errors} error(s) in {denominator} {unit} {where} ({rate:.1f}%)" + _notes(found),
     )
 
 
@@ -107,13 +145,13 @@ def _levels(found: Triage) -> pd.DataFrame:
 
 
 def error_rate(profile: Profile, window_hours: float = 24) -> Metric:
-    """Errors per log line (or per request, when the profile says how to spot one) in
-    the window; the table counts lines by level."""
+    """Errors per log line (or per request: an access log's lines, or the lines the
+    profile's `requests` regex marks) in the window; the table counts lines by level."""
     found = triage(profile, window_hours)
-    if found.lines == 0:
-        where = f"{found.files} file(s)"
-        return Metric(
-            0.0, f"no log line in the last {window_hours:g} h across {where}", _levels(found)
+    if found.lines == 0:  # a rate of nothing is no measurement: never a quiet 0 % OK
+        raise ProbeError(
+            f"no log line in the last {window_hours:g} h across {found.files} file(s): "
+            "no rate to judge" + _notes(found)
         )
     rate, summary = _rate(found, f"in the last {window_hours:g} h")
     return Metric(rate, summary, _levels(found))
@@ -169,7 +207,7 @@ def _since_previous(profile: Profile, scan: str) -> Triage:
     every few minutes keeps its own place in the files)."""
     scanner = _scanner(profile, None)
     Offsets(_state_file(profile, scan)).scan(log_files(profile), scanner)
-    return scanner.triage
+    return _understood(profile, scanner.triage)
 
 
 def new_errors(profile: Profile, scan: str = "default") -> Metric:
@@ -220,7 +258,7 @@ def unseen_patterns(profile: Profile, scan: str = "unseen", fresh_minutes: float
         return Metric(
             0,
             f"first scan: {len(found.patterns)} error pattern(s) already in the logs are now "
-            "known; later scans report patterns never seen before" + _unreadable(found),
+            "known; later scans report patterns never seen before" + _notes(found),
             patterns_table(found),
         )
     cutoff = (now - timedelta(minutes=fresh_minutes)).isoformat()
@@ -236,7 +274,7 @@ def unseen_patterns(profile: Profile, scan: str = "unseen", fresh_minutes: float
         return Metric(
             0,
             f"no error pattern new in the last {fresh_minutes:g} min; {found.errors} error "
-            f"line(s) of known patterns since the previous scan" + _unreadable(found),
+            f"line(s) of known patterns since the previous scan" + _notes(found),
         )
     table = pd.DataFrame(
         [{"count": entry["count"], "pattern": key, "first_seen": entry["first"],
@@ -246,7 +284,7 @@ def unseen_patterns(profile: Profile, scan: str = "unseen", fresh_minutes: float
     return Metric(
         len(fresh),
         f"{len(fresh)} error pattern(s) first seen in the last {fresh_minutes:g} min; "
-        f"commonest ({entry['count']}x): {key[:120]}" + _unreadable(found),
+        f"commonest ({entry['count']}x): {key[:120]}" + _notes(found),
         table.head(TOP_PATTERNS),
     )
 

@@ -6,7 +6,7 @@ that a kind answers, and a registry test fails when a kind has none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from opslib.profiles.fields import StrictModel, TimestampFormat
 from opslib.units import Regex, Seconds
@@ -30,6 +30,13 @@ class LogsTarget(StrictModel):
     timestamp_formats: list[TimestampFormat] = []
     # a regex marking a request line: the error rate is then errors per request, not per line
     requests: Regex | None = None
+    # how the lines are written; auto: each file's own, told from its first lines. plain: a
+    # stamp, then a capital level word (the fast path); logfmt; json (pino's numeric levels
+    # too); python (logging); logback (log4j too); syslog (RFC 3164); syslog5424; access
+    # (nginx/Apache: each line a request, 5xx errors, 429 rate limiting)
+    format: Literal[
+        "auto", "plain", "logfmt", "json", "python", "logback", "syslog", "syslog5424", "access"
+    ] = "auto"
 
 
 class HttpEndpoint(StrictModel):

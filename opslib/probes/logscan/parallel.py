@@ -1,5 +1,6 @@
 """`scan()`: a large set of files cut into parts that several processes read at once,
-added up in file order, so the triage is the same as reading the files one by one."""
+added up in file order, so the triage is the same as reading the files one by one. Each
+file's format is found once, here, and travels with its parts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from opslib.clock import utc_now
+from opslib.probes.logscan.detect import AUTO, file_format
+from opslib.probes.logscan.formats import PLAIN, LineFormat, line_format
 from opslib.probes.logscan.results import Triage
 from opslib.probes.logscan.scanner import Scanner
 from opslib.probes.logscan.stamps import LineShapes, after_newline, line_shapes
@@ -23,12 +26,14 @@ _ALIGN_BYTES = 1 << 16  # how far past a planned cut its first dated line is loo
 @dataclass(frozen=True)
 class _Part:
     """The lines of one file that start in [start, end) of its text (`end` None: to its
-    end); `cost` is about the bytes it means to read, a compressed one counting more."""
+    end), in format `kind`; `cost` is about the bytes it means to read, a compressed one
+    counting more."""
 
     path: Path
     start: int
     end: int | None
     cost: float
+    kind: str = PLAIN
 
 
 def _text_size(path: Path) -> tuple[int, bool]:
@@ -64,20 +69,48 @@ def _dated_line_starts(path: Path, cuts: list[int], shapes: LineShapes) -> list[
     return starts
 
 
-def _parts(files: list[Path], shapes: LineShapes) -> list[_Part]:
+def _entry_starts(path: Path, cuts: list[int], line_format: LineFormat) -> list[int]:
+    """`_dated_line_starts` for a format read line by line: where the first whole line
+    after each cut that is an entry of the format with a time of its own starts (an
+    undated entry goes with the dated one above it, which the part would not hold)."""
+    starts: list[int] = []
+    year = utc_now().year
+    with path.open("rb") as stream:
+        for cut in cuts:
+            stream.seek(cut - 1)
+            near = stream.read(_ALIGN_BYTES)
+            offset = near.find(b"\n") + 1
+            while offset > 0 and (end := near.find(b"\n", offset)) != -1:
+                entry = line_format.parse(near[offset:end])
+                if entry and entry[0] is not None and line_format.when(entry[0], year):
+                    if not starts or cut - 1 + offset > starts[-1]:
+                        starts.append(cut - 1 + offset)
+                    break
+                offset = end + 1
+    return starts
+
+
+def _parts(
+    files: list[Path], shapes: LineShapes, kinds: dict[Path, str] | None = None
+) -> list[_Part]:
     """The files as parts to share among processes: a compressed file whole (it can only
-    be read from its start), a large plain file in several parts cut at dated lines."""
+    be read from its start), a large plain file in several parts cut at dated lines (a
+    file in another of `kinds`, the format of each file, at its entries)."""
     parts = []
     for path in files:
+        kind = (kinds or {}).get(path, PLAIN)
         size, gz = _text_size(path)
         count = 1 if gz else round(size / PART_BYTES)
         if count < 2:
-            parts.append(_Part(path, 0, None, size * (GZIP_COST if gz else 1)))
+            parts.append(_Part(path, 0, None, size * (GZIP_COST if gz else 1), kind))
             continue
         cuts = [size * number // count for number in range(1, count)]
-        starts = [0, *_dated_line_starts(path, cuts, shapes)]
+        if kind == PLAIN:
+            starts = [0, *_dated_line_starts(path, cuts, shapes)]
+        else:
+            starts = [0, *_entry_starts(path, cuts, line_format(kind, shapes.formats))]
         for begin, end in zip(starts, [*starts[1:], None], strict=True):
-            parts.append(_Part(path, begin, end, (size if end is None else end) - begin))
+            parts.append(_Part(path, begin, end, (size if end is None else end) - begin, kind))
     return parts
 
 
@@ -88,14 +121,16 @@ def _read_part(
     since: datetime | None,
     requests: str | None,
     formats: tuple[str, ...],
+    log_format: str = AUTO,
 ) -> Scanner:
     """One part read by a scanner of its own, which uses the normalizing cache `keys`."""
-    scanner = Scanner(since, requests, formats)
+    scanner = Scanner(since, requests, formats, log_format)
     scanner._keys = keys
     scanner.year = scanner.window.year = year  # every process reads syslog's year alike
     if part.start == 0:
         scanner._triage.files += 1
-    scanner._read(part.path, part.start, part.end, False)
+        scanner._triage.formats[part.kind] += 1
+    scanner._read(part.path, part.start, part.end, False, part.kind)
     return scanner
 
 
@@ -132,18 +167,24 @@ def scan(
     since: datetime | None,
     requests: str | None = None,
     formats: tuple[str, ...] = (),
+    log_format: str = AUTO,
 ) -> Triage:
-    """Triage `files` (oldest first). A large set is cut into parts (whole compressed
-    files, ranges of lines of plain ones) that this process and a worker process per other
-    core take one at a time, the largest first, until none is left; the parts' results are
-    added up in file order, so it is the same triage as reading the files one by one."""
+    """Triage `files` (oldest first), each in `log_format` (`auto`: the one its first
+    lines show). A large set is cut into parts (whole compressed files, ranges of lines of
+    plain ones) that this process and a worker process per other core take one at a time,
+    the largest first, until none is left; the parts' results are added up in file order,
+    so it is the same triage as reading the files one by one."""
     processes = len(os.sched_getaffinity(0))
-    settings = (utc_now().year, since, requests, tuple(formats))
-    parts = []
+    settings = (utc_now().year, since, requests, tuple(formats), log_format)
+    parts: list[_Part] = []
+    unrecognized: list[Path] = []
     if processes > 1 and sum(_text_size(path)[0] for path in files) >= PARALLEL_FROM_BYTES:
-        parts = _parts(files, line_shapes(tuple(formats)))
+        kinds = {path: file_format(path, log_format, tuple(formats)) for path in files}
+        unrecognized = [path for path in files if kinds[path] is None]
+        known = {path: kind for path, kind in kinds.items() if kind is not None}
+        parts = _parts(list(known), line_shapes(tuple(formats)), known)
     if len(parts) < 2:
-        scanner = Scanner(since, requests, formats)
+        scanner = Scanner(since, requests, formats, log_format)
         for path in files:
             scanner.read(path)
         return scanner.triage
@@ -181,4 +222,6 @@ def scan(
     for index in range(1, len(parts)):
         whole.absorb(found.get(index) or _read_part(parts[index], keys, *settings))
     whole._triage.unreadable = list(dict.fromkeys(whole._triage.unreadable))  # once per file
+    whole._triage.files += len(unrecognized)
+    whole._triage.unrecognized += [path.name for path in unrecognized]
     return whole.triage

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from opslib.probes.logscan.levels import ERROR_NAMES
+
 
 @dataclass
 class Pattern:
@@ -31,11 +33,15 @@ class Triage:
     patterns: dict[str, Pattern] = field(default_factory=dict)
     errors_per_hour: Counter[datetime] = field(default_factory=Counter)
     unreadable: list[str] = field(default_factory=list)  # files that could not be read, and why
+    # files whose first lines are in no format opslib knows (or not in the one named): not read
+    unrecognized: list[str] = field(default_factory=list)
+    formats: Counter[str] = field(default_factory=Counter)  # files read, by format
+    undated: int = 0  # entries counted in a window without a time of their own to place them
 
     @property
     def errors(self) -> int:
-        """Lines at ERROR, CRITICAL or FATAL."""
-        return sum(self.levels[level] for level in ("ERROR", "CRITICAL", "FATAL"))
+        """Lines at an error level: ERROR, CRITICAL, FATAL, and syslog's ALERT and EMERGENCY."""
+        return sum(self.levels[level] for level in ERROR_NAMES)
 
     def top_patterns(self, limit: int = 10) -> list[tuple[str, Pattern]]:
         """The commonest patterns first."""

@@ -1,5 +1,11 @@
 """The scanner: one streaming pass that counts levels, error patterns and rate-limit
-lines over the lines inside a time window."""
+lines over the lines inside a time window.
+
+Each file is read in its own format (`log_format`, or the one its first lines show for
+`auto`, see `detect`). A plain file, stamped lines with capital levels, takes the fast
+path below: regular expressions over whole blocks. Any other format is read line by
+line (`entries.EntryFeed`) into the same counters; a file in no format opslib knows is
+not read but named in `Triage.unrecognized`."""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opslib.clock import utc_now
+from opslib.probes.logscan.detect import AUTO, file_format
+from opslib.probes.logscan.entries import EntryFeed
+from opslib.probes.logscan.formats import PLAIN, line_format
 from opslib.probes.logscan.patterns import (
     CACHE_LIMIT,
     DIGITS_AS_ONE,
@@ -22,6 +31,7 @@ from opslib.probes.logscan.patterns import (
     line_starts,
     lines_matching,
     normalize,
+    normalize_request,
 )
 from opslib.probes.logscan.reading import line_blocks, text_pieces
 from opslib.probes.logscan.results import Pattern, Triage
@@ -111,18 +121,26 @@ class Scanner:
     """Accumulates a `Triage` over blocks of log text."""
 
     def __init__(
-        self, since: datetime | None, requests: str | None = None, formats: tuple[str, ...] = ()
+        self,
+        since: datetime | None,
+        requests: str | None = None,
+        formats: tuple[str, ...] = (),
+        log_format: str = AUTO,
     ) -> None:
         if since is not None and since.tzinfo is not None:  # stamps are compared as naive UTC
             since = since.astimezone(UTC).replace(tzinfo=None)
         self._triage = Triage(since)
         self.year = utc_now().year
         self.shapes = line_shapes(tuple(formats))
+        self.log_format = log_format
+        if log_format not in (AUTO, PLAIN):
+            line_format(log_format)  # an unknown name fails here, not in the middle of a read
         self.window = _Window(since, self.year, self.shapes)
         self.requests = re.compile(requests.encode(), re.M) if requests else None
         self._keys: dict[bytes, str] = {}  # a message's shape -> its normalized pattern
         self._seen: dict[str, list] = {}  # pattern -> [count, first stamp, last stamp, line]
-        self._hours: dict[bytes, list] = {}  # stamp up to its hour -> [errors, a full stamp]
+        # stamp up to its hour (bytes; a datetime for line formats) -> [errors, a full stamp]
+        self._hours: dict[bytes | datetime, list] = {}
 
     def feed(self, block: bytes) -> None:
         triage = self._triage
@@ -197,6 +215,41 @@ class Scanner:
             else:
                 hour[0] += 1
 
+    def _entry_error(
+        self, line: bytes, stamp: datetime | None, message: bytes | str, status: int | None
+    ) -> None:
+        """Count an error entry of a line format under its pattern, as `_errors` does for
+        the fast path; its time is already read (None: the entry has none)."""
+        if status is not None:  # a request: its status, method and route are the pattern
+            key = self._request_pattern(status, message)
+        else:
+            key = self._pattern(message.encode() if isinstance(message, str) else message)
+        counted = self._seen.get(key)
+        if counted is None:
+            self._seen[key] = [1, stamp, stamp, line[: 4 * EXAMPLE_CHARS]]
+        else:
+            counted[0] += 1
+            if stamp is not None:
+                counted[2] = stamp
+        if stamp is not None:
+            hour = stamp.replace(minute=0, second=0, microsecond=0)
+            found = self._hours.get(hour)
+            if found is None:
+                self._hours[hour] = [1, stamp]
+            else:
+                found[0] += 1
+
+    def _request_pattern(self, status: int, request: bytes | str) -> str:
+        """`normalize_request`, cached by status and request (a failing route repeats)."""
+        raw = request.encode() if isinstance(request, str) else request
+        key = b"\0%d %s" % (status, raw)  # apart from the messages `_pattern` caches
+        pattern = self._keys.get(key)
+        if pattern is None:
+            if len(self._keys) > CACHE_LIMIT:
+                self._keys.clear()
+            pattern = self._keys[key] = normalize_request(status, raw.decode("utf-8", "replace"))
+        return pattern
+
     def absorb(self, later: Scanner) -> None:
         """Add what another scanner found in later files (files are read oldest first)."""
         mine, theirs = self._triage, later._triage
@@ -207,10 +260,14 @@ class Scanner:
         mine.requests += theirs.requests
         mine.rate_limited += theirs.rate_limited
         mine.unreadable += theirs.unreadable
+        mine.unrecognized += theirs.unrecognized
+        mine.undated += theirs.undated
+        mine.formats.update(theirs.formats)
         for key, (count, first, last, line) in later._seen.items():
             seen = self._seen.setdefault(key, [0, first, last, line])
             seen[0] += count
-            seen[2] = last
+            if last is not None:  # an undated entry leaves the last time as it was
+                seen[2] = last
         for prefix, (count, stamp) in later._hours.items():
             self._hours.setdefault(prefix, [0, stamp])[0] += count
 
@@ -219,7 +276,9 @@ class Scanner:
         """The triage so far, its error patterns and hours turned into datetimes."""
         found = self._triage
 
-        def when(stamp: bytes) -> datetime:
+        def when(stamp: bytes | datetime | None) -> datetime:
+            if stamp is None or isinstance(stamp, datetime):  # line formats: already read
+                return stamp or datetime.min
             return parse_stamp(stamp, self.year, self.shapes.formats) or datetime.min
 
         found.patterns = {
@@ -236,25 +295,48 @@ class Scanner:
     def read(self, path: Path, start: int = 0, *, finished_lines_only: bool = False) -> int:
         """Feed the file from byte `start` (of its uncompressed text); returns the offset
         after the last line fed. With `finished_lines_only` an unterminated last line is
-        left for the next scan instead of being counted now."""
+        left for the next scan instead of being counted now. A file in no format opslib
+        knows is not read (`Triage.unrecognized`): `start` is returned."""
         self._triage.files += 1
-        return self._read(path, start, None, finished_lines_only)
+        kind = self.format_of(path)
+        if kind is None:
+            self._triage.unrecognized.append(path.name)
+            return start
+        self._triage.formats[kind] += 1
+        return self._read(path, start, None, finished_lines_only, kind)
 
-    def _read(self, path: Path, start: int, end: int | None, finished_lines_only: bool) -> int:
-        """`read` without counting the file, and only up to byte `end` if given."""
+    def format_of(self, path: Path) -> str | None:
+        """The format `path` is read in (None: its first lines are in none opslib knows)."""
+        return file_format(path, self.log_format, self.shapes.formats)
+
+    def _read(
+        self,
+        path: Path,
+        start: int,
+        end: int | None,
+        finished_lines_only: bool,
+        kind: str = PLAIN,
+    ) -> int:
+        """`read` without counting the file, in format `kind`, only up to byte `end` if
+        given."""
         self.window.begin()
+        feed = (
+            self.feed
+            if kind == PLAIN
+            else EntryFeed(self, line_format(kind, self.shapes.formats)).feed
+        )
         tail: list[bytes] = []
         position = start
         try:
             for block in line_blocks(
                 text_pieces(path, start), tail, None if end is None else end - start
             ):
-                self.feed(block)
+                feed(block)
                 position += len(block)
         except (OSError, EOFError, zlib.error) as exc:  # a cut-off archive, a vanished file
             self._triage.unreadable.append(f"{path.name}: {exc}")
             return position
         if tail[0] and not finished_lines_only:
-            self.feed(tail[0] + b"\n")
+            feed(tail[0] + b"\n")
             position += len(tail[0])
         return position
