@@ -19,12 +19,14 @@ from test_cli_errors import assert_one_line_refusal
         ("emergency-halt", "catalog", "breaker or halt or queue"),
         ("restore", "demo", "backups"),
         ("budget-status", "demo", "breaker or budget or costs or halt"),
+        ("backup", "ideas", "backups"),
     ],
 )
 def test_a_runbook_for_something_the_profile_lacks_is_refused(
     workspace: Workspace, runbook: str, profile: str, needs: str
 ) -> None:
     """Once these ran, found nothing to check and exited 0 OK."""
+    workspace.env["IDEAS_DSN"] = "postgresql://ideas@127.0.0.1:1/ideas"  # never reached
     result = workspace.opslib("run", runbook, "--profile", profile)
     assert_one_line_refusal(
         result, f"{runbook} does not apply to profile {profile}", f"need {needs};", "apply:"

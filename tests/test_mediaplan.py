@@ -262,3 +262,16 @@ def test_a_literal_secret_in_a_profile_is_masked() -> None:
     masked = mask_literal_secrets(text)
     assert "hunter2xyz" not in masked and "abc" not in masked
     assert "${KEY}" in masked and "# do not" in masked
+
+
+def test_a_runbook_for_another_pipeline_tells_what_did_not_apply_without_a_traceback(
+    workspace: Workspace, mediaplan: Path
+) -> None:
+    """weekly-review asks for the catalog's cycle summaries; once this was KeyError."""
+    result = workspace.opslib("run", "weekly-review", "--profile", "mediaplan")
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    html = page.read_text()
+    assert "Traceback" not in html and "KeyError" not in html
+    line = next(row for row in html.splitlines() if "Not applicable to profile mediaplan" in row)
+    assert "summary_field (no file set 'cycle_summaries'" in line

@@ -107,3 +107,35 @@ def test_spend_in_the_window_is_exact_whatever_the_encoding(tmp_path: Path, writ
     )  # fmt: skip
     metric = by_category(profile, window_hours=24)
     assert metric.value == pytest.approx(4.25)  # the $9 of 25 hours ago is outside
+
+
+def test_a_queue_stamped_in_epoch_seconds_has_its_exact_failure_rate(tmp_path: Path) -> None:
+    """litequeue and Laravel-style integers: once 'no job finished in the last 24 h', OK."""
+    from opslib.clock import utc_now
+    from opslib.probes.queue import failure_rate, stuck_jobs, throughput
+    from opslib.profiles import Profile
+
+    now = utc_now()
+
+    def epoch(hours_ago: float) -> int:
+        return int((now - timedelta(hours=hours_ago)).replace(tzinfo=UTC).timestamp())
+
+    jobs = [(n, "done", epoch(h + 0.1), epoch(h)) for n, h in enumerate([1, 2, 3, 5, 8, 13, 21])]
+    jobs += [(10, "failed", epoch(4.1), epoch(4)), (11, "failed", epoch(30.1), epoch(30))]
+    jobs += [(20, "running", epoch(3), None), (21, "running", epoch(0.1), None)]
+    path = tmp_path / "queue.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE q (id INTEGER, state TEXT, started INTEGER, ended INTEGER)"
+        )
+        connection.executemany("INSERT INTO q VALUES (?, ?, ?, ?)", jobs)
+    profile = Profile.model_validate(
+        {"name": "epochs", "targets": {"database": {"url": f"sqlite:///{path}"}},
+         "queue": {"table": "q", "timestamps": "epoch_s", "stuck_after": "1 h",
+                   "columns": {"status": "state", "started_at": "started", "finished_at": "ended",
+                               "stage": None, "created_at": None},
+                   "statuses": {"completed": "done", "processing": "running"}}}
+    )  # fmt: skip
+    assert failure_rate(profile).value == pytest.approx(100 * 1 / 8)  # the 30 h one is outside
+    assert throughput(profile).value == 7
+    assert stuck_jobs(profile).value == 1
