@@ -53,29 +53,29 @@ def test_values_read_back_as_naive_utc() -> None:
         assert values.dt.tz is None, name
 
 
-def test_text_that_is_no_time_is_refused_naming_the_key(tmp_path: Path) -> None:
+def _column_holding(tmp_path: Path, value: str) -> tuple[sa.Engine, sa.TableClause]:
+    """A SQLite table whose one column `started` holds `value`."""
     path = tmp_path / "q.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE q (started TEXT)")
-        connection.execute("INSERT INTO q VALUES ('yesterday-ish')")
-    engine = sa.create_engine(f"sqlite:///{path}")
-    table = sa.table("q", sa.column("started"))
-    with (
-        engine.connect() as connection,
-        pytest.raises(ProbeError, match="queue.columns.started_at"),
-    ):
-        encoding(connection, table, "started", "auto", "queue.columns.started_at")
+        connection.execute("INSERT INTO q VALUES (?)", (value,))
+    return sa.create_engine(f"sqlite:///{path}"), sa.table("q", sa.column("started"))
 
 
-def test_a_declared_epoch_is_refused_over_a_column_of_text(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE q (started TEXT)")
-        connection.execute("INSERT INTO q VALUES ('2026-12-03T09:55:00Z')")
-    engine = sa.create_engine(f"sqlite:///{path}")
-    table = sa.table("q", sa.column("started"))
-    with engine.connect() as connection, pytest.raises(ProbeError, match="epoch_s"):
-        encoding(connection, table, "started", "epoch_s", "queue.columns.started_at")
+@pytest.mark.parametrize(
+    ("value", "convention", "reason"),
+    [
+        ("yesterday-ish", "auto", "cannot read 'yesterday-ish' as a time"),
+        ("2026-12-03T09:55:00Z", "epoch_s", "declared epoch_s, but the column holds iso"),
+    ],
+)
+def test_a_column_that_is_not_what_the_profile_says_is_refused_naming_the_key(
+    tmp_path: Path, value: str, convention: str, reason: str
+) -> None:
+    engine, table = _column_holding(tmp_path, value)
+    with engine.connect() as connection, pytest.raises(ProbeError, match=reason) as refused:
+        encoding(connection, table, "started", convention, "queue.columns.started_at")
+    assert refused.value.reason.startswith("queue.columns.started_at")
 
 
 @pytest.mark.parametrize(
