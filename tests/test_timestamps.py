@@ -109,33 +109,43 @@ def test_spend_in_the_window_is_exact_whatever_the_encoding(tmp_path: Path, writ
     assert metric.value == pytest.approx(4.25)  # the $9 of 25 hours ago is outside
 
 
-def test_a_queue_stamped_in_epoch_seconds_has_its_exact_failure_rate(tmp_path: Path) -> None:
-    """litequeue and Laravel-style integers: once 'no job finished in the last 24 h', OK."""
+@pytest.mark.parametrize(
+    ("convention", "written"),
+    [
+        ("auto", lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"),  # goqite
+        ("auto", lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S")),  # datetime('now')
+        ("epoch_s", lambda moment: int(moment.replace(tzinfo=UTC).timestamp())),  # litequeue
+        ("auto", lambda moment: int(moment.replace(tzinfo=UTC).timestamp() * 1000)),  # Date.now()
+    ],
+)
+def test_a_queue_stored_any_way_has_its_exact_failure_rate_and_throughput(
+    tmp_path: Path, convention: str, written
+) -> None:  # type: ignore[no-untyped-def]
+    """ISO text once matched 1 of 3 stuck jobs and counted 286 finished for 195; epochs once
+    read as 'no job finished in the last 24 h', OK. Here the states are integer codes."""
     from opslib.clock import utc_now
     from opslib.probes.queue import failure_rate, stuck_jobs, throughput
     from opslib.profiles import Profile
 
     now = utc_now()
 
-    def epoch(hours_ago: float) -> int:
-        return int((now - timedelta(hours=hours_ago)).replace(tzinfo=UTC).timestamp())
+    def at(hours_ago: float) -> object:
+        return written(now - timedelta(hours=hours_ago))
 
-    jobs = [(n, "done", epoch(h + 0.1), epoch(h)) for n, h in enumerate([1, 2, 3, 5, 8, 13, 21])]
-    jobs += [(10, "failed", epoch(4.1), epoch(4)), (11, "failed", epoch(30.1), epoch(30))]
-    jobs += [(20, "running", epoch(3), None), (21, "running", epoch(0.1), None)]
+    done = [(n, 2, at(h + 0.1), at(h)) for n, h in enumerate([1, 2, 3, 5, 8, 13, 21])]
+    failed = [(10, 3, at(4.1), at(4)), (11, 3, at(30.1), at(30))]  # the second is outside
+    running = [(20, 1, at(3), None), (21, 1, at(0.1), None), (22, 0, None, None)]
     path = tmp_path / "queue.db"
     with sqlite3.connect(path) as connection:
-        connection.execute(
-            "CREATE TABLE q (id INTEGER, state TEXT, started INTEGER, ended INTEGER)"
-        )
-        connection.executemany("INSERT INTO q VALUES (?, ?, ?, ?)", jobs)
+        connection.execute("CREATE TABLE q (id INTEGER, state INTEGER, started, ended)")
+        connection.executemany("INSERT INTO q VALUES (?, ?, ?, ?)", done + failed + running)
     profile = Profile.model_validate(
-        {"name": "epochs", "targets": {"database": {"url": f"sqlite:///{path}"}},
-         "queue": {"table": "q", "timestamps": "epoch_s", "stuck_after": "1 h",
+        {"name": "codes", "targets": {"database": {"url": f"sqlite:///{path}"}},
+         "queue": {"table": "q", "timestamps": convention, "stuck_after": "1 h",
                    "columns": {"status": "state", "started_at": "started", "finished_at": "ended",
                                "stage": None, "created_at": None},
-                   "statuses": {"completed": "done", "processing": "running"}}}
+                   "statuses": {"queued": 0, "processing": 1, "completed": 2, "failed": [3, 4]}}}
     )  # fmt: skip
-    assert failure_rate(profile).value == pytest.approx(100 * 1 / 8)  # the 30 h one is outside
+    assert failure_rate(profile).value == pytest.approx(100 * 1 / 8)
     assert throughput(profile).value == 7
     assert stuck_jobs(profile).value == 1
