@@ -221,6 +221,25 @@ def test_a_working_transaction_open_for_long_is_seen_with_what_it_holds(
     assert f"pid {pid}" in metric.summary
 
 
+def test_an_idle_transaction_that_wrote_holds_back_vacuum_one_that_read_does_not(
+    server: PostgresServer, pipeline: str
+) -> None:
+    """Idle between statements, a read-committed transaction keeps no snapshot (no
+    backend_xmin); one that wrote keeps its transaction id, and vacuum cannot remove any
+    row version newer than it."""
+    writer, reader = session(server), session(server)
+    wrote, read = writer.info.backend_pid, reader.info.backend_pid
+    try:
+        writer.execute("UPDATE jobs SET error = 'kept open' WHERE id = 2")
+        reader.execute("SELECT count(*) FROM jobs")
+        metric = long_transactions(load_profile(pipeline))
+    finally:
+        writer.close()
+        reader.close()
+    holds = dict(zip(metric.table["pid"], metric.table["holds_back_vacuum"], strict=True))
+    assert holds == {wrote: True, read: False}
+
+
 def test_a_session_that_calls_itself_opslib_is_still_seen(
     server: PostgresServer, pipeline: str
 ) -> None:

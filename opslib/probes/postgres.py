@@ -55,7 +55,7 @@ OPEN_TRANSACTIONS_SQL = """
 SELECT activity.pid, activity.usename AS "user", activity.application_name AS application,
        activity.state,
        round(extract(epoch FROM now() - activity.xact_start)::numeric, 1) AS open_s,
-       activity.backend_xmin IS NOT NULL AS holds_back_vacuum,
+       (activity.backend_xmin IS NOT NULL OR activity.backend_xid IS NOT NULL) AS holds_back_vacuum,
        (SELECT string_agg(DISTINCT held.relation::regclass::text || ' ' || held.mode, ', ')
           FROM pg_locks AS held
          WHERE held.pid = activity.pid AND held.granted AND held.relation IS NOT NULL
