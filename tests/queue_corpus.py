@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from opslib.actions import execute
+from opslib.actions.queue import ResetStuckJobs
+from opslib.context import RunContext
 from opslib.probes import Metric, ProbeError
 from opslib.probes import queue as probes
 from opslib.profiles import Profile, load_profile
@@ -82,3 +87,10 @@ def measure(profile: Profile) -> dict[str, float | str | None]:
 def stuck_ids(profile: Profile) -> set[object]:
     """The ids the stuck rule names (the table a stuck_jobs result shows)."""
     return set(probes.stuck_job_rows(profile)[profile.queue.columns.id])  # type: ignore[union-attr]
+
+
+def reset_does_not_apply(profile: Profile) -> None:
+    """A queue given as a query is read-only: a reset does not apply, even when asked for."""
+    context = RunContext.current("stuck-pipeline", profile.name)
+    outcome = execute(ResetStuckJobs(profile), context, lambda: pytest.fail("audited"), apply=True)
+    assert outcome.mode == "not-applicable" and "read-only query" in outcome.message

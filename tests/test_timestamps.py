@@ -5,7 +5,7 @@ read back as naive UTC."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from opslib.probes import ProbeError
-from opslib.probes.timestamps import Encoding, encoding, of_sample
+from opslib.probes.timestamps import Encoding, encoding, of_sample, sampled
 
 MOMENT = datetime(2026, 12, 3, 9, 55, 0, 123456)  # naive UTC, as opslib keeps time
+MOMENT_US = (MOMENT - datetime(1970, 1, 1)) // timedelta(microseconds=1)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,12 @@ MOMENT = datetime(2026, 12, 3, 9, 55, 0, 123456)  # naive UTC, as opslib keeps t
         (1764755700123, int(MOMENT.replace(tzinfo=UTC).timestamp() * 1000)),  # Date.now()
         (datetime(2026, 12, 3, 9, 55, tzinfo=UTC), MOMENT.replace(tzinfo=UTC)),  # timestamptz
         (datetime(2026, 12, 3, 9, 55), MOMENT),  # timestamp without time zone, in UTC
+        (1764755700123456, MOMENT_US),  # epoch microseconds (Python's time_ns() // 1000)
+        (1764755700123456000, MOMENT_US * 1000),  # epoch nanoseconds (Go's UnixNano)
+        ("2026-12-01", "2026-12-03"),  # a date alone: a budget period
+        (date(2026, 12, 1), MOMENT),  # a SQL date
+        ("2026-12-03 09:55:00,5", "2026-12-03 09:55:00,1"),  # a comma before the fraction
+        ("2026-12-03 11:55:00+02", "2026-12-03 11:55:00+02"),  # an offset in hours only
     ],
 )
 def test_a_cutoff_is_written_the_way_the_column_stores_it(sample: object, bound: object) -> None:
@@ -44,6 +51,14 @@ def test_values_read_back_as_naive_utc() -> None:
         "offset": Encoding("iso").read(pd.Series(["2026-12-03T11:55:00+02:00"])),
         "epoch_s": Encoding("epoch_s").read(pd.Series([int(expected.timestamp())])),
         "epoch_ms": Encoding("epoch_ms").read(pd.Series([int(expected.timestamp()) * 1000])),
+        "epoch_us": of_sample(1764755700000000).read(pd.Series([int(expected.timestamp() * 1e6)])),
+        "epoch_ns": of_sample(1764755700000000000).read(
+            pd.Series([int(expected.timestamp()) * 10**9])
+        ),
+        "comma": of_sample("2026-12-03 09:55:00,000").read(pd.Series(["2026-12-03 09:55:00,000"])),
+        "hours offset": of_sample("2026-12-03 11:55:00+02").read(
+            pd.Series(["2026-12-03 11:55:00+02"])
+        ),
         "aware": Encoding("native", aware=True).read(
             pd.Series([datetime(2026, 12, 3, 10, 55, tzinfo=timezone(timedelta(hours=1)))])
         ),
@@ -149,3 +164,78 @@ def test_a_queue_stored_any_way_has_its_exact_failure_rate_and_throughput(
     assert failure_rate(profile).value == pytest.approx(100 * 1 / 8)
     assert throughput(profile).value == 7
     assert stuck_jobs(profile).value == 1
+
+
+def test_an_empty_column_is_sampled_again_once_it_holds_a_value(tmp_path: Path) -> None:
+    """Kept, "no value yet" would bind a datetime against the first text written for a
+    minute; SQLite compares that as a string of another shape."""
+    engine, table = _column_holding(tmp_path, None)  # type: ignore[arg-type]
+    with engine.connect() as connection:
+        assert sampled(connection, table, "started", "k") is None
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO q VALUES ('2026-12-03T09:55:00Z')"))
+    with engine.connect() as connection:
+        assert sampled(connection, table, "started", "k") == Encoding("iso", "T", 0, "Z")
+
+
+def test_columns_with_no_value_yet_are_read_like_their_sibling_epochs(tmp_path: Path) -> None:
+    """No job has reported progress or failed through failed_at yet: those columns are all
+    NULL. Guessed as timestamps, the stuck job's age was read from an epoch as a timestamp;
+    and a failure that set only its end was counted nowhere."""
+    from opslib.clock import utc_now
+    from opslib.probes.queue import failure_rate, stuck_job_rows
+    from opslib.profiles import Profile
+
+    now = utc_now()
+
+    def at(hours_ago: float) -> int:
+        return int((now - timedelta(hours=hours_ago)).replace(tzinfo=UTC).timestamp())
+
+    path = tmp_path / "queue.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE q (id, state, started, ended, failed, touched)")
+        connection.executemany(
+            "INSERT INTO q VALUES (?, ?, ?, ?, NULL, NULL)",
+            [(1, "done", at(2.1), at(2)), (2, "done", at(3.1), at(3)),
+             (3, "failed", at(4.1), at(4)), (4, "running", at(3), None)],
+        )  # fmt: skip
+    profile = Profile.model_validate(
+        {"name": "epochs", "targets": {"database": {"url": f"sqlite:///{path}"}},
+         "queue": {"table": "q", "stuck_after": "1 h",
+                   "columns": {"status": "state", "started_at": "started", "finished_at": "ended",
+                               "failed_at": "failed", "updated_at": "touched", "stage": None,
+                               "created_at": None},
+                   "statuses": {"queued": "new", "processing": "running", "completed": "done",
+                                "failed": "failed"}}}
+    )  # fmt: skip
+    (stuck,) = stuck_job_rows(profile).itertuples()
+    assert stuck.id == 4 and stuck.age_min == pytest.approx(180, abs=0.2)
+    assert failure_rate(profile).value == pytest.approx(100 / 3)
+
+
+def test_a_budget_period_written_as_dates_covers_today(tmp_path: Path) -> None:
+    from opslib.clock import utc_now
+    from opslib.probes.budget import usage
+    from opslib.profiles import Profile
+
+    today = utc_now().date()
+    path = tmp_path / "budget.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE budget (category, allocated_usd, period_start, period_end)"
+        )
+        connection.execute("CREATE TABLE spend (category, amount_usd, created_at)")
+        connection.execute(
+            "INSERT INTO budget VALUES ('gpu', 100, ?, ?)",
+            (f"{today - timedelta(days=2)}", f"{today + timedelta(days=28)}"),
+        )
+        connection.execute(
+            "INSERT INTO spend VALUES ('gpu', 25, ?)",
+            ((utc_now() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"),),
+        )
+    profile = Profile.model_validate(
+        {"name": "dates", "targets": {"database": {"url": f"sqlite:///{path}"}},
+         "costs": {"table": "spend"}, "budget": {"table": "budget"}}
+    )  # fmt: skip
+    total = usage(profile)[0]
+    assert total.value == pytest.approx(25.0)

@@ -27,6 +27,7 @@ from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.errors import ChangedThenFailed
+from opslib.probes import NotApplicable
 from opslib.profiles.secrets import scrub
 from opslib.status import Status
 
@@ -129,6 +130,11 @@ def execute(
         return _outcome(unplanned, "not-applicable", f"not applicable: {summary}", Status.OK, name)
     try:
         plan = action.plan()
+    except NotApplicable as exc:  # the target is not one this action can change
+        unplanned = Plan(action.name, action.profile.name if action.profile else "", exc.reason, ())
+        return _outcome(
+            unplanned, "not-applicable", f"not applicable: {exc.reason}", Status.OK, name
+        )
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is UNKNOWN, not OK
         reason = scrub(getattr(exc, "reason", None) or str(exc))
         unplanned = Plan(action.name, target="", summary=f"no plan: {reason}", changes=())

@@ -10,16 +10,13 @@ status value present must belong to a role, or is named as counted nowhere.
 
 from __future__ import annotations
 
-import difflib
-
 import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError
-from opslib.probes.queue import QueueTable
+from opslib.probes.queue import ROLES, TIME_ROLES, QueueTable, closest
 from opslib.profiles import Profile
 from opslib.status import Status
 
-TIME_ROLES = ("created_at", "started_at", "finished_at", "updated_at", "failed_at")
 STATUS_SAMPLE = 100
 
 
@@ -32,21 +29,17 @@ def _present(connection: sa.Connection, queue: QueueTable) -> list[str]:
     inspector = sa.inspect(connection)
     tables = inspector.get_table_names(schema=schema or None)
     if name not in tables:
-        close = difflib.get_close_matches(name, tables, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ProbeError(f"queue.table: no table {queue.config.table}{hint}")
+        raise ProbeError(f"queue.table: no table {queue.config.table}{closest(name, tables)}")
     return [column["name"] for column in inspector.get_columns(name, schema or None)]
 
 
 def _unmapped_statuses(connection: sa.Connection, queue: QueueTable) -> list[object]:
     status = queue.column("status")
     query = sa.select(status).select_from(queue.source).distinct().limit(STATUS_SAMPLE)
-    named = {
-        str(value)
-        for role in ("queued", "processing", "completed", "failed")
-        for value in getattr(queue.config.statuses, role)
-    }
-    return sorted(str(value) for (value,) in connection.execute(query) if str(value) not in named)
+    named = {str(value) for role in ROLES for value in getattr(queue.config.statuses, role)}
+    # NULL is no state a profile could name (and sorts with nothing)
+    values = (value for (value,) in connection.execute(query) if value is not None)
+    return sorted(str(value) for value in values if str(value) not in named)
 
 
 def queue_mapping(profile: Profile) -> list[Metric]:
@@ -60,11 +53,7 @@ def queue_mapping(profile: Profile) -> list[Metric]:
             Metric(
                 None,
                 f"queue.columns.{role}: {queue.config.source} has no column {column!r}"
-                + (
-                    f" (did you mean {close[0]}?)"
-                    if (close := difflib.get_close_matches(column, present, n=1))
-                    else ""
-                ),
+                f"{closest(column, present)}",
                 label=role,
                 verdict=Status.UNKNOWN,
             )

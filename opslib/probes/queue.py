@@ -25,11 +25,12 @@ import sqlalchemy as sa
 
 from opslib.clock import utc_now
 from opslib.errors import ProfileError
-from opslib.probes import MappingError, Metric, ProbeError, db
-from opslib.probes.timestamps import Encoding, encoding
+from opslib.probes import MappingError, Metric, NotApplicable, ProbeError, db
+from opslib.probes.timestamps import Encoding, declared, sampled
 from opslib.profiles import Profile, Queue
 
 ROLES = ("queued", "processing", "completed", "failed")
+TIME_ROLES = ("created_at", "started_at", "finished_at", "updated_at", "failed_at")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class QueueTable:
     def table(self) -> sa.TableClause:
         """The queue table with its mapped columns (a queue given as a query has none)."""
         if self.config.table is None:
-            raise ProbeError("the queue is a query (queue.query): opslib cannot write to it")
+            raise NotApplicable("the queue is a read-only query (queue.query): nothing to change")
         schema, _, name = self.config.table.rpartition(".")
         columns = [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
         return sa.table(name, *columns, schema=schema or None)
@@ -124,13 +125,16 @@ class QueueTable:
         return sa.case((self.state("failed"), "failed"), else_="completed").label("outcome")
 
     def encoding(self, connection: sa.Connection, role: str) -> Encoding:
-        return encoding(
-            connection,
-            self.source,
-            self.mapped[role],
-            self.config.timestamps,
-            f"queue.columns.{role}",
+        """How the `role` column stores times. A column with no value yet (no job has
+        failed, none has reported progress) is read as its sibling time columns are
+        written: a bound in a guessed encoding would compare epochs with timestamps."""
+        samples = (
+            sampled(connection, self.source, self.mapped[other], f"queue.columns.{other}")
+            for other in (role, *TIME_ROLES)
+            if self.has(other)
         )
+        found = next((sample for sample in samples if sample is not None), None)
+        return declared(self.config.timestamps, found, f"queue.columns.{role}")
 
     def since(self, connection: sa.Connection, role: str, moment: datetime) -> sa.ColumnElement:
         """`role` at or after `moment` (naive UTC), compared in the column's own encoding."""
@@ -139,12 +143,18 @@ class QueueTable:
     def ended_since(self, connection: sa.Connection, moment: datetime) -> sa.ColumnElement[bool]:
         """A job that ended (completed or failed) ended at or after `moment`: by
         finished_at, except that a failed job is timed by `failed_at` where the table
-        records its end there (Oban's discarded jobs have no completed_at)."""
+        records its end there (Oban's discarded jobs have no completed_at), and by
+        finished_at where a failure left failed_at empty."""
         if not self.has("failed_at"):
             return self.since(connection, "finished_at", moment)
+        finished_since = self.since(connection, "finished_at", moment)
+        failed_since = sa.or_(
+            self.since(connection, "failed_at", moment),
+            sa.and_(self.column("failed_at").is_(None), finished_since),
+        )
         return sa.or_(
-            sa.and_(self.state("completed"), self.since(connection, "finished_at", moment)),
-            sa.and_(self.state("failed"), self.since(connection, "failed_at", moment)),
+            sa.and_(self.state("completed"), finished_since),
+            sa.and_(self.state("failed"), failed_since),
         )
 
     def stuck_condition(self, connection: sa.Connection, now: datetime) -> sa.ColumnElement[bool]:
@@ -181,14 +191,14 @@ class QueueTable:
                 tables = inspector.get_table_names(schema=schema or None)
                 if name not in tables:
                     return ProbeError(
-                        f"queue.table: no table {self.config.table}{_closest(name, tables)}"
+                        f"queue.table: no table {self.config.table}{closest(name, tables)}"
                     )
                 present = [column["name"] for column in inspector.get_columns(name, schema or None)]
         except (ProbeError, sa.exc.SQLAlchemyError):
             return ProbeError(f"queue: {error.reason}")
         missing = [
             f"queue.columns.{role}: {self.config.table} has no column {column!r}"
-            f"{_closest(column, present)}"
+            f"{closest(column, present)}"
             for role, column in self.mapped.items()
             if column not in present
         ]
@@ -203,7 +213,8 @@ def _untyped(value: str | int) -> sa.BindParameter:
     return sa.bindparam(None, value, type_=sa.types.NullType())
 
 
-def _closest(name: str, known: list[str]) -> str:
+def closest(name: str, known: list[str]) -> str:
+    """ " (did you mean x?)" for the known name closest to a mistyped one, or nothing."""
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -241,27 +252,28 @@ def depth(profile: Profile) -> Metric:
 
 
 def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFrame:
-    """Ids, stage and age of the jobs the stuck rule matches, oldest first."""
+    """Ids, stage, last progress and age of the jobs the stuck rule matches, oldest first.
+    Progress is `updated_at` where set, else the start; each is read in its own encoding
+    (the two columns need not store times alike)."""
     queue = QueueTable.of(profile)
     now = now or utc_now()
     columns = [queue.column("id")] + ([queue.column("stage")] if queue.has("stage") else [])
-    progress = "updated_at" if queue.has("updated_at") else "started_at"
-    moved = sa.func.coalesce(queue.column(progress), queue.column("started_at"))
+    moments = [role for role in ("updated_at", "started_at") if queue.has(role)]
     with queue.reading(profile) as connection:
         query = (
-            sa.select(*columns, moved.label(queue.mapped[progress]))
+            sa.select(*columns, *[queue.column(role).label(f"_{role}") for role in moments])
             .select_from(queue.source)
             .where(queue.stuck_condition(connection, now))
-            .order_by(moved)
         )
         rows = _frame(connection, query)
-        stamps = queue.encoding(connection, progress)
-    last = queue.mapped[progress]
+        read = [queue.encoding(connection, role).read(rows[f"_{role}"]) for role in moments]
+    last = queue.mapped[moments[0]]
+    rows = rows.drop(columns=[f"_{role}" for role in moments])
     if rows.empty:
-        return pd.DataFrame(columns=[*rows.columns, "age_min"])
-    rows[last] = stamps.read(rows[last])
+        return pd.DataFrame(columns=[*rows.columns, last, "age_min"])
+    rows[last] = read[0].fillna(read[-1])
     rows["age_min"] = ((now - rows[last]).dt.total_seconds() / 60).round(1)
-    return rows
+    return rows.sort_values(last, kind="stable", ignore_index=True)
 
 
 def stuck_jobs(profile: Profile) -> Metric:

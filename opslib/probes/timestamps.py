@@ -1,6 +1,6 @@
 """Times as tables store them: PostgreSQL `timestamptz` and `timestamp`, ISO-8601 text
-(`T` or space, `Z`, an offset or nothing, any fraction) and unix epochs in seconds or
-milliseconds.
+(`T` or space, `Z`, an offset or nothing, any fraction with a point or a comma; or a
+date alone), SQL dates, and unix epochs in seconds, milli-, micro- or nanoseconds.
 
 A probe never converts a column in SQL (that would keep an index from serving the query):
 it turns its cut-off into the column's own representation (`Encoding.bound`) and reads
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -24,41 +24,48 @@ import sqlalchemy as sa
 
 from opslib.probes import ProbeError
 
-CONVENTIONS = ("auto", "native", "iso", "epoch_s", "epoch_ms")
-# Seconds since 1970 stay below this until the year 5138; milliseconds passed it in 1973.
-_EPOCH_MS_FROM = 1e11
+# an epoch's unit -> (pandas' name for it, units per second)
+EPOCHS = {"epoch_s": ("s", 1), "epoch_ms": ("ms", 10**3), "epoch_us": ("us", 10**6),
+          "epoch_ns": ("ns", 10**9)}  # fmt: skip
+CONVENTIONS = ("auto", "native", "iso", *EPOCHS)
+# An epoch in seconds stays below 1e11 until the year 5138; in milliseconds it passed that
+# in 1973 and stays below 1e14 until 5138, and so on by a factor of a thousand per unit.
+_EPOCH_UNIT_FROM = ((1e17, "epoch_ns"), (1e14, "epoch_us"), (1e11, "epoch_ms"))
 _ISO = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})(?P<sep>[T ])(?P<time>\d{2}:\d{2}:\d{2})"
-    r"(?P<fraction>[.,]\d+)?(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:(?P<sep>[T ])(?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?P<fraction>[.,]\d+)?(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
 _SAMPLES_KEPT_S = 60.0
-_samples: dict[tuple[str, str, str], tuple[float, Encoding | None]] = {}
+_samples: dict[tuple[str, str, str], tuple[float, Encoding]] = {}
 
 
 @dataclass(frozen=True)
 class Encoding:
-    """How one column stores a moment. `kind` is native (a SQL timestamp type), iso
-    (text), epoch_s or epoch_ms; an iso encoding knows its shape: the separator, the
-    digits of fraction, and the zone written after it (`Z`, `+00:00`, or none)."""
+    """How one column stores a moment. `kind` is native (a SQL timestamp or date type),
+    iso (text) or one of the EPOCHS; an iso encoding knows its shape: the separator (none
+    for a date alone), the digits of fraction and their mark, and the zone written after
+    it (`Z`, `+00:00`, `+00` or none)."""
 
     kind: str
     separator: str = " "
     fraction_digits: int = 0
     zone: str = ""
     aware: bool = False  # native: timestamptz (bind an aware time) rather than timestamp
+    decimal_mark: str = "."
 
     def bound(self, moment: datetime) -> Any:
         """A naive UTC `moment` as the column stores it, to compare in SQL."""
-        if self.kind == "epoch_s":
-            return int(moment.replace(tzinfo=UTC).timestamp())
-        if self.kind == "epoch_ms":
-            return int(moment.replace(tzinfo=UTC).timestamp() * 1000)
+        if self.kind in EPOCHS:
+            since_1970 = moment.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+            return since_1970 // timedelta(microseconds=1) * EPOCHS[self.kind][1] // 10**6
         if self.kind == "native":
             return moment.replace(tzinfo=UTC) if self.aware else moment
         local = moment.replace(tzinfo=UTC).astimezone(_offset(self.zone)).replace(tzinfo=None)
+        if not self.separator:  # a date alone: the whole day of `moment` compares equal
+            return local.strftime("%Y-%m-%d")
         text = local.strftime(f"%Y-%m-%d{self.separator}%H:%M:%S")
         if self.fraction_digits:
-            text += "." + local.strftime("%f")[: self.fraction_digits].ljust(
+            text += self.decimal_mark + local.strftime("%f")[: self.fraction_digits].ljust(
                 self.fraction_digits, "0"
             )
         return text + self.zone
@@ -67,9 +74,11 @@ class Encoding:
         """Fetched values as naive UTC datetimes (NaT where empty)."""
         if values.empty:
             return pd.to_datetime(values)
-        if self.kind in ("epoch_s", "epoch_ms"):
+        if self.kind in EPOCHS:
             numbers = pd.to_numeric(values, errors="coerce")
-            return pd.to_datetime(numbers, unit="s" if self.kind == "epoch_s" else "ms")
+            return pd.to_datetime(numbers, unit=EPOCHS[self.kind][0])
+        if self.decimal_mark != ".":
+            values = values.str.replace(self.decimal_mark, ".", regex=False)
         parsed = pd.to_datetime(values, utc=True, format="ISO8601")
         return parsed.dt.tz_convert(None)
 
@@ -85,29 +94,39 @@ def _offset(zone: str) -> timezone:
         return UTC
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")
-    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0)))
 
 
 def of_sample(value: Any) -> Encoding | None:
     """The encoding a stored value shows, or None when it fits none."""
     if isinstance(value, datetime):
         return Encoding("native", aware=value.tzinfo is not None)
+    if isinstance(value, date):
+        return Encoding("native")
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return Encoding("epoch_ms" if abs(value) >= _EPOCH_MS_FROM else "epoch_s")
+        unit = next((kind for start, kind in _EPOCH_UNIT_FROM if abs(value) >= start), None)
+        return Encoding(unit or "epoch_s")
     if isinstance(value, str):
         shape = _ISO.match(value.strip())
         if shape is None:
             return None
-        fraction = shape["fraction"] or ""
-        return Encoding("iso", shape["sep"], max(len(fraction) - 1, 0), shape["zone"] or "")
+        fraction = shape["fraction"] or "."
+        return Encoding(
+            "iso",
+            shape["sep"] or "",
+            len(fraction) - 1,
+            shape["zone"] or "",
+            decimal_mark=fraction[0],
+        )
     return None
 
 
-def _declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
+def declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
     """The encoding to use: the sample's, where it agrees with the declared convention. A
     SQL timestamp and ISO text compare alike as written (SQLite keeps every "timestamp" as
     text), so native and iso accept each other; an epoch in the other unit, or text where
-    an epoch is declared, is the profile's mistake and is said so."""
+    an epoch is declared, is the profile's mistake and is said so. No sample (an empty
+    column) is read as declared, `auto` as a SQL timestamp."""
     if sample is None:
         return Encoding("native" if convention == "auto" else convention)
     if convention in ("auto", sample.kind) or {convention, sample.kind} <= {"native", "iso"}:
@@ -118,20 +137,23 @@ def _declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
     )
 
 
-def encoding(
-    connection: sa.Connection, source: sa.FromClause, column: str, convention: str, key: str
-) -> Encoding:
-    """The encoding of `source.column` under the profile's `convention`, from one sampled
-    value (kept for a minute per database, table and column: a run asks many times)."""
+def sampled(
+    connection: sa.Connection, source: sa.FromClause, column: str, key: str
+) -> Encoding | None:
+    """The encoding one stored value of `source.column` shows; None while the column holds
+    no value (not kept: the next run may find one). A found encoding is kept for a minute
+    per database, table (or query) and column: a run asks many times."""
     cache_key = (str(connection.engine.url), str(source), column)
     kept = _samples.get(cache_key)
     if kept is not None and time.monotonic() - kept[0] < _SAMPLES_KEPT_S:
-        return _declared(convention, kept[1], key)
+        return kept[1]
     value = connection.execute(
         sa.select(source.c[column]).where(source.c[column].is_not(None)).limit(1)
     ).scalar()
-    sample = None if value is None else of_sample(value)
-    if value is not None and sample is None:
+    if value is None:
+        return None
+    sample = of_sample(value)
+    if sample is None:
         raise ProbeError(
             f"{key}: cannot read {value!r} as a time (a timestamp, ISO 8601 text or a unix "
             "epoch): is it the right column?"
@@ -139,4 +161,11 @@ def encoding(
     if len(_samples) > 1000:
         _samples.clear()
     _samples[cache_key] = (time.monotonic(), sample)
-    return _declared(convention, sample, key)
+    return sample
+
+
+def encoding(
+    connection: sa.Connection, source: sa.FromClause, column: str, convention: str, key: str
+) -> Encoding:
+    """The encoding of `source.column` under the profile's `convention`."""
+    return declared(convention, sampled(connection, source, column, key), key)

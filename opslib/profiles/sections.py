@@ -71,7 +71,9 @@ class Queue(StrictModel):
     query: str | None = None
     columns: QueueColumns = QueueColumns()
     statuses: QueueStatuses = QueueStatuses()
-    timestamps: Literal["auto", "native", "iso", "epoch_s", "epoch_ms"] = "auto"
+    timestamps: Literal["auto", "native", "iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns"] = (
+        "auto"
+    )
     stuck_after: Seconds = 1800.0
     # Redis keys that mirror the queue, by role; `processing` is reconciled with the table.
     redis_keys: dict[str, str] = {}
