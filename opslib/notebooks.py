@@ -10,7 +10,9 @@ it is for follows from its steps: the catalogue checks its cells evaluate, each 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -72,9 +74,8 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
 
 def purpose(notebook: Path) -> str:
     """The first plain line of the notebook's first markdown cell."""
-    try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
+    cells = _notebook(notebook).get("cells")
+    if cells is None:
         return "(unreadable notebook)"
     for cell in cells:
         if cell.get("cell_type") != "markdown":
@@ -138,39 +139,105 @@ def parse_overrides(
     return values
 
 
+def _notebook(notebook: Path) -> dict[str, Any]:
+    try:
+        return json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _code(notebook: Path) -> list[ast.Module]:
+    """The parsed code cells (a cell that is not Python, a magic, is skipped)."""
+    trees = []
+    for cell in _notebook(notebook).get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        with contextlib.suppress(SyntaxError):
+            trees.append(ast.parse("".join(cell.get("source", []))))
+    return trees
+
+
+def _calls(notebook: Path, method: str) -> list[ast.Call]:
+    """Every `x.method(...)` call in the runbook's code, in order."""
+    return [
+        node
+        for tree in _code(notebook)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == method and node.args
+    ]
+
+
 def steps(notebook: Path) -> list[str]:
     """The catalogue checks the runbook's cells evaluate (`rb.evaluate("name", ...)`), in
     order, each once."""
-    try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
-        return []
     found: dict[str, None] = {}
-    for cell in cells:
-        if cell.get("cell_type") != "code":
-            continue
-        try:
-            tree = ast.parse("".join(cell.get("source", [])))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and getattr(node.func, "attr", "") == "evaluate"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                found[node.args[0].value] = None
+    for call in _calls(notebook, "evaluate"):
+        if isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+            found[call.args[0].value] = None
     return [check for check in found if check in catalogue()]
 
 
+def action_needs(notebook: Path) -> list[str]:
+    """What the actions the runbook hands to `rb.act(Action(...))` need, read from the
+    action classes' source (`needs: ClassVar[str] = "..."`) without importing them:
+    listing the runbooks stays quick."""
+    modules = {
+        alias.asname or alias.name: node.module
+        for tree in _code(notebook)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("opslib.actions")
+        for alias in node.names
+    }
+    acted = [
+        call.args[0].func.id
+        for call in _calls(notebook, "act")
+        if isinstance(call.args[0], ast.Call) and isinstance(call.args[0].func, ast.Name)
+    ]
+    return [_declared_need(modules[name], name) for name in acted if name in modules]
+
+
+@functools.cache
+def _declared_need(module: str, class_name: str) -> str:
+    """The `needs` a class in an opslib module declares, or its base class in that module."""
+    source = Path(__file__).resolve().parent.joinpath(*module.split(".")[1:])
+    source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+    classes = {
+        node.name: node
+        for node in ast.parse(source.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.ClassDef)
+    }
+    cls = classes.get(class_name)
+    while cls is not None:
+        for statement in cls.body:
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and getattr(statement.target, "id", "") == "needs"
+                and isinstance(statement.value, ast.Constant)
+            ):
+                return str(statement.value.value)
+        bases = [base.id for base in cls.bases if isinstance(base, ast.Name)]
+        cls = classes.get(bases[0]) if bases else None
+    raise RunbookError(f"{module}.{class_name} declares no needs")
+
+
+def _purposes(notebook: Path) -> list[set[str]]:
+    """What each step of the runbook needs, for the steps that say what it is for: a check
+    needing more than the baseline, and every action (a change is the point). A runbook
+    whose action only reacts to what its checks find (halting when over budget) says what
+    it is for in its metadata instead: `opslib.applies_to`, a list of needs, any of which
+    makes it apply."""
+    declared = _notebook(notebook).get("metadata", {}).get("opslib", {}).get("applies_to")
+    if declared:
+        return [{need} for need in declared]
+    checks = [set(catalogue()[check].profile_needs) for check in steps(notebook)]
+    return [needs for needs in checks if needs - BASELINE_NEEDS] + [
+        {need} for need in action_needs(notebook)
+    ]
+
+
 def what_for(notebook: Path) -> set[str]:
-    """What the runbook is for: the needs of its steps beyond the baseline every pipeline
-    on a database shares."""
-    return {need for check in steps(notebook) for need in catalogue()[check].profile_needs} - (
-        BASELINE_NEEDS
-    )
+    """What the runbook is for: the needs of its purposeful steps."""
+    return set().union(*_purposes(notebook))
 
 
 def _provides(profile: Profile, need: str) -> bool:
@@ -185,10 +252,9 @@ def _provides(profile: Profile, need: str) -> bool:
 def applies(notebook: Path, profile: Profile) -> bool:
     """Whether some step beyond the baseline can run on the profile: the runbook is for
     something the profile has. A runbook with no such step (only its own code) applies."""
-    needs = [catalogue()[check].profile_needs for check in steps(notebook)]
-    purposeful = [step for step in needs if set(step) - BASELINE_NEEDS]
-    return not purposeful or any(
-        all(_provides(profile, need) for need in step) for step in purposeful
+    purposes = _purposes(notebook)
+    return not purposes or any(
+        all(_provides(profile, need) for need in needs) for needs in purposes
     )
 
 

@@ -5,10 +5,20 @@ their names in the report's last line."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
 from conftest import Workspace
+from IPython.core.formatters import DisplayFormatter
 from test_cli_errors import assert_one_line_refusal
+
+from opslib.archive.html import DropNotApplicable
+from opslib.notebooks import NOT_APPLICABLE_MIME, applies, what_for
+from opslib.profiles import load_profile
+from opslib.runbook import Finding
+from opslib.runbook.service_state import Reading, ServiceState
 
 
 @pytest.mark.parametrize(
@@ -16,9 +26,9 @@ from test_cli_errors import assert_one_line_refusal
     [
         ("gpu-memory", "demo", "gpu"),
         ("backup", "catalog", "backups"),
-        ("emergency-halt", "catalog", "breaker or halt or queue"),
-        ("restore", "demo", "backups"),
-        ("budget-status", "demo", "breaker or budget or costs or halt"),
+        ("emergency-halt", "catalog", "halt"),
+        ("restore", "demo", "backups or postgres_backups or sqlite_backups"),
+        ("budget-status", "demo", "budget"),
         ("backup", "ideas", "backups"),
     ],
 )
@@ -60,3 +70,80 @@ def test_steps_that_do_not_apply_are_one_line_at_the_end_of_the_report(
     assert "Server sessions (PostgreSQL)" not in html and "<b>pg_connections</b>" not in html
     assert "1. The database answers" in html and "<b>database_reachable</b>" in html
     assert "skipped" not in html
+
+
+def _notebook(path: Path, code: list[str], metadata: dict | None = None) -> Path:
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in code])
+    book.metadata.update(metadata or {})
+    nbformat.write(book, path)
+    return path
+
+
+def test_an_action_is_what_a_runbook_is_for(tmp_path: Path) -> None:
+    """Its checks only ask whether the database answers: the backup it takes is the point,
+    so a profile with nowhere to put backups is not one it applies to."""
+    notebook = _notebook(
+        tmp_path / "nightly-backup.ipynb",
+        [
+            "from opslib.actions.backup import TakeBackup",
+            'rb.evaluate("database_reachable")\nrb.act(TakeBackup(rb.profile), apply=apply)',
+        ],
+    )
+    assert what_for(notebook) == {"backups"}
+    assert applies(notebook, load_profile("spots"))
+    assert not applies(notebook, load_profile("catalog"))
+
+
+def test_a_runbook_may_say_what_it_is_for_in_its_metadata(tmp_path: Path) -> None:
+    """The halt here only reacts to a queue check: the runbook is for the halt flag."""
+    code = [
+        "from opslib.actions.halt import SetHalt",
+        'rb.evaluate("queue_depth")\nrb.act(SetHalt(rb.profile, halt=True, reason="r"))',
+    ]
+    reacting = _notebook(tmp_path / "a.ipynb", code)
+    declared = _notebook(tmp_path / "b.ipynb", code, {"opslib": {"applies_to": ["halt"]}})
+    assert what_for(reacting) == {"queue", "halt"} and what_for(declared) == {"halt"}
+    demo = load_profile("demo")
+    assert demo.provides("queue") and not demo.provides("halt")
+    assert applies(reacting, demo) and not applies(declared, demo)
+
+
+def _output(kind: str, **data: Any) -> nbformat.NotebookNode:
+    if kind == "stream":
+        return nbformat.v4.new_output("stream", name="stdout", text=data["text"])
+    return nbformat.v4.new_output(kind, data=data)
+
+
+def test_a_section_whose_step_did_not_apply_goes_even_with_lines_printed_after_it() -> None:
+    """The lines a section prints follow from its step ("no rows to chart"); the section
+    that measured something keeps its explanation and result, without the marker."""
+    marker = {NOT_APPLICABLE_MIME: {"step": "s"}, "text/plain": "s: not applicable"}
+    book = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("## Budget"),
+            nbformat.v4.new_code_cell(outputs=[_output("display_data", **marker)]),
+            nbformat.v4.new_code_cell(outputs=[_output("stream", text="no rows to chart\n")]),
+            nbformat.v4.new_markdown_cell("## Queue"),
+            nbformat.v4.new_code_cell(outputs=[_output("display_data", **marker)]),
+            nbformat.v4.new_code_cell(
+                outputs=[_output("display_data", **{"text/html": "<p>OK depth</p>"})]
+            ),
+        ]
+    )
+    kept, _ = DropNotApplicable().preprocess(book, {})
+    assert [cell.source for cell in kept.cells] == ["## Queue", ""]
+    assert kept.cells[1].outputs[0].data["text/html"] == "<p>OK depth</p>"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        Finding("budget_usage", skipped="no budget"),
+        Reading(ServiceState.UNKNOWN, "no budget", False),
+    ],
+)
+def test_what_did_not_apply_reads_as_a_plain_line_in_jupyterlab(shown: object) -> None:
+    """An empty HTML part would win over the plain line and show a blank output."""
+    data, _ = DisplayFormatter().format(shown)
+    assert "text/html" not in data and NOT_APPLICABLE_MIME in data
+    assert "not applicable (no budget)" in data["text/plain"]

@@ -5,6 +5,7 @@ rather than as a step silently skipped in someone's report."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -23,6 +24,7 @@ from opslib.checks.catalogue import (
     meaning_checks,
     target_kinds,
 )
+from opslib.notebooks import _calls, _code, _declared_need, runbook_paths
 from opslib.probes.workbook_outputs import OUTPUT_PROBLEMS
 from opslib.profiles.needs import known
 from opslib.profiles.profile import Profile
@@ -122,6 +124,26 @@ def test_every_action_needs_what_a_profile_can_provide() -> None:
         if cls.__module__ == module.__name__ and isinstance(getattr(cls, "needs", None), str)
     }
     assert needs and needs - {""} <= set(known())
+
+
+def test_the_needs_read_from_action_source_are_the_classes_needs() -> None:
+    """Applicability reads an action's needs from its source without importing it; what
+    it reads must be what the class says, for every action a runbook hands to rb.act."""
+    read = 0
+    for notebook in runbook_paths().values():
+        for call in _calls(notebook, "act"):
+            name = call.args[0].func.id
+            module = next(
+                node.module
+                for tree in _code(notebook)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom)
+                and any(alias.name == name for alias in node.names)
+            )
+            cls = getattr(importlib.import_module(module), name)
+            assert _declared_need(module, name) == cls.needs, f"{notebook.stem}: {name}"
+            read += 1
+    assert read >= 15, "every runbook's actions were found"
 
 
 @pytest.mark.parametrize("kind", list(Targets.model_fields))

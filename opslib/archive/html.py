@@ -56,18 +56,29 @@ class DropNotApplicable(Preprocessor):
         return nb, resources
 
 
+def _marker(output: Any) -> bool:
+    return NOT_APPLICABLE_MIME in output.get("data", {})
+
+
+def _substantive(output: Any) -> bool:
+    """What a reviewer reads as a result: a finding, a table, a chart or an error. Printed
+    lines ("no rows to chart") only follow from what the section measured."""
+    kind = output.get("output_type")
+    return kind == "error" or (kind in ("display_data", "execute_result") and not _marker(output))
+
+
 def _not_applicable(cell: Any) -> bool:
     outputs = cell.get("outputs", [])
-    return bool(outputs) and all(NOT_APPLICABLE_MIME in out.get("data", {}) for out in outputs)
+    return bool(outputs) and all(map(_marker, outputs))
 
 
 def _section(cells: list[Any]) -> list[Any]:
-    """The section without its not-applicable steps, or nothing when none is left."""
-    steps = [cell for cell in cells if cell.cell_type == "code"]
-    left = [cell for cell in cells if not (cell.cell_type == "code" and _not_applicable(cell))]
-    if steps and all(_not_applicable(cell) for cell in steps):
+    """The section without its not-applicable steps, or nothing when a step did not apply
+    and nothing else in it shows a result."""
+    outputs = [out for cell in cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+    if any(map(_marker, outputs)) and not any(map(_substantive, outputs)):
         return []
-    return left
+    return [cell for cell in cells if not (cell.cell_type == "code" and _not_applicable(cell))]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -68,7 +68,9 @@ class Finding:
             return None
         return show.not_applicable(self.check, self.skipped)
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str | None:
+        if self.skipped:  # None: JupyterLab shows the bundle's plain line instead
+            return None
         return "".join(
             show.result_line(result) + show.table(table)
             for result, table in zip(
@@ -142,8 +144,9 @@ class Runbook:
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Any other reading a cell makes (a chart's data): `function(profile, ...)`'s
-        value; on an error, one UNKNOWN line with the reason and None, so the cells after
-        it still run and a chart says it has no data."""
+        value; on an error, one line with the reason (the probe's status: a missing
+        database file is CRITICAL, anything else UNKNOWN) and None, so the cells after it
+        still run and a chart says it has no data."""
         name = getattr(function, "__name__", "call")
         try:
             with db.remembering(self.memory):
@@ -151,13 +154,13 @@ class Runbook:
         except NotApplicable as exc:
             display(self._skip(name, exc.reason))
         except (ProbeError, OpslibError, OSError) as exc:
-            self._fail(name, getattr(exc, "reason", str(exc)))
+            self._fail(name, getattr(exc, "reason", str(exc)), getattr(exc, "status", None))
         except Exception as exc:  # noqa: BLE001 - a bug here must not stop the report
             self._fail(name, self._bug(exc))
         return None
 
-    def _fail(self, step: str, reason: str) -> None:
-        failure = CheckResult(step, Status.UNKNOWN, summary=scrub(reason))
+    def _fail(self, step: str, reason: str, status: Status | None = None) -> None:
+        failure = CheckResult(step, status or Status.UNKNOWN, summary=scrub(reason))
         display(HTML(show.result_line(failure)))
         self.results.append(failure)
         self._record()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from opslib.checks import CheckResult
 from opslib.profiles import Profile
@@ -48,9 +49,13 @@ class Reading:
     def emergency(self) -> bool:
         return self.state is ServiceState.EMERGENCY
 
-    def _repr_html_(self) -> str:
-        if not self.applies:
-            return f"<p><i>No service state: {escape(self.cause)}</i></p>"
+    def _repr_mimebundle_(self, **_kwargs: Any) -> dict[str, Any] | None:
+        """No budget to read is a step that does not apply: the report drops it."""
+        return None if self.applies else show.not_applicable("service state", self.cause)
+
+    def _repr_html_(self) -> str | None:
+        if not self.applies:  # None: JupyterLab shows the bundle's plain line instead
+            return None
         return (
             f"<p>Service state {show.badge(STATUS_OF[self.state], self.state.name)} — "
             f"{escape(self.state.value)}<br><small>{escape(self.cause)}</small></p>"
