@@ -21,6 +21,7 @@ from opslib import paths
 from opslib.checks.catalogue import catalogue
 from opslib.errors import ProfileError, RunbookError
 from opslib.profiles import Profile
+from opslib.profiles.needs import known
 
 # The scrapbook name a runbook records its check results under, for the runner to read.
 RESULTS_SCRAP = "opslib_results"
@@ -147,13 +148,16 @@ def _notebook(notebook: Path) -> dict[str, Any]:
 
 
 def _code(notebook: Path) -> list[ast.Module]:
-    """The parsed code cells (a cell that is not Python, a magic, is skipped)."""
+    """The parsed code cells, IPython's `%magic` and `!shell` lines left out (a cell that
+    is still not Python is skipped)."""
     trees = []
     for cell in _notebook(notebook).get("cells", []):
         if cell.get("cell_type") != "code":
             continue
+        lines = "".join(cell.get("source", [])).splitlines()
+        python = "\n".join("" if line.lstrip()[:1] in ("%", "!") else line for line in lines)
         with contextlib.suppress(SyntaxError):
-            trees.append(ast.parse("".join(cell.get("source", []))))
+            trees.append(ast.parse(python))
     return trees
 
 
@@ -178,46 +182,69 @@ def steps(notebook: Path) -> list[str]:
 
 
 def action_needs(notebook: Path) -> list[str]:
-    """What the actions the runbook hands to `rb.act(Action(...))` need, read from the
-    action classes' source (`needs: ClassVar[str] = "..."`) without importing them:
-    listing the runbooks stays quick."""
-    modules = {
-        alias.asname or alias.name: node.module
+    """What the actions the runbook hands to `rb.act(Action(...))` need, read from the action
+    classes' source (`needs: ClassVar[str] = "..."`) without importing them: listing the
+    runbooks stays quick. An action imported another way, or whose class cannot be read
+    so, is not counted (the registry test holds the shipped runbooks to this form)."""
+    imported = {
+        alias.asname or alias.name: (node.module, alias.name)
         for tree in _code(notebook)
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("opslib.actions")
         for alias in node.names
     }
     acted = [
-        call.args[0].func.id
+        imported[call.args[0].func.id]
         for call in _calls(notebook, "act")
-        if isinstance(call.args[0], ast.Call) and isinstance(call.args[0].func, ast.Name)
+        if isinstance(call.args[0], ast.Call)
+        and isinstance(call.args[0].func, ast.Name)
+        and call.args[0].func.id in imported
     ]
-    return [_declared_need(modules[name], name) for name in acted if name in modules]
+    return [need for need in (_declared_need(*action) for action in acted) if need]
 
 
 @functools.cache
-def _declared_need(module: str, class_name: str) -> str:
+def _declared_need(module: str, class_name: str) -> str | None:
     """The `needs` a class in an opslib module declares, or its base class in that module."""
     source = Path(__file__).resolve().parent.joinpath(*module.split(".")[1:])
     source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
-    classes = {
-        node.name: node
-        for node in ast.parse(source.read_text(encoding="utf-8")).body
-        if isinstance(node, ast.ClassDef)
-    }
+    try:
+        body = ast.parse(source.read_text(encoding="utf-8")).body
+    except (OSError, SyntaxError):
+        return None
+    classes = {node.name: node for node in body if isinstance(node, ast.ClassDef)}
     cls = classes.get(class_name)
     while cls is not None:
         for statement in cls.body:
             if (
-                isinstance(statement, ast.AnnAssign)
-                and getattr(statement.target, "id", "") == "needs"
+                isinstance(statement, ast.AnnAssign | ast.Assign)
+                and "needs" in [getattr(target, "id", "") for target in _targets(statement)]
                 and isinstance(statement.value, ast.Constant)
             ):
                 return str(statement.value.value)
         bases = [base.id for base in cls.bases if isinstance(base, ast.Name)]
         cls = classes.get(bases[0]) if bases else None
-    raise RunbookError(f"{module}.{class_name} declares no needs")
+    return None
+
+
+def _targets(statement: ast.AnnAssign | ast.Assign) -> list[ast.expr]:
+    return statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+
+
+def _applies_to(notebook: Path) -> list[str] | None:
+    """The notebook metadata's `opslib.applies_to`: a list of needs opslib knows."""
+    declared = _notebook(notebook).get("metadata", {}).get("opslib", {}).get("applies_to")
+    if declared is None:
+        return None
+    unknown = (
+        [need for need in declared if need not in known()] if isinstance(declared, list) else []
+    )
+    if not isinstance(declared, list) or not declared or unknown:
+        raise RunbookError(
+            f"{notebook}: metadata opslib.applies_to must be a list of needs "
+            f"({', '.join(known())}), not {declared!r}"
+        )
+    return declared
 
 
 def _purposes(notebook: Path) -> list[set[str]]:
@@ -226,7 +253,7 @@ def _purposes(notebook: Path) -> list[set[str]]:
     whose action only reacts to what its checks find (halting when over budget) says what
     it is for in its metadata instead: `opslib.applies_to`, a list of needs, any of which
     makes it apply."""
-    declared = _notebook(notebook).get("metadata", {}).get("opslib", {}).get("applies_to")
+    declared = _applies_to(notebook)
     if declared:
         return [{need} for need in declared]
     checks = [set(catalogue()[check].profile_needs) for check in steps(notebook)]

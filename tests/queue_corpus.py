@@ -94,3 +94,4 @@ def reset_does_not_apply(profile: Profile) -> None:
     context = RunContext.current("stuck-pipeline", profile.name)
     outcome = execute(ResetStuckJobs(profile), context, lambda: pytest.fail("audited"), apply=True)
     assert outcome.mode == "not-applicable" and "read-only query" in outcome.message
+    assert "read-only query" in outcome.plan.summary  # the reason the report's last line gives

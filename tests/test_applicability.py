@@ -15,6 +15,7 @@ from IPython.core.formatters import DisplayFormatter
 from test_cli_errors import assert_one_line_refusal
 
 from opslib.archive.html import DropNotApplicable
+from opslib.errors import RunbookError
 from opslib.notebooks import NOT_APPLICABLE_MIME, applies, what_for
 from opslib.profiles import load_profile
 from opslib.runbook import Finding
@@ -147,3 +148,24 @@ def test_what_did_not_apply_reads_as_a_plain_line_in_jupyterlab(shown: object) -
     data, _ = DisplayFormatter().format(shown)
     assert "text/html" not in data and NOT_APPLICABLE_MIME in data
     assert "not applicable (no budget)" in data["text/plain"]
+
+
+def test_an_action_imported_under_another_name_beside_a_magic_still_counts(
+    tmp_path: Path,
+) -> None:
+    notebook = _notebook(
+        tmp_path / "halt.ipynb",
+        [
+            "%matplotlib inline\nfrom opslib.actions.halt import SetHalt as Halt\nrb.act(Halt(rb.profile))"
+        ],
+    )
+    assert what_for(notebook) == {"halt"}
+
+
+@pytest.mark.parametrize("declared", ["halt", ["halts"], []])
+def test_metadata_that_names_no_known_need_is_one_line_naming_the_notebook(
+    tmp_path: Path, declared: object
+) -> None:
+    notebook = _notebook(tmp_path / "odd.ipynb", ["pass"], {"opslib": {"applies_to": declared}})
+    with pytest.raises(RunbookError, match=r"odd.ipynb: metadata opslib.applies_to must be a list"):
+        applies(notebook, load_profile("demo"))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from opslib.probes import ProbeError
+from opslib.probes import ProbeError, timestamps
 from opslib.probes.timestamps import Encoding, encoding, of_sample, sampled
 
 MOMENT = datetime(2026, 12, 3, 9, 55, 0, 123456)  # naive UTC, as opslib keeps time
@@ -166,24 +166,45 @@ def test_a_queue_stored_any_way_has_its_exact_failure_rate_and_throughput(
     assert stuck_jobs(profile).value == 1
 
 
-def test_an_empty_column_is_sampled_again_once_it_holds_a_value(tmp_path: Path) -> None:
-    """Kept, "no value yet" would bind a datetime against the first text written for a
-    minute; SQLite compares that as a string of another shape."""
+def test_an_empty_column_is_sampled_again_once_it_holds_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "No value yet" is kept for seconds, not the minute a value's encoding is: kept long,
+    it would bind a datetime against the first text written, which SQLite compares as a
+    string of another shape; not kept at all, an hourly throughput re-read an empty
+    failed_at column once per hour of its window."""
     engine, table = _column_holding(tmp_path, None)  # type: ignore[arg-type]
     with engine.connect() as connection:
         assert sampled(connection, table, "started", "k") is None
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO q VALUES ('2026-12-03T09:55:00Z')"))
     with engine.connect() as connection:
+        assert sampled(connection, table, "started", "k") is None  # within the seconds kept
+        monkeypatch.setattr(timestamps, "_EMPTY_KEPT_S", 0.0)
         assert sampled(connection, table, "started", "k") == Encoding("iso", "T", 0, "Z")
 
 
-def test_columns_with_no_value_yet_are_read_like_their_sibling_epochs(tmp_path: Path) -> None:
+# the worker writes epochs; created_at is the database's own default, a timestamp
+EPOCH_QUEUE = {
+    "sqlite": "CREATE TABLE q (id, state, started, ended, failed, touched,"
+    " created DEFAULT CURRENT_TIMESTAMP)",
+    "postgresql": "CREATE TABLE q (id int, state text, started bigint, ended bigint,"
+    " failed bigint, touched bigint, created timestamptz DEFAULT now())",
+}
+
+
+@pytest.mark.parametrize("convention", ["auto", "epoch_s"])
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_columns_with_no_value_yet_are_read_like_the_columns_the_worker_writes(
+    tmp_path: Path, request: pytest.FixtureRequest, store: str, convention: str
+) -> None:
     """No job has reported progress or failed through failed_at yet: those columns are all
-    NULL. Guessed as timestamps, the stuck job's age was read from an epoch as a timestamp;
-    and a failure that set only its end was counted nowhere."""
+    NULL. Guessed as timestamps, the stuck job's age was read from an epoch as a timestamp
+    (on PostgreSQL, no bigint compares with a timestamp); read like created_at, a default
+    timestamp, or refused against a declared epoch_s, nothing was measured; and a failure
+    that set only its end was counted nowhere."""
     from opslib.clock import utc_now
-    from opslib.probes.queue import failure_rate, stuck_job_rows
+    from opslib.probes.queue import failure_rate, stuck_job_rows, throughput
     from opslib.profiles import Profile
 
     now = utc_now()
@@ -191,26 +212,33 @@ def test_columns_with_no_value_yet_are_read_like_their_sibling_epochs(tmp_path: 
     def at(hours_ago: float) -> int:
         return int((now - timedelta(hours=hours_ago)).replace(tzinfo=UTC).timestamp())
 
-    path = tmp_path / "queue.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE q (id, state, started, ended, failed, touched)")
-        connection.executemany(
-            "INSERT INTO q VALUES (?, ?, ?, ?, NULL, NULL)",
-            [(1, "done", at(2.1), at(2)), (2, "done", at(3.1), at(3)),
-             (3, "failed", at(4.1), at(4)), (4, "running", at(3), None)],
+    url = (
+        f"sqlite:///{tmp_path / 'queue.db'}"
+        if store == "sqlite"
+        else request.getfixturevalue("server").fresh_database("epoch_queue")
+    )
+    with sa.create_engine(url).begin() as connection:
+        connection.exec_driver_sql(EPOCH_QUEUE[store])
+        connection.execute(
+            sa.text("INSERT INTO q (id, state, started, ended) VALUES (:i, :s, :b, :e)"),
+            [{"i": 1, "s": "done", "b": at(2.1), "e": at(2)},
+             {"i": 2, "s": "done", "b": at(3.1), "e": at(3)},
+             {"i": 3, "s": "failed", "b": at(4.1), "e": at(4)},
+             {"i": 4, "s": "running", "b": at(3), "e": None}],
         )  # fmt: skip
     profile = Profile.model_validate(
-        {"name": "epochs", "targets": {"database": {"url": f"sqlite:///{path}"}},
-         "queue": {"table": "q", "stuck_after": "1 h",
+        {"name": "epochs", "targets": {"database": {"url": url}},
+         "queue": {"table": "q", "stuck_after": "1 h", "timestamps": convention,
                    "columns": {"status": "state", "started_at": "started", "finished_at": "ended",
                                "failed_at": "failed", "updated_at": "touched", "stage": None,
-                               "created_at": None},
+                               "created_at": "created"},
                    "statuses": {"queued": "new", "processing": "running", "completed": "done",
                                 "failed": "failed"}}}
     )  # fmt: skip
     (stuck,) = stuck_job_rows(profile).itertuples()
     assert stuck.id == 4 and stuck.age_min == pytest.approx(180, abs=0.2)
     assert failure_rate(profile).value == pytest.approx(100 / 3)
+    assert throughput(profile).value == 2
 
 
 def test_a_budget_period_written_as_dates_covers_today(tmp_path: Path) -> None:

@@ -125,9 +125,9 @@ def execute(
     a dry run how to ask for the change (`{hash}` is the plan's)."""
     name = f"action:{action.name}"
     if action.profile is not None and not action.profile.provides(action.needs):
-        summary = f"profile {action.profile.name} has no {action.needs}"
-        unplanned = Plan(action.name, action.profile.name, summary, ())
-        return _outcome(unplanned, "not-applicable", f"not applicable: {summary}", Status.OK, name)
+        unplanned = Plan(action.name, action.profile.name, f"no {action.needs}", ())
+        message = f"not applicable: profile {action.profile.name} has no {action.needs}"
+        return _outcome(unplanned, "not-applicable", message, Status.OK, name)
     try:
         plan = action.plan()
     except NotApplicable as exc:  # the target is not one this action can change

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from opslib.actions import Applied, Plan
 from opslib.clock import utc_now
 from opslib.probes import db
-from opslib.probes.queue import QueueTable, stuck_job_rows
+from opslib.probes.queue import stuck_job_rows
+from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
 
 

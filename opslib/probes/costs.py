@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from opslib.clock import utc_now
 from opslib.probes import Metric, db
-from opslib.probes.queue import QueueTable
+from opslib.probes.queue_table import QueueTable
 from opslib.probes.timestamps import encoding
 from opslib.profiles import Profile
 

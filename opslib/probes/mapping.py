@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError
-from opslib.probes.queue import ROLES, TIME_ROLES, QueueTable, closest
+from opslib.probes.queue_table import ROLES, TIME_ROLES, QueueTable, closest
 from opslib.profiles import Profile
 from opslib.status import Status
 
@@ -74,7 +74,8 @@ def queue_mapping(profile: Profile) -> list[Metric]:
                 metrics.append(Metric(None, exc.reason, label=role, verdict=Status.UNKNOWN))
                 continue
             shown = encoding.kind + (" with a time zone" if encoding.aware else "")
-            metrics.append(Metric(0, f"queue.columns.{role} reads as {shown}", label=role))
+            empty = "" if queue.sampled(connection, role) else " (no value yet: like the others)"
+            metrics.append(Metric(0, f"queue.columns.{role} reads as {shown}{empty}", label=role))
         if queue.has("status"):
             unmapped = _unmapped_statuses(connection, queue)
             metrics.append(

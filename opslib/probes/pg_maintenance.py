@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError, db
-from opslib.probes.queue import QueueTable
+from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
 
 TABLES_SQL = """

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from opslib.probes import Metric, ProbeError, TargetUnreachable
-from opslib.probes.queue import QueueTable
+from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 

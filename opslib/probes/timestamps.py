@@ -36,7 +36,9 @@ _ISO = re.compile(
     r"(?P<fraction>[.,]\d+)?(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
 _SAMPLES_KEPT_S = 60.0
-_samples: dict[tuple[str, str, str], tuple[float, Encoding]] = {}
+# "no value yet" is asked again soon: a worker may write the first value any moment
+_EMPTY_KEPT_S = 10.0
+_samples: dict[tuple[str, str, str], tuple[float, Encoding | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,14 @@ class Encoding:
         if value is None:
             return None
         return self.read(pd.Series([value])).iloc[0].to_pydatetime()
+
+
+# PostgreSQL type oids that say the encoding of a column holding no value yet
+_PG_TYPES = {
+    1184: Encoding("native", aware=True),
+    1114: Encoding("native"),
+    1082: Encoding("native"),
+}
 
 
 def _offset(zone: str) -> timezone:
@@ -140,24 +150,31 @@ def declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
 def sampled(
     connection: sa.Connection, source: sa.FromClause, column: str, key: str
 ) -> Encoding | None:
-    """The encoding one stored value of `source.column` shows; None while the column holds
-    no value (not kept: the next run may find one). A found encoding is kept for a minute
-    per database, table (or query) and column: a run asks many times."""
+    """The encoding one stored value of `source.column` shows (kept for a minute per
+    database, table or query, and column: a run asks many times). A column with no value
+    yet is None, unless PostgreSQL's type of it says (kept for seconds: the next run may
+    find a value)."""
     cache_key = (str(connection.engine.url), str(source), column)
     kept = _samples.get(cache_key)
-    if kept is not None and time.monotonic() - kept[0] < _SAMPLES_KEPT_S:
-        return kept[1]
-    value = connection.execute(
+    if kept is not None:
+        lasts = _SAMPLES_KEPT_S if kept[1] is not None else _EMPTY_KEPT_S
+        if time.monotonic() - kept[0] < lasts:
+            return kept[1]
+    result = connection.execute(
         sa.select(source.c[column]).where(source.c[column].is_not(None)).limit(1)
-    ).scalar()
+    )
+    type_code = result.cursor.description[0][1] if result.cursor is not None else None
+    value = result.scalar()
     if value is None:
-        return None
-    sample = of_sample(value)
-    if sample is None:
-        raise ProbeError(
-            f"{key}: cannot read {value!r} as a time (a timestamp, ISO 8601 text or a unix "
-            "epoch): is it the right column?"
-        )
+        postgres = connection.dialect.name == "postgresql"
+        sample = _PG_TYPES.get(type_code) if postgres else None  # type: ignore[arg-type]
+    else:
+        sample = of_sample(value)
+        if sample is None:
+            raise ProbeError(
+                f"{key}: cannot read {value!r} as a time (a timestamp, ISO 8601 text or a "
+                "unix epoch): is it the right column?"
+            )
     if len(_samples) > 1000:
         _samples.clear()
     _samples[cache_key] = (time.monotonic(), sample)
