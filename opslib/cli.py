@@ -60,11 +60,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.format == "text":
             raise
         # a monitoring system still gets its one line, and a person the reason on stderr
-        print(exporters.render(
-            args.format, runbook=args.runbook, profile=args.profile or "", status=Status.UNKNOWN,
-            headline=f"not run: {exc}", results=[], duration_s=0.0, finished_at=utc_now(),
-            report=None,
-        ))  # fmt: skip
+        refused = exporters.RunSummary(
+            args.runbook, args.profile or "", Status.UNKNOWN, f"not run: {exc}", [], 0.0, utc_now()
+        )
+        print(exporters.render(args.format, refused))
         print(f"opslib: {exc}", file=sys.stderr)
         return USAGE_ERROR
     _export(outcome, args)
@@ -75,19 +74,22 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
     """Print the outcome in the asked format; write the Prometheus textfile if asked."""
     from opslib.archive import exporters
 
-    facts = {"runbook": outcome.runbook, "profile": outcome.profile, "status": outcome.status,
-             "results": outcome.results, "duration_s": outcome.duration_s,
-             "finished_at": outcome.finished_at}  # fmt: skip
-    report = paths.shown(outcome.html_path) if outcome.html_path else None
-    print(
-        exporters.render(
-            args.format, **facts, headline=outcome.headline, report=report, notices=outcome.notices
-        )
+    summary = exporters.RunSummary(
+        outcome.runbook,
+        outcome.profile,
+        outcome.status,
+        outcome.headline,
+        outcome.results,
+        outcome.duration_s,
+        outcome.finished_at or utc_now(),
+        paths.shown(outcome.html_path) if outcome.html_path else None,
+        outcome.notices,
     )
+    print(exporters.render(args.format, summary))
     metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
     if metrics:
         try:
-            exporters.write_prometheus(Path(metrics), **facts)
+            exporters.write_prometheus(Path(metrics), summary)
         except OSError as exc:  # the run and its report stand; its exit code too
             print(f"opslib: prometheus textfile not written to {metrics}: {exc}", file=sys.stderr)
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import Workspace
 from prometheus_client.parser import text_string_to_metric_families
 
-from opslib.archive.exporters import json_document, nagios_line, write_prometheus
+from opslib.archive.exporters import RunSummary, json_document, nagios_line, write_prometheus
 from opslib.checks import CheckResult
 from opslib.status import Status
 
@@ -76,11 +76,7 @@ def plugin_line(
     results: list[CheckResult], headline: str = "3 of 5 check(s) need attention"
 ) -> str:
     return nagios_line(
-        runbook="morning-check",
-        profile="demo",
-        status=Status.WARNING,
-        headline=headline,
-        results=results,
+        RunSummary("morning-check", "demo", Status.WARNING, headline, results, 12.5, FINISHED_AT)
     )
 
 
@@ -181,14 +177,16 @@ def test_pipes_and_newlines_in_the_text_never_leak_into_perfdata() -> None:
 
 def document(results: list[CheckResult], duration_s: float = 12.5) -> dict[str, Any]:
     text = json_document(
-        runbook="morning-check",
-        profile="demo",
-        status=Status.WARNING,
-        headline="3 of 5 check(s) need attention",
-        results=results,
-        duration_s=duration_s,
-        finished_at=FINISHED_AT,
-        report="reports/2026/11/23/morning-check--demo--091502.html",
+        RunSummary(
+            runbook="morning-check",
+            profile="demo",
+            status=Status.WARNING,
+            headline="3 of 5 check(s) need attention",
+            results=results,
+            duration_s=duration_s,
+            finished_at=FINISHED_AT,
+            report="reports/2026/11/23/morning-check--demo--091502.html",
+        )
     )
     return json.loads(text, parse_constant=_refuse_non_json)
 
@@ -248,8 +246,9 @@ def write(directory: Path, runbook: str = "morning-check", **changes: Any) -> Pa
         "results": morning_results(),
         "duration_s": 12.5,
         "finished_at": FINISHED_AT,
+        "headline": "",
     }
-    return write_prometheus(directory, **{**arguments, **changes})
+    return write_prometheus(directory, RunSummary(**{**arguments, **changes}))
 
 
 def samples(path: Path) -> dict[tuple[str, frozenset], float]:

@@ -1,9 +1,9 @@
 """A run's outcome in the formats its readers take: lines for a person, a Nagios plugin
 line, a JSON document and a Prometheus node-exporter textfile.
 
-The functions take the outcome's parts as plain arguments, not `RunOutcome`, so they stay
-independent of the runner and can be fed from the ledger as well as from a fresh run.
-`finished_at` is naive UTC, as the runner and the ledger keep it.
+The functions read a `RunSummary`, not the runner's `RunOutcome`, so they stay
+independent of the runner and can be fed from the ledger or a refused run as well as from a
+fresh run. `finished_at` is naive UTC, as the runner and the ledger keep it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,109 +34,82 @@ _NAGIOS_RANGE = re.compile(rf"@?(?:(?:~|{_NUMBER})?:)?(?:{_NUMBER})?")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def render(
-    format_: str,
-    *,
-    runbook: str,
-    profile: str,
-    status: Status,
-    headline: str,
-    results: list[CheckResult],
-    duration_s: float,
-    finished_at: datetime,
-    report: str | None,
-    notices: list[str] | tuple[str, ...] = (),
-) -> str:
+@dataclass(frozen=True)
+class RunSummary:
+    """What every reader of a run's outcome is given."""
+
+    runbook: str
+    profile: str
+    status: Status
+    headline: str
+    results: Sequence[CheckResult]
+    duration_s: float
+    finished_at: datetime  # naive UTC
+    report: str | None = None  # where the HTML report is, as shown to a person
+    notices: Sequence[str] = ()  # what the notifications did
+
+
+def render(format_: str, run: RunSummary) -> str:
     """The outcome as `format_` prints it: `text`, `nagios` or `json`."""
-    facts = {"runbook": runbook, "profile": profile, "status": status, "headline": headline,
-             "results": results}  # fmt: skip
     if format_ == "nagios":
-        return nagios_line(**facts)
+        return nagios_line(run)
     if format_ == "json":
-        return json_document(**facts, duration_s=duration_s, finished_at=finished_at, report=report)
-    return "\n".join(text_lines(**facts, report=report, notices=notices))
+        return json_document(run)
+    return "\n".join(text_lines(run))
 
 
-def text_lines(
-    *,
-    runbook: str,
-    profile: str,
-    status: Status,
-    headline: str,
-    results: list[CheckResult],
-    report: str | None,
-    notices: list[str] | tuple[str, ...] = (),
-) -> list[str]:
+def text_lines(run: RunSummary) -> list[str]:
     """For a person: the status and headline, each check that needs attention and each
     fix, where the report is, and what the notifications did."""
     return [
-        f"{status.name} {runbook} on {profile}: {headline}",
+        f"{run.status.name} {run.runbook} on {run.profile}: {run.headline}",
         *(
             f"  {result.status.name:<8} {result.name}: {result.summary}"
-            for result in results
+            for result in run.results
             if result.status is not Status.OK or result.name.startswith("action:")
         ),
-        f"report: {report or 'none (the run produced no notebook)'}",
-        *notices,
+        f"report: {run.report or 'none (the run produced no notebook)'}",
+        *run.notices,
     ]
 
 
-def nagios_line(
-    *, runbook: str, profile: str, status: Status, headline: str, results: list[CheckResult]
-) -> str:
+def nagios_line(run: RunSummary) -> str:
     """One line of Nagios plugin output, `OPSLIB <STATUS> - <runbook> on <profile>: <headline>
     | <perfdata>`, so NRPE, Icinga or Naemon can run opslib as a plugin and graph its values."""
-    text = _one_line(f"OPSLIB {status.name} - {runbook} on {profile}: {headline}")
-    perfdata = " ".join(entry for entry in map(_perfdata, results) if entry)
+    text = _one_line(f"OPSLIB {run.status.name} - {run.runbook} on {run.profile}: {run.headline}")
+    perfdata = " ".join(entry for entry in map(_perfdata, run.results) if entry)
     return f"{text} | {perfdata}" if perfdata else text
 
 
-def json_document(
-    *,
-    runbook: str,
-    profile: str,
-    status: Status,
-    headline: str,
-    results: list[CheckResult],
-    duration_s: float,
-    finished_at: datetime,
-    report: str | None,
-) -> str:
+def json_document(run: RunSummary) -> str:
     """The outcome as one line of JSON, keys in a fixed order, for log shippers and scripts.
 
     NaN and infinity are written as null: `json.dumps` would otherwise emit `NaN`, which
     is not JSON and which most parsers refuse."""
     document = {
-        "runbook": runbook,
-        "profile": profile,
-        "status": status.name,
-        "exit_code": int(status),
-        "headline": headline,
-        "duration_s": _finite_or_none(duration_s),
-        "finished_at": _as_utc(finished_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "report": report,
-        "results": [_result_record(result) for result in results],
+        "runbook": run.runbook,
+        "profile": run.profile,
+        "status": run.status.name,
+        "exit_code": int(run.status),
+        "headline": run.headline,
+        "duration_s": _finite_or_none(run.duration_s),
+        "finished_at": _as_utc(run.finished_at)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
+        "report": run.report,
+        "results": [_result_record(result) for result in run.results],
     }
     return json.dumps(document, allow_nan=False)
 
 
-def write_prometheus(
-    directory: Path,
-    *,
-    runbook: str,
-    profile: str,
-    status: Status,
-    results: list[CheckResult],
-    duration_s: float,
-    finished_at: datetime,
-) -> Path:
+def write_prometheus(directory: Path, run: RunSummary) -> Path:
     """Write the run's metrics for the node exporter's textfile collector and return the file.
 
     One file per runbook and profile, so each run replaces only its own metrics.
     `write_to_textfile` writes a temporary file beside it and renames it into place, so the
     collector never reads half a file."""
     registry = CollectorRegistry()
-    run_labels = {"runbook": runbook, "profile": profile}
+    run_labels = {"runbook": run.runbook, "profile": run.profile}
     check_status = Gauge(
         "opslib_check_status",
         "State of each check in the latest run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
@@ -147,7 +122,7 @@ def write_prometheus(
         ["runbook", "profile", "check", "unit"],
         registry=registry,
     )
-    for result in results:
+    for result in run.results:
         check_status.labels(**run_labels, check=result.name).set(int(result.status))
         value = _finite_or_none(result.value)
         if value is not None:
@@ -157,24 +132,24 @@ def write_prometheus(
         "opslib_run_status",
         "State of the latest run, its exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
         run_labels,
-        int(status),
+        int(run.status),
     )
     _run_gauge(
         registry,
         "opslib_run_duration_seconds",
         "Wall-clock time the latest run took, in seconds.",
         run_labels,
-        duration_s,
+        run.duration_s,
     )
     _run_gauge(
         registry,
         "opslib_last_run_timestamp_seconds",
         "Unix time at which the latest run finished.",
         run_labels,
-        _as_utc(finished_at).timestamp(),
+        _as_utc(run.finished_at).timestamp(),
     )
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"opslib--{_file_part(runbook)}--{_file_part(profile)}.prom"
+    path = directory / f"opslib--{_file_part(run.runbook)}--{_file_part(run.profile)}.prom"
     write_to_textfile(str(path), registry)
     return path
 
