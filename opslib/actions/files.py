@@ -26,8 +26,7 @@ from opslib.probes import processes
 from opslib.probes.files import json_schema, matched, read_json, sha256
 from opslib.probes.logs import log_files
 from opslib.profiles import Profile
-
-DAY_S = 86400.0
+from opslib.units import DAY_S
 
 
 def _age_days(path: Path) -> float:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from opslib.clock import naive_utc
 from opslib.profiles.fields import StrictModel
 from opslib.units import Seconds
 
@@ -57,9 +58,7 @@ class Window(StrictModel):
     def _utc(self) -> Window:
         """Times with a zone become naive UTC, the way opslib compares every time."""
         for key in ("start", "end"):
-            moment = getattr(self, key)
-            if moment.tzinfo is not None:
-                object.__setattr__(self, key, moment.astimezone(UTC).replace(tzinfo=None))
+            object.__setattr__(self, key, naive_utc(getattr(self, key)))
         if self.end <= self.start:
             raise ValueError("a maintenance window ends after it starts")
         return self

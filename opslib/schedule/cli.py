@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from opslib.clock import naive_utc
 
 
 def _moment(text: str) -> datetime:
@@ -20,7 +22,7 @@ def _moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO time such as 2026-11-23T09:00"
         ) from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return naive_utc(moment)
 
 
 def _count(text: str) -> int:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from opslib.clock import utc_now
+from opslib.clock import naive_utc, utc_now
 from opslib.probes.logscan.detect import AUTO, file_format
 from opslib.probes.logscan.entries import EntryFeed
 from opslib.probes.logscan.formats import PLAIN, line_format
@@ -127,8 +127,8 @@ class Scanner:
         formats: tuple[str, ...] = (),
         log_format: str = AUTO,
     ) -> None:
-        if since is not None and since.tzinfo is not None:  # stamps are compared as naive UTC
-            since = since.astimezone(UTC).replace(tzinfo=None)
+        if since is not None:  # stamps are compared as naive UTC
+            since = naive_utc(since)
         self._triage = Triage(since)
         self.year = utc_now().year
         self.shapes = line_shapes(tuple(formats))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from opslib.clock import strptime_regex, utc_now
+from opslib.clock import naive_utc, strptime_regex, utc_now
 
 _ISO = rb"\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?"
 _SYSLOG = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2}"
@@ -154,11 +154,11 @@ def parse_stamp(raw: bytes, year: int, formats: tuple[str, ...] = ()) -> datetim
             stamp = datetime.strptime(raw_text, format_)
         except ValueError:
             continue
-        return _utc(stamp if "%Y" in format_ or "%y" in format_ else _with_year(stamp, year))
+        return naive_utc(stamp if "%Y" in format_ or "%y" in format_ else _with_year(stamp, year))
     text = raw_text.strip("[]")
     try:
         if text[0].isdigit() and text[4:5] == "-":
-            return _utc(datetime.fromisoformat(text.replace(",", ".")))
+            return naive_utc(datetime.fromisoformat(text.replace(",", ".")))
         return _with_year(_syslog_stamp(text, year), year)
     except ValueError:
         return None
@@ -181,10 +181,6 @@ def _with_year(stamp: datetime, year: int) -> datetime:
     return stamp
 
 
-def _utc(stamp: datetime) -> datetime:
-    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
-
-
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -200,7 +196,7 @@ def instant(value: object) -> datetime | None:
             if text[4:5] != "-":  # not a date: a number, perhaps
                 value = float(text)
             else:
-                return _utc(datetime.fromisoformat(text.replace(",", ".")))
+                return naive_utc(datetime.fromisoformat(text.replace(",", ".")))
         except ValueError:
             return None
     if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
