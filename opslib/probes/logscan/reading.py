@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 import zlib
 from collections.abc import Iterator
@@ -86,7 +87,8 @@ def matching_lines(
     year = utc_now().year
     for path in files:
         tail: list[bytes] = []
-        for block in [*line_blocks(text_pieces(path), tail), *tail]:
+        # chain reads `tail` only once the blocks are done and have filled it
+        for block in itertools.chain(line_blocks(text_pieces(path), tail), tail):
             text = bytes(block).decode("utf-8", "replace")
             if anywhere.search(text) is None:
                 continue
