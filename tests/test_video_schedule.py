@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 from conftest import Workspace
 
-from opslib.probes import ProbeError
+from opslib.probes import NotApplicable, ProbeError
 from opslib.probes.pg_maintenance import queue_index_use, top_statements
 from opslib.profiles import load_profile
+
+EXAMPLES = Path(__file__).parent.parent / "parameters" / "examples"
 
 
 def test_hourly_monitor_flags_the_expensive_video_and_slow_jobs(
@@ -78,6 +81,17 @@ def test_queue_table_with_the_recommended_index_has_no_finding(
 ) -> None:
     monkeypatch.setenv("VIDEO_DSN", workspace.env["VIDEO_DSN"])
     assert queue_index_use(load_profile("video")).value == 0
+
+
+@pytest.mark.parametrize("example", ["procrastinate", "laravel"])
+def test_a_queue_with_no_table_or_no_status_column_has_no_status_index_to_look_for(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """procrastinate's queue is a query over several tables; Laravel's has no status
+    column. Once UNKNOWN on every run, the step does not apply to them."""
+    monkeypatch.setenv(f"{example.upper()}_DSN", "postgresql://never@127.0.0.1:1/reached")
+    with pytest.raises(NotApplicable):
+        queue_index_use(load_profile(str(EXAMPLES / f"{example}.yaml")))
 
 
 def test_top_statements_without_pg_stat_statements_says_how_to_load_it(pipeline: str) -> None:

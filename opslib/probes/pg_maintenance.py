@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from opslib.probes import Metric, ProbeError, db
+from opslib.probes import Metric, NotApplicable, ProbeError, db
 from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
 
@@ -109,10 +109,11 @@ def queue_index_use(profile: Profile) -> Metric:
     every stuck-job and depth query reads the whole table (value 1 = missing). The table
     lists each index with its size and scans, and the summary names unused ones."""
     queue = QueueTable.of(profile)
-    if queue.config.table is None or not queue.has("status"):
-        raise ProbeError("the queue is a query or has no status column: no index to look for")
+    table = queue.table.fullname  # a queue given as a query has no table: not applicable
+    if not queue.has("status"):
+        raise NotApplicable("the queue has no status column (queue.columns.status) to index")
     with db.connect(profile) as connection:
-        indexes = _frame(connection, QUEUE_INDEXES_SQL, table=queue.config.table)
+        indexes = _frame(connection, QUEUE_INDEXES_SQL, table=table)
     status = queue.config.columns.status
     leading = (
         indexes["definition"].str.contains(rf"\(\s*{status}\b", regex=True)
@@ -122,11 +123,11 @@ def queue_index_use(profile: Profile) -> Metric:
     if len(indexes) and any(leading):
         unused = indexes.loc[indexes["scans"] == 0, "index"].tolist()
         note = f"; never used since the statistics reset: {', '.join(unused)}" if unused else ""
-        return Metric(0, f"{queue.config.table} has an index leading with {status}{note}", indexes)
+        return Metric(0, f"{table} has an index leading with {status}{note}", indexes)
     return Metric(
         1,
-        f"missing index: {queue.config.table} has no index leading with {status}; "
-        f"CREATE INDEX ON {queue.config.table} ({status}, {queue.config.columns.started_at})",
+        f"missing index: {table} has no index leading with {status}; "
+        f"CREATE INDEX ON {table} ({status}, {queue.config.columns.started_at})",
         indexes if not indexes.empty else None,
     )
 
