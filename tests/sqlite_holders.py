@@ -8,6 +8,7 @@ command line, where the profile's process patterns (a stage's, datasette's) matc
 from __future__ import annotations
 
 import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +42,12 @@ def _reader(connection: sqlite3.Connection) -> Iterator[object]:
     rows = connection.execute("SELECT * FROM spots")
     rows.fetchone()  # the statement stays open: SHARED is held until it finishes
     return rows
+
+
+def _deaf_reader(connection: sqlite3.Connection) -> Iterator[object]:
+    """A reader that ignores SIGTERM: asked to go, it keeps the database open."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return _reader(connection)
 
 
 def _idle(connection: sqlite3.Connection) -> None:
@@ -83,6 +90,7 @@ MODES = {
     "exclusive": _exclusive,
     "wal-writer": _wal_writer,
     "reader": _reader,
+    "deaf-reader": _deaf_reader,
     "idle": _idle,
 }
 

@@ -123,6 +123,18 @@ def test_release_terminates_only_the_planned_holder(spots: Path) -> None:
     assert applied.after_count == 0
 
 
+def test_a_holder_still_there_after_the_signal_is_not_resolved(spots: Path) -> None:
+    """It ignores SIGTERM: the release is a WARNING saying so, not an OK."""
+    profile = load_profile("spots")
+    with holding("deaf-reader", spots, tag="datasette") as target:
+        action = ReleaseSqliteLock(profile, pid=target.pid, wait_s=1)
+        context = RunContext.current("database-locks", "spots")
+        outcome = execute(action, context, Ledger, apply=True)
+        assert target.poll() is None
+    assert outcome.applied is not None and outcome.applied.unresolved == 1
+    assert outcome.result.status is Status.WARNING and "not resolved" in outcome.message
+
+
 def _run_while_exclusive(
     spots: Path, workspace: Workspace, runbook: str
 ) -> tuple[subprocess.CompletedProcess[str], int, float]:

@@ -66,9 +66,10 @@ class Plan:
 
 @dataclass
 class Applied:
-    """What apply actually did; `skipped` are planned items whose condition no longer held;
-    `unresolved` are planned items whose condition still holds when measured again after
-    the change (a cancel that did not release a lock): the fix did not work for them."""
+    """What apply actually did; `skipped` are planned items whose condition no longer held.
+    An action that measures its condition again after the change says so (`remeasured`):
+    its `after_count` is then the planned items that still match (a cancel that did not
+    release a lock), for which the fix did not work."""
 
     changed: int
     before_count: int
@@ -76,7 +77,11 @@ class Applied:
     changes: list[dict[str, Any]]
     skipped: list[Any]
     backup: dict[str, Any] | None
-    unresolved: int = 0
+    remeasured: bool = False
+
+    @property
+    def unresolved(self) -> int:
+        return self.after_count if self.remeasured else 0
 
 
 class Action(Protocol):

@@ -115,13 +115,12 @@ def _signal_matching(
             for pid in targets
             if connection.execute(sa.text(SIGNAL_SQL[signal]), {"pid": pid}).scalar_one()
         ]
-    still = len(matching() & set(planned))
     return Applied(
         changed=len(signalled),
         before_count=len(targets),
-        after_count=still,
+        after_count=len(matching() & set(planned)),
         changes=[change for change in plan.changes if change["pid"] in signalled],
         skipped=[pid for pid in planned if pid not in targets],
         backup=None,
-        unresolved=still,
+        remeasured=True,
     )

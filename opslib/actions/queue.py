@@ -82,5 +82,5 @@ class ResetStuckJobs:
             changes=[change for change in plan.changes if change["id"] in reset_ids],
             skipped=[job_id for job_id in planned if job_id not in reset_ids],
             backup={"before_image": before},
-            unresolved=after,  # measured again in the same transaction: still stuck
+            remeasured=True,  # in the same transaction: the planned jobs still stuck
         )

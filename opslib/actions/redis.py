@@ -65,5 +65,5 @@ class ClearOrphans:
             changes=done,
             skipped=[job for job in planned if job not in still],
             backup={"processing_members_removed": [change["id"] for change in done]},
-            unresolved=len(after & set(planned)),
+            remeasured=True,
         )

@@ -117,4 +117,5 @@ class ReleaseSqliteLock:
             changes=outcomes,
             skipped=[o["pid"] for o in outcomes if o not in signalled],
             backup=None,
+            remeasured=True,  # the planned processes that still have the database open
         )
