@@ -8,6 +8,7 @@ the CLI makes them absolute before a kernel (whose cwd is the project root) inhe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -50,9 +51,33 @@ def absolutize_environment() -> None:
             os.environ[name] = str(Path(os.environ[name]).absolute())
 
 
-def shown(path: Path) -> str:
-    """A path as a person reads it: relative to the current directory when inside it."""
+def shown(path: Path, base: Path | None = None) -> str:
+    """A path as a person reads it: relative to `base` (the current directory unless
+    given) when inside it, even through a symlink; as given otherwise."""
+    base = base or Path.cwd()
+    for candidate, root in ((path, base), (path.resolve(), base.resolve())):
+        if candidate.is_relative_to(root):
+            return str(candidate.relative_to(root))
+    return str(path)
+
+
+def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """Have `write` fill a temporary file beside `target`, then swap it in: whoever reads
+    `target` meanwhile (cron, an engine, the next scan) sees the old file or the new one,
+    never half of either. The temporary file is gone afterwards, whatever happened."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
     try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def write_atomically(target: Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `target` whole or not at all (see `replace_atomically`)."""
+    return replace_atomically(
+        target, lambda temporary: temporary.write_text(text, encoding="utf-8")
+    )

@@ -176,3 +176,23 @@ def test_ordinary_command_lines_are_left_alone() -> None:
         "tokenize a.txt",
     ):
         assert command_line(command) == command
+
+
+def test_a_relative_profile_path_is_read_from_the_current_directory_or_a_given_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "name: x\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("sub/p.yaml").path == tmp_path / "sub" / "p.yaml"
+    assert load_profile("p.yaml", base=tmp_path / "sub").path == tmp_path / "sub" / "p.yaml"
+    with pytest.raises(ProfileError, match="profile file p.yaml does not exist"):
+        load_profile("p.yaml")
+
+
+def test_a_yaml_mistake_without_a_line_is_still_one_clean_line(tmp_path: Path) -> None:
+    # a control character has no line mark; the message once read `p.yaml:: not valid YAML`
+    path = write(tmp_path, "name: x\u0007\n")
+    with pytest.raises(ProfileError) as error:
+        load_profile(path)
+    assert str(error.value) == f"{path}: not valid YAML"

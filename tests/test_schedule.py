@@ -295,3 +295,41 @@ def test_k8s_does_not_expand_a_dollar_in_a_parameter(workspace: Workspace) -> No
         "containers"
     ][0]["command"]
     assert command[-2:] == ["-p", "approve=$$(SECRET)"]  # Kubernetes reads $$ as a literal $
+
+
+def test_a_relative_profile_path_means_the_file_in_the_project_wherever_it_is_checked(
+    workspace: Workspace,
+) -> None:
+    # cron runs `cd PROJECT && opslib run ...`, so the path is read from the project root,
+    # not from the directory `opslib schedule` happens to be run in (workspace.root here)
+    path = schedule_file(
+        workspace,
+        "- {runbook: health-check, profile: parameters/profiles/ideas.yaml, "
+        'cron: "*/5 * * * *", timeout: 4 min}\n',
+    )
+    result = workspace.opslib("schedule", "--file", str(path), "cron")
+    assert result.returncode == 0, result.stderr
+    assert "--profile parameters/profiles/ideas.yaml" in result.stdout
+    missing = schedule_file(workspace, HEALTH_CHECK.replace("ideas", "parameters/nowhere.yaml"))
+    refused = workspace.opslib("schedule", "--file", str(missing), "cron")
+    assert refused.returncode == 3
+    assert "entry 1 (line 1): profile: profile file parameters/nowhere.yaml does not exist" in (
+        refused.stderr
+    )
+
+
+def test_each_profile_is_loaded_once_however_many_entries_name_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opslib.schedule import entries as schedule_entries
+
+    loaded: list[str] = []
+    real = schedule_entries.load_profile
+
+    def counting(name: str, base: Path | None = None):  # type: ignore[no-untyped-def]
+        loaded.append(name)
+        return real(name, base)
+
+    monkeypatch.setattr(schedule_entries, "load_profile", counting)
+    assert len(load_schedule()) == len(SHIPPED)
+    assert sorted(loaded) == sorted({profile for _, profile in SHIPPED})

@@ -20,7 +20,6 @@ from typing import ClassVar
 
 import pandas as pd
 import sqlalchemy as sa
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opslib import paths
@@ -29,8 +28,9 @@ from opslib.archive.ledger import Ledger
 from opslib.archive.tables import check_results, runs
 from opslib.clock import utc_now
 from opslib.errors import OpslibError
+from opslib.profiles.fields import Days
+from opslib.profiles.yaml_files import describe_validation, read_yaml
 from opslib.status import Status
-from opslib.units import Days
 
 COMPRESSED = ".gz"
 
@@ -46,19 +46,11 @@ class Policy(BaseModel):
 def load_policy(path: Path | None = None) -> Policy:
     """The policy file (default `parameters/retention.yaml`); a problem is one line."""
     path = path or paths.project_root() / "parameters" / "retention.yaml"
+    data = read_yaml(path, str(path), OpslibError) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         policy = Policy.model_validate(data)
-    except OSError as exc:
-        raise OpslibError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise OpslibError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise OpslibError(f"{path}: {problems}") from None
+        raise OpslibError(f"{path}: {describe_validation(exc)}") from None
     if policy.keep_daily < policy.keep_all:
         raise OpslibError(f"{path}: keep_daily must be at least keep_all")
     return policy

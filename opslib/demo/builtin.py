@@ -17,8 +17,8 @@ from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
+from opslib.demo.common import created_at, log_line
 from opslib.demo.common import iso_stamp as stamp
-from opslib.demo.common import log_line, write_atomically
 
 STAGES = ("extract", "transform", "load")
 SCHEMA = """
@@ -165,13 +165,10 @@ def present() -> bool:
     if not database_path().exists() or not log_path().exists():
         return False
     try:
-        with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as connection:
-            (created,) = connection.execute(
-                "SELECT value FROM demo_meta WHERE key = 'created_at'"
-            ).fetchone()
-    except (sqlite3.Error, TypeError):
+        created = created_at(database_path())
+    except sqlite3.Error:
         return False
-    return utc_now() - datetime.fromisoformat(created) < STALE_AFTER
+    return created is not None and utc_now() - datetime.fromisoformat(created) < STALE_AFTER
 
 
 def create(seed: int = 7) -> Path:
@@ -186,9 +183,6 @@ def create(seed: int = 7) -> Path:
             connection.execute("INSERT INTO demo_meta VALUES ('created_at', ?)", (now.isoformat(),))
         connection.close()
 
-    def write_log(path: Path) -> None:
-        path.write_text("".join(log_line(*entry) for entry in seeded.log))
-
-    write_atomically(database_path(), write_database)
-    write_atomically(log_path(), write_log)
+    paths.replace_atomically(database_path(), write_database)
+    paths.write_atomically(log_path(), "".join(log_line(*entry) for entry in seeded.log))
     return demo_dir()

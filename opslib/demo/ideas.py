@@ -19,6 +19,7 @@ from pathlib import Path
 from opslib import paths
 from opslib.clock import utc_now
 from opslib.demo import tables as demo_tables
+from opslib.demo.common import python_log_line
 from opslib.probes import db
 from opslib.profiles import Profile
 
@@ -111,14 +112,6 @@ def _budgets(now: datetime) -> list[dict]:
     ]  # fmt: skip
 
 
-def _log_line(moment: datetime, component: str, level: str, message: str) -> str:
-    """Python logging's default layout with milliseconds, as the pipeline writes it."""
-    return (
-        f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d} - pipeline.{component}"
-        f" - {level} - {message}\n"
-    )
-
-
 def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Random) -> None:
     """Today's log plain and yesterday's rotated and compressed, as logrotate leaves them
     (into `folder`, emptied by `demo_tables.recreate_folder`)."""
@@ -127,16 +120,17 @@ def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Rando
         if idea["created_at"] < now - timedelta(days=2):
             continue
         entries.append(
-            (idea["created_at"], "ingestion", "INFO", f"idea {idea['idea_id']} accepted")
+            (idea["created_at"], "pipeline.ingestion", "INFO", f"idea {idea['idea_id']} accepted")
         )
         if rng.random() < 0.08:
             message = rng.choice(LOG_ERRORS).format(idea=idea["idea_id"], n=rng.choice((30, 60)))
-            entries.append((idea["started_at"], STAGES[1], "ERROR", message))
-        entries.append((idea["updated_at"], idea["current_stage"], "INFO", "stage progress saved"))
+            entries.append((idea["started_at"], f"pipeline.{STAGES[1]}", "ERROR", message))
+        logger = f"pipeline.{idea['current_stage']}"
+        entries.append((idea["updated_at"], logger, "INFO", "stage progress saved"))
     entries.sort(key=lambda entry: entry[0])
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    older = "".join(_log_line(*entry) for entry in entries if entry[0] < midnight)
-    today = "".join(_log_line(*entry) for entry in entries if midnight <= entry[0] <= now)
+    older = "".join(python_log_line(*entry) for entry in entries if entry[0] < midnight)
+    today = "".join(python_log_line(*entry) for entry in entries if midnight <= entry[0] <= now)
     with gzip.open(folder / "pipeline.log.1.gz", "wt", encoding="utf-8") as stream:
         stream.write(older)
     (folder / "pipeline.log").write_text(today, encoding="utf-8")

@@ -22,7 +22,7 @@ from openpyxl import Workbook
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo.common import set_mtime
+from opslib.demo.common import python_log_line, set_mtime
 
 COLUMNS = ["CLIENT", "PLATFORM", "CAMPAIGN", "IMPRESSIONS", "SPEND", "DATE"]
 PLATFORMS = ("DV360", "Meta", "YouTube", "TikTok")
@@ -89,7 +89,7 @@ def write_workbook(path: Path, sheet: str, columns: list[str], rows: list[list])
 
 
 def _log_line(moment: datetime, level: str, message: str) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d} - excel_processor - {level} - {message}\n"
+    return python_log_line(moment, "excel_processor", level, message)
 
 
 def _history(now: datetime, sizes: dict[str, float], rng: random.Random) -> list[str]:

@@ -9,7 +9,6 @@ remainder waits for manual review, as the manual expects. Planted: a few rows wh
 
 from __future__ import annotations
 
-import contextlib
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo.common import log_line, stamp, write_atomically
+from opslib.demo.common import created_at, log_line, stamp
 from opslib.errors import OpslibError
 
 SCHEMA = """
@@ -149,10 +148,7 @@ def _refuse_foreign(database: Path) -> None:
     if not database.exists():
         return
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        ) as connection:
-            connection.execute("SELECT value FROM demo_meta WHERE key = 'created_at'").fetchone()
+        created_at(database)
     except sqlite3.Error:
         raise OpslibError(
             f"{database} exists and is not a spots demo database: not replacing it"
@@ -191,13 +187,8 @@ def create(
                 progress.update(len(batch))
         connection.close()
 
-    write_atomically(database, write_database)
+    paths.replace_atomically(database, write_database)
     if target is None:
         for name, lines in _stage_logs(rows, now).items():
-            write_atomically(
-                logs_dir() / name,
-                lambda path, lines=lines: path.write_text(
-                    "".join(log_line(*line) for line in lines)
-                ),
-            )
+            paths.write_atomically(logs_dir() / name, "".join(log_line(*line) for line in lines))
     return database

@@ -251,9 +251,7 @@ def unseen_patterns(profile: Profile, scan: str = "unseen", fresh_minutes: float
         entry["count"] += pattern.count
         entry["last"] = pattern.last.isoformat()
     kept = sorted(known.items(), key=lambda item: item[1]["last"] or "")[-KNOWN_PATTERNS_KEPT:]
-    temporary = known_file.with_name(known_file.name + ".tmp")
-    temporary.write_text(json.dumps(dict(kept)))
-    os.replace(temporary, known_file)
+    paths.write_atomically(known_file, json.dumps(dict(kept)))
     if first:
         return Metric(
             0,

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from opslib import paths
-from opslib.checks.catalogue import catalogue, check_names
+from opslib.checks.catalogue import catalogue
 from opslib.errors import ProfileError
-from opslib.profiles.profile import Profile, display_path
+from opslib.profiles.profile import Profile
+from opslib.profiles.yaml_files import describe_validation, read_yaml
 
 
 def available_profiles() -> list[str]:
@@ -26,9 +26,17 @@ def default_profile_name() -> str:
     return os.environ.get("OPSLIB_PROFILE") or "demo"
 
 
-def _locate(name_or_path: str) -> Path:
-    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
-        path = Path(name_or_path).expanduser().resolve()
+def is_profile_path(name_or_path: str) -> bool:
+    """How `--profile` and a schedule entry are read: a YAML file name or a path, else
+    the name of a profile in parameters/profiles/."""
+    return name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path
+
+
+def locate_profile(name_or_path: str, base: Path | None = None) -> Path:
+    """The profile's file. A relative path is taken from `base`: the current directory
+    unless given, the project root for a schedule entry (cron runs from there)."""
+    if is_profile_path(name_or_path):
+        path = ((base or Path.cwd()) / Path(name_or_path).expanduser()).resolve()
         if not path.is_file():
             raise ProfileError(f"profile file {name_or_path} does not exist")
         return path
@@ -41,45 +49,38 @@ def _locate(name_or_path: str) -> Path:
     return path
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"unknown key {key!r}"
-    if error["type"] == "missing":
-        return f"missing key {key!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{key}: {message}"
-
-
-def load_profile(name_or_path: str | None = None) -> Profile:
-    """Load and validate a profile by name (`parameters/profiles/NAME.yaml`) or path.
+def load_profile(name_or_path: str | None = None, base: Path | None = None) -> Profile:
+    """Load and validate a profile by name (`parameters/profiles/NAME.yaml`) or path
+    (relative ones from `base`, see `locate_profile`).
 
     Every problem is a `ProfileError` whose message names the file and the key.
     """
-    path = _locate(name_or_path or default_profile_name())
-    shown = display_path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ProfileError(f"{shown}:{where}: {problem}") from None
-    except OSError as exc:
-        raise ProfileError(f"{shown}: cannot read ({exc.strerror})") from None
+    path = locate_profile(name_or_path or default_profile_name(), base)
+    shown = paths.shown(path, paths.project_root())
+    data = read_yaml(path, shown, ProfileError)
     if not isinstance(data, dict):
         raise ProfileError(f"{shown}: a profile is a mapping of keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise ProfileError(f"{shown}: {problems}") from None
-    unknown = sorted({key.partition("[")[0] for key in profile.checks} - set(check_names()))
+        raise ProfileError(f"{shown}: {describe_validation(exc)}") from None
+    _check_names(profile, shown)
+    _check_file_sets(profile, shown)
+    _check_labels(profile, shown)
+    profile._source = path.resolve()
+    return profile
+
+
+def _check_names(profile: Profile, shown: str) -> None:
+    """Every check a threshold or a severity condition names exists (a condition's
+    label too)."""
+    known_checks = set(catalogue())
+    unknown = sorted({key.partition("[")[0] for key in profile.checks} - known_checks)
     if unknown:
         raise ProfileError(
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
-            f"(known: {', '.join(check_names())})"
+            f"(known: {', '.join(sorted(known_checks))})"
         )
     unnamed = sorted(
         f"severity.{level}: {condition}"
@@ -88,45 +89,54 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         if not any(char in (check := condition.partition("=")[0].strip()) for char in "*?")
         and not check.startswith("action:")
         and (
-            check.partition("[")[0] not in check_names()
-            or (
-                "[" in check
-                and (known := labels(profile, check.partition("[")[0])) is not None
-                and check.partition("[")[2].rstrip("]") not in known
-            )
+            check.partition("[")[0] not in known_checks or _wrong_label(profile, check) is not None
         )
     )
     if unnamed:
         raise ProfileError(f"{shown}: no such check in {'; '.join(unnamed)}")
-    if profile.workbooks is not None:
-        sets = profile.workbooks
-        missing = [
-            f"workbooks.{key}: {name}"
-            for key, name in (
-                ("inputs", sets.inputs),
-                ("mapping", sets.mapping),
-                ("reports", sets.reports),
-            )
-            if name is not None and name not in profile.files
-        ]
-        if missing:
-            raise ProfileError(
-                f"{shown}: no such file set under files: {'; '.join(missing)} "
-                f"(known: {', '.join(profile.files) or 'none'})"
-            )
+
+
+def _check_file_sets(profile: Profile, shown: str) -> None:
+    """The file sets `workbooks:` names exist under `files:`."""
+    if profile.workbooks is None:
+        return
+    sets = profile.workbooks
+    missing = [
+        f"workbooks.{key}: {name}"
+        for key, name in (
+            ("inputs", sets.inputs),
+            ("mapping", sets.mapping),
+            ("reports", sets.reports),
+        )
+        if name is not None and name not in profile.files
+    ]
+    if missing:
+        raise ProfileError(
+            f"{shown}: no such file set under files: {'; '.join(missing)} "
+            f"(known: {', '.join(profile.files) or 'none'})"
+        )
+
+
+def _check_labels(profile: Profile, shown: str) -> None:
+    """A threshold for one result, `checks.CHECK[label]`, names a label it carries."""
     mislabelled = [
         f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
         for key in profile.checks
-        if "[" in key
-        and (known := labels(profile, key.partition("[")[0])) is not None
-        and key.partition("[")[2].rstrip("]") not in known
+        if (known := _wrong_label(profile, key)) is not None
     ]
     if mislabelled:
         raise ProfileError(
             f"{shown}: no such result to set thresholds for: {'; '.join(mislabelled)}"
         )
-    profile._source = path.resolve()
-    return profile
+
+
+def _wrong_label(profile: Profile, key: str) -> set[str] | None:
+    """For `check[label]` naming a label the check's results never carry: the labels
+    they do carry. None when `key` has no label, a right one, or one only the target
+    knows (see `labels`)."""
+    check, bracket, rest = key.partition("[")
+    known = labels(profile, check) if bracket else None
+    return known if known is not None and rest.rstrip("]") not in known else None
 
 
 def labels(profile: Profile, check: str) -> set[str] | None:

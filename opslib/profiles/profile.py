@@ -68,7 +68,9 @@ class Profile(StrictModel):
     @property
     def source(self) -> str:
         """Where the profile came from, for error messages."""
-        return f"profile {self.name}" if self._source is None else display_path(self._source)
+        if self._source is None:
+            return f"profile {self.name}"
+        return paths.shown(self._source, paths.project_root())
 
     @property
     def path(self) -> Path | None:
@@ -215,13 +217,6 @@ class Profile(StrictModel):
             if raw is None
             else paths.resolve_path(self.expand(raw, f"stages.steps.{stage}.log"))
         )
-
-
-def display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(paths.project_root()))
-    except ValueError:
-        return str(path)
 
 
 def sa_url_user(url: str) -> str:

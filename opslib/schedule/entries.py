@@ -23,7 +23,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from opslib import paths
 from opslib.errors import OpslibError, ProfileError, RunbookError
-from opslib.units import Seconds
+from opslib.profiles import Profile
+from opslib.profiles.fields import Seconds
+from opslib.profiles.loading import is_profile_path, load_profile
+from opslib.profiles.yaml_files import describe_validation, parse_yaml, read_text
 
 # Airflow and Kubernetes get a minute more than opslib's own --timeout: the run times itself
 # out and archives an UNKNOWN report; the engine's deadline is only the backstop.
@@ -95,7 +98,7 @@ class Entry(BaseModel):
     @property
     def profile_name(self) -> str:
         """The profile as a name: a YAML path counts by its file name."""
-        return Path(self.profile).stem if _is_profile_path(self.profile) else self.profile
+        return Path(self.profile).stem if is_profile_path(self.profile) else self.profile
 
     @property
     def slug(self) -> str:
@@ -123,16 +126,10 @@ def parameter_text(value: bool | int | float | str) -> str:
     return str(value)
 
 
-def _is_profile_path(profile: str) -> bool:
-    """The same rule as `opslib run --profile`: a YAML file name or a path, else a name."""
-    return profile.endswith((".yaml", ".yml")) or os.sep in profile
-
-
 def shown_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(paths.project_root().resolve()))
-    except ValueError:
-        return str(path)
+    """A path as the generated crontab, DAG and CronJobs name their source: relative to the
+    project root, where cron runs."""
+    return paths.shown(path, paths.project_root())
 
 
 def _entry_lines(text: str) -> list[int]:
@@ -146,41 +143,24 @@ def _entry_lines(text: str) -> list[int]:
     return [item.start_mark.line + 1 for item in node.value]
 
 
-def _describe(error: Any) -> str:
-    key = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"unknown key {key!r} (keys: {', '.join(Entry.model_fields)})"
-    if error["type"] == "missing":
-        return f"missing key {key!r}"
-    return f"{key}: {error['msg'].removeprefix('Value error, ')}"
-
-
 def load_schedule(path: Path | None = None) -> list[Entry]:
     """Read and validate a schedule file; every problem is one `ScheduleError` line naming
     the file and the entry, since cron would otherwise fail silently at 3 AM."""
     path = path or default_schedule_path()
     shown = shown_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise ScheduleError(f"{shown}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        raise ScheduleError(
-            f"{shown}:{where} {getattr(exc, 'problem', None) or 'not YAML'}"
-        ) from None
+    text = read_text(path, shown, ScheduleError)
+    data = parse_yaml(text, shown, ScheduleError)
     if data is None:
         return []
     if not isinstance(data, list):
         raise ScheduleError(f"{shown}: a schedule is a list of entries, got {type(data).__name__}")
     lines = _entry_lines(text)
     entries: list[Entry] = []
+    profiles: dict[str, Profile] = {}  # each loaded once: entries share them
     for index, raw in enumerate(data):
         where = f"{shown}: entry {index + 1}" + (f" (line {lines[index]})" if lines else "")
         entry = _validated(raw, where)
-        _check_references(entry, where)
+        _check_references(entry, profiles, where)
         _check_unique(entry, entries, where)
         entries.append(entry)
     return entries
@@ -195,27 +175,35 @@ def _validated(raw: Any, where: str) -> Entry:
     try:
         return Entry.model_validate(raw)
     except ValidationError as exc:
-        raise ScheduleError(f"{where}: {'; '.join(map(_describe, exc.errors()))}") from None
+        raise ScheduleError(f"{where}: {describe_validation(exc, Entry.model_fields)}") from None
 
 
-def _check_references(entry: Entry, where: str) -> None:
+def _profile(entry: Entry, where: str) -> Profile:
+    """The entry's profile; a relative path is read from the project root, as cron will."""
+    try:
+        return load_profile(entry.profile, paths.project_root())
+    except ProfileError as exc:
+        raise ScheduleError(f"{where}: profile: {exc}") from None
+
+
+def _check_references(entry: Entry, profiles: dict[str, Profile], where: str) -> None:
     """The runbook, the profile and each parameter exist, and the runbook applies to the
-    profile, as `opslib run` will demand."""
+    profile, as `opslib run` will demand. `profiles` keeps the ones loaded so far."""
     from opslib.notebooks import (
         declared_parameters,
         find_runbook,
         parse_overrides,
         refuse_unless_applies,
     )
-    from opslib.profiles import load_profile
 
     try:
         notebook = find_runbook(entry.runbook)
     except RunbookError as exc:
         raise ScheduleError(f"{where}: runbook: {exc}") from None
-    _check_profile(entry.profile, where)
+    if entry.profile not in profiles:
+        profiles[entry.profile] = _profile(entry, where)
     try:
-        refuse_unless_applies(entry.runbook, notebook, load_profile(entry.profile))
+        refuse_unless_applies(entry.runbook, notebook, profiles[entry.profile])
     except (RunbookError, ProfileError) as exc:
         raise ScheduleError(f"{where}: {exc}") from None
     if not entry.parameters:
@@ -226,22 +214,6 @@ def _check_references(entry: Entry, where: str) -> None:
             parse_overrides(entry.runbook, [f"{key}={parameter_text(value)}"], declared)
         except RunbookError as exc:
             raise ScheduleError(f"{where}: parameters.{key}: {exc}") from None
-
-
-def _check_profile(profile: str, where: str) -> None:
-    from opslib.profiles import available_profiles
-
-    if _is_profile_path(profile):
-        # cron runs from the project folder, so a relative path is read from there
-        if not paths.resolve_path(profile).is_file():
-            raise ScheduleError(f"{where}: profile: file {profile} does not exist")
-        return
-    known = available_profiles()
-    if profile not in known:
-        raise ScheduleError(
-            f"{where}: profile: no profile named {profile!r} in parameters/profiles/ "
-            f"(known: {', '.join(known)})"
-        )
 
 
 def _check_unique(entry: Entry, earlier: list[Entry], where: str) -> None:
@@ -294,10 +266,6 @@ def engine_deadline_s(entry: Entry) -> int:
 def write_file(path: Path, text: str) -> Path:
     """Write whole or not at all: cron or an engine may read the file at any moment."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        return paths.write_atomically(path, text)
     except OSError as exc:
         raise ScheduleError(f"{path}: cannot write ({exc.strerror})") from None
-    return path

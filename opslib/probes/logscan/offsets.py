@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from opslib import paths
 from opslib.probes.logscan.reading import open_log
 from opslib.probes.logscan.scanner import Scanner
 
@@ -62,10 +62,7 @@ class Offsets:
             digest, length = fingerprint(file)
             seen.append({"head": digest, "head_length": length, "offset": end, "file": str(file)})
         self.entries = seen
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(seen, indent=1))
-        os.replace(temporary, self.path)
+        paths.write_atomically(self.path, json.dumps(seen, indent=1))
 
 
 def _uncompressed_size(file: Path) -> int | None:
