@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
-from opslib.archive.cli import REPORTS_HELP
+from opslib.archive.cli import REPORTS_HELP, USAGE_ERROR
 from opslib.archive.cli import register as register_archive
 from opslib.clock import utc_now
 from opslib.demo import DEMOS
@@ -28,7 +28,6 @@ from opslib.units import duration_argument
 if TYPE_CHECKING:
     from opslib.runner.run import RunOutcome
 
-USAGE_ERROR = int(Status.UNKNOWN)
 PROFILE_HELP = "profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
 
 
@@ -74,17 +73,7 @@ def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
     """Print the outcome in the asked format; write the Prometheus textfile if asked."""
     from opslib.archive import exporters
 
-    summary = exporters.RunSummary(
-        outcome.runbook,
-        outcome.profile,
-        outcome.status,
-        outcome.headline,
-        outcome.results,
-        outcome.duration_s,
-        outcome.finished_at or utc_now(),
-        paths.shown(outcome.html_path) if outcome.html_path else None,
-        outcome.notices,
-    )
+    summary = outcome.summary(paths.shown(outcome.html_path) if outcome.html_path else None)
     print(exporters.render(args.format, summary))
     metrics = args.prometheus or os.environ.get("OPSLIB_PROMETHEUS_DIR")
     if metrics:
@@ -116,17 +105,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from opslib.notebooks import applies, declared_parameters, purpose, runbook_paths
     from opslib.profiles import available_profiles, load_profile
 
-    chosen = [load_profile(args.profile)] if args.profile else []
-    shipped = [load_profile(name) for name in available_profiles()]
+    shipped = {name: load_profile(name) for name in available_profiles()}
+    chosen = (shipped.get(args.profile) or load_profile(args.profile)) if args.profile else None
     for name, path in runbook_paths().items():
-        if chosen and not applies(path, chosen[0]):
+        if chosen is not None and not applies(path, chosen):
             continue
         parameters = ", ".join(
             f"{key}={spec['default']}"
             for key, spec in declared_parameters(path).items()
             if key != "profile"
         )
-        fits = ", ".join(profile.name for profile in shipped if applies(path, profile))
+        fits = ", ".join(profile.name for profile in shipped.values() if applies(path, profile))
         print(f"{name:<24} {path.parent.name:<10} {purpose(path)}")
         print(f"{'':<24} {'':<10} parameters: {parameters or 'none'}")
         print(f"{'':<24} {'':<10} applies to: {fits or 'no shipped profile'}")

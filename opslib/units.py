@@ -3,8 +3,9 @@
 A threshold end, a profile's timeout, a retention period, `opslib run --timeout`,
 `opslib history --since` and `opslib ack --until` all go through `parse_quantity` and
 `parse_duration`, so `'5 min'`, `300`, `'2 days'` and `'1.5 h'` mean the same everywhere.
-The pydantic types (`Seconds`, `Days`, `Bytes`, `Regex`, `TimestampFormat`) validate a
-YAML value, `duration_argument` a command-line one; both say what was wrong in one line.
+The profile schema's types (`Seconds`, `Days`, `Bytes`, `Regex` in `opslib.profiles.fields`)
+read a YAML value with these parsers, `duration_argument` a command-line one; both say
+what was wrong in one line. No pydantic here: the CLI imports this module to start.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from typing import Annotated, Any
-
-import humanfriendly
-from pydantic import BeforeValidator
+from typing import Any
 
 # Sizes need their B (`1 GB`, `512 MiB`): a bare `30m` is thirty minutes, not megabytes.
 _SIZE_UNIT = re.compile(r"^\s*[\d.]+\s*(b|kb|kib|mb|mib|gb|gib|tb|tib|pb|pib)\s*$", re.I)
@@ -34,6 +32,8 @@ def parse_quantity(text: str) -> float:
         return float(spec)
     except ValueError:
         pass
+    import humanfriendly  # ~7 ms to import, and a bare number never needs it
+
     if _SIZE_UNIT.match(spec):
         return float(humanfriendly.parse_size(spec, binary=spec.lower().rstrip().endswith("ib")))
     try:
@@ -78,16 +78,6 @@ def regex(value: str) -> str:
     except re.error as exc:
         raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
     return value
-
-
-def _days(value: Any) -> float:
-    return parse_duration(value, allow_zero=True) / DAY_S
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-Days = Annotated[float, BeforeValidator(_days)]
-Bytes = Annotated[float, BeforeValidator(parse_size)]
-Regex = Annotated[str, BeforeValidator(regex)]
 
 
 def duration_argument(text: str) -> float:

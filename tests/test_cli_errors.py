@@ -113,6 +113,18 @@ def test_list_shows_runbooks_with_purpose_and_parameters(workspace: Workspace) -
     assert "stuck-pipeline" in result.stdout and "apply=False" in result.stdout
 
 
+def test_list_for_a_profile_shows_only_the_runbooks_that_apply_to_it(
+    workspace: Workspace,
+) -> None:
+    result = workspace.opslib("list", "--profile", "demo")
+    assert result.returncode == 0, result.stderr
+    assert "morning-check" in result.stdout and "budget-status" not in result.stdout
+
+
+def test_list_for_an_unknown_profile_is_refused(workspace: Workspace) -> None:
+    assert_one_line_refusal(workspace.opslib("list", "--profile", "dmeo"), "dmeo", "demo")
+
+
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
 def test_timeouts_must_be_positive_finite_seconds(workspace: Workspace, timeout: str) -> None:
     assert_one_line_refusal(

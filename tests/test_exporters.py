@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from opslib.archive.exporters import RunSummary, json_document, nagios_line, write_prometheus
 from opslib.checks import CheckResult
+from opslib.runner.run import RunOutcome
 from opslib.status import Status
 
 FINISHED_AT = datetime(2026, 11, 23, 9, 15, 2)  # naive UTC, as the runner keeps it
@@ -357,6 +358,33 @@ def test_rewrite_renames_a_complete_file_over_the_one_a_reader_holds(
     )
     assert path.stat().st_ino != old_inode
     assert [entry.name for entry in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_runs_outcome_reaches_the_exporters_field_for_field() -> None:
+    results, headline = morning_results(), "3 of 5 check(s) need attention"
+    notices = ["notified mail: [opslib] WARNING morning-check on demo: 1 change(s)"]
+    outcome = RunOutcome(
+        "morning-check",
+        "demo",
+        Status.WARNING,
+        headline,
+        results,
+        None,
+        12.5,
+        FINISHED_AT,
+        notices=notices,
+    )
+    assert outcome.summary("reports/morning-check.html") == RunSummary(
+        "morning-check",
+        "demo",
+        Status.WARNING,
+        headline,
+        results,
+        12.5,
+        FINISHED_AT,
+        "reports/morning-check.html",
+        notices,
+    )
 
 
 def test_opslib_run_prints_one_nagios_line_and_writes_the_textfile(

@@ -235,3 +235,24 @@ def test_an_ack_needs_a_duration(workspace: Workspace) -> None:
         )
         assert result.returncode == 3 and "is not a positive duration" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_incident_level_is_in_the_headline_and_in_the_message(
+    workspace: Workspace, mailer: Mailer, receiver: list[dict]
+) -> None:
+    profile = _setup(workspace, mailer, receiver)
+    profile.write_text(profile.read_text() + "severity:\n  P3: ['stuck_jobs=WARNING']\n")
+    output = _run(workspace, profile)
+    assert "incident P3" in output.splitlines()[0]
+    assert "incident P3 (respond within 4 hours" in receiver[1]["text"]
+
+
+def test_a_webhook_whose_address_is_set_to_nothing_is_off_and_mail_still_goes(
+    workspace: Workspace, mailer: Mailer, receiver: list[dict]
+) -> None:
+    profile = _setup(workspace, mailer, receiver)
+    profile.write_text(profile.read_text().replace("${TEST_HOOK_URL}", "${TEST_HOOK_OFF:-}"))
+    output = _run(workspace, profile)
+    assert "not notified, channel chat: its address is set to nothing" in output
+    assert receiver[1:] == []
+    assert mailer.subjects() == ["[opslib] WARNING stuck-only on alerting: 1 change(s)"]

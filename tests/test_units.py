@@ -10,7 +10,8 @@ from conftest import Workspace
 from pydantic import BaseModel, ValidationError
 
 from opslib.archive.retention import Policy
-from opslib.units import DAY_S, Seconds, duration_argument, parse_duration
+from opslib.profiles.fields import Seconds
+from opslib.units import DAY_S, duration_argument, parse_duration
 
 ACCEPTED = {"300": 300, "5 min": 300, "5m": 300, "90s": 90, "1.5 h": 5400, "2 days": 172800}
 REFUSED = ["0", "-5", "1 GB", "512 MiB", "95%", "soon", "", "inf"]

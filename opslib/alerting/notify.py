@@ -17,11 +17,13 @@ from email.message import EmailMessage
 import requests
 import sqlalchemy as sa
 
-from opslib.alerting.severity import classify
+from opslib.alerting.severity import Severity
 from opslib.alerting.state import Change, update
 from opslib.archive.ledger import Ledger
 from opslib.archive.tables import notifications
+from opslib.checks import CheckResult
 from opslib.profiles import Channel, Profile
+from opslib.profiles.needs import switched_off
 from opslib.profiles.secrets import scrub
 from opslib.status import Status
 
@@ -97,15 +99,6 @@ def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None
         raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])) from None
 
 
-def _switched_off(channel: Channel, profile: Profile) -> bool:
-    """A webhook whose URL resolves empty (`${VAR:-}`) is off, the way an optional
-    database is: the profile ships the channel, the environment turns it on. (A variable
-    without a default that is not set stops the run before it starts.)"""
-    return channel.webhook is not None and not profile.expand(
-        channel.webhook.url, "notify.webhook.url", url=True
-    )
-
-
 def _record(ledger: Ledger, **row: object) -> None:
     with ledger.engine.begin() as connection:
         connection.execute(notifications.insert().values(**row))
@@ -165,12 +158,18 @@ def _retry_failed(ledger: Ledger, profile: Profile, now: datetime) -> None:
 
 
 def after_run(
-    profile: Profile, runbook: str, run_id: str, results: list, report: str, now: datetime
+    profile: Profile,
+    runbook: str,
+    run_id: str,
+    results: list[CheckResult],
+    severity: Severity | None,
+    report: str,
+    now: datetime,
 ) -> list[str]:
-    """Update the alert state with a run's results and send what changed; returns one
-    line per delivery outcome for the run's output."""
-    if profile.notify is None:
-        return []
+    """Update the alert state with a run's results and send what changed to the channels
+    of `profile.notify` (the caller skips a profile without any); returns one line per
+    delivery outcome for the run's output. `severity` is the run's, as classified once
+    by the runner for its headline."""
     ledger = Ledger()
     _retry_failed(ledger, profile, now)
     changes = update(ledger, profile, runbook, results, now)
@@ -182,10 +181,11 @@ def after_run(
     ]
     if not audible:
         return said
-    severity = classify(results, profile.severity)
     subject, body = compose(runbook, profile.name, audible, report, str(severity or ""))
     for name, channel in profile.notify.channels.items():
-        if _switched_off(channel, profile):
+        if channel.webhook is not None and switched_off(
+            profile, channel.webhook.url, "notify.webhook.url"
+        ):
             said.append(f"not notified, channel {name}: its address is set to nothing")
             continue
         row = {"run_id": run_id, "runbook": runbook, "profile": profile.name, "channel": name,

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.context import RunContext
 from opslib.errors import OpslibError
 from opslib.status import Status
 from opslib.units import duration_argument
 
 REPORTS_HELP = "archive folder (default: reports/)"
-USAGE_ERROR = int(Status.UNKNOWN)
+USAGE_ERROR = int(Status.UNKNOWN)  # exit 3 for whatever stopped a command; the CLI shares it
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
@@ -50,6 +49,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from opslib.archive.index import write_index
     from opslib.archive.ledger import Ledger, ledger_exists
     from opslib.archive.retention import PruneArchive, load_policy
+    from opslib.context import RunContext
 
     policy = load_policy(args.policy)  # a bad policy is an error, ledger or not
     if not ledger_exists():

@@ -20,6 +20,7 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 
+from opslib.archive.index import COLOURS
 from opslib.notebooks import NOT_APPLICABLE_MIME
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -162,5 +163,6 @@ def prepare_exporter() -> None:
 def render_html(nb: nbformat.NotebookNode, banner: Banner) -> str:
     """The report page for an executed notebook and the run facts in `banner`."""
     facts = {**asdict(banner), "parameters": json.dumps(banner.parameters, sort_keys=True)}
-    body, _ = _exporter().from_notebook_node(copy.deepcopy(nb), resources={"opslib": facts})
+    resources = {"opslib": facts, "opslib_colours": COLOURS}
+    body, _ = _exporter().from_notebook_node(copy.deepcopy(nb), resources=resources)
     return body

@@ -8,8 +8,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from opslib.clock import naive_utc
-from opslib.profiles.fields import StrictModel
-from opslib.units import Seconds
+from opslib.profiles.fields import Seconds, StrictModel
 
 
 class SmtpChannel(StrictModel):

@@ -1,5 +1,6 @@
 """The building blocks of the profile schema: strict models and the value types a
-profile key may hold beyond those of `opslib.units`."""
+profile key may hold, read with the parsers of `opslib.units` (which stays free of
+pydantic, so the CLI starts without it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from opslib.checks import Threshold
 from opslib.clock import strptime_regex
 from opslib.status import Status
+from opslib.units import DAY_S, parse_duration, parse_size, regex
 
 
 class StrictModel(BaseModel):
@@ -26,6 +28,16 @@ def _threshold(value: Any) -> str | None:
 
 
 ThresholdSpec = Annotated[str | None, BeforeValidator(_threshold)]
+
+
+def _days(value: Any) -> float:
+    return parse_duration(value, allow_zero=True) / DAY_S
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Days = Annotated[float, BeforeValidator(_days)]
+Bytes = Annotated[float, BeforeValidator(parse_size)]
+Regex = Annotated[str, BeforeValidator(regex)]
 
 
 def _timestamp_format(value: str) -> str:

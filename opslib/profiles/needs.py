@@ -17,15 +17,21 @@ if TYPE_CHECKING:
     from opslib.profiles.profile import Profile
 
 
+def switched_off(profile: Profile, url: str, key: str) -> bool:
+    """Whether a URL resolves to nothing (`url: ${CATALOG_DSN:-}`), which turns off the
+    target or notification channel it addresses: a shipped profile names it, the
+    environment turns it on. (A variable without a default that is not set is an error.)"""
+    return profile.expand(url, key, url=True) == ""
+
+
 def has_target(profile: Profile, kind: str) -> bool:
-    """Whether the profile names a target of this kind: its section set and not empty.
-    A target whose URL resolves to nothing (`url: ${CATALOG_DSN:-}`) is left off, so a
-    shipped profile can name a target that the environment turns on."""
+    """Whether the profile names a target of this kind: its section set and not empty,
+    and its URL, if it has one, not `switched_off`."""
     section = getattr(profile.targets, kind)
     if not section:
         return False
     url = getattr(section, "url", None)
-    return url is None or profile.expand(url, f"targets.{kind}.url", url=True) != ""
+    return url is None or not switched_off(profile, url, f"targets.{kind}.url")
 
 
 def _has_database(profile: Profile) -> bool:

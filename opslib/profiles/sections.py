@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from opslib.profiles.fields import StrictModel, ThresholdSpec
-from opslib.units import Bytes, Regex, Seconds
+from opslib.profiles.fields import Bytes, Regex, Seconds, StrictModel, ThresholdSpec
 
 
 class FileSet(StrictModel):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from opslib.profiles.fields import StrictModel, TimestampFormat
-from opslib.units import Regex, Seconds
+from opslib.profiles.fields import Regex, Seconds, StrictModel, TimestampFormat
 
 
 class DatabaseTarget(StrictModel):

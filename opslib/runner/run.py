@@ -23,7 +23,8 @@ from typing import Any
 import nbformat
 
 from opslib import paths
-from opslib.alerting.severity import classify
+from opslib.alerting.severity import Severity, classify
+from opslib.archive.exporters import RunSummary
 from opslib.checks import CheckResult
 from opslib.clock import utc_now
 from opslib.context import RunContext, git_sha
@@ -69,17 +70,20 @@ def _stop_on_signals() -> Iterator[None]:
 
 @dataclass
 class RunOutcome:
+    """What one run came to: its status and results, its report, what was notified."""
+
     runbook: str
     profile: str
     status: Status
     headline: str
     results: list[CheckResult]
+    severity: Severity | None  # classified once, for the headline and the notification
+    duration_s: float
+    finished_at: datetime  # naive UTC
     notebook_path: Path | None = None
     html_path: Path | None = None
     run_id: str = ""
     notices: list[str] = field(default_factory=list)  # what the notifications did
-    duration_s: float = 0.0
-    finished_at: datetime | None = None  # naive UTC
 
     @property
     def attention(self) -> list[CheckResult]:
@@ -89,6 +93,21 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         return int(self.status)
+
+    def summary(self, report: str | None) -> RunSummary:
+        """What the exporters read; `report` is where the HTML report is, as shown to a
+        person (None when the run produced no notebook)."""
+        return RunSummary(
+            self.runbook,
+            self.profile,
+            self.status,
+            self.headline,
+            self.results,
+            self.duration_s,
+            self.finished_at,
+            report,
+            self.notices,
+        )
 
 
 def recorded_results(nb: nbformat.NotebookNode) -> list[CheckResult] | None:
@@ -209,15 +228,21 @@ def _archive(
     severity = classify(results, facts.severity_rules)
     if severity is not None:
         headline += f"; {severity}"
-    outcome = RunOutcome(
-        facts.runbook, facts.profile, status, headline, results, run_id=facts.run_id
-    )
     context = RunContext.current(facts.runbook, facts.profile)
     public_parameters = redact_parameters(facts.parameters)
     sha = git_sha()
     duration_s = time.monotonic() - facts.clock
-    outcome.duration_s = duration_s
-    outcome.finished_at = facts.started + timedelta(seconds=duration_s)
+    outcome = RunOutcome(
+        facts.runbook,
+        facts.profile,
+        status,
+        headline,
+        results,
+        severity,
+        duration_s,
+        facts.started + timedelta(seconds=duration_s),
+        run_id=facts.run_id,
+    )
     if nb is not None:
         banner = Banner(
             status=status.name,
@@ -278,14 +303,23 @@ def _headline(results: list[CheckResult]) -> str:
 
 
 def _notify(profile: Profile, outcome: RunOutcome, now: datetime) -> list[str]:
-    """Send what changed; a failure here is reported, never the run's status."""
+    """Send what changed; a failure here is reported, never the run's status. A profile
+    without `notify` sends nothing and never loads the notification machinery."""
     if profile.notify is None:
         return []
     from opslib.alerting.notify import after_run
 
     report = str(outcome.html_path) if outcome.html_path else "(no report)"
     try:
-        return after_run(profile, outcome.runbook, outcome.run_id, outcome.results, report, now)
+        return after_run(
+            profile,
+            outcome.runbook,
+            outcome.run_id,
+            outcome.results,
+            outcome.severity,
+            report,
+            now,
+        )
     except Exception as exc:  # noqa: BLE001 - the run is archived; say why nothing was sent
         return [scrub(f"notifications not processed: {type(exc).__name__}: {exc}")]
 
