@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from opslib.probes import ProbeError, timestamps
+from opslib.probes import ProbeError
 from opslib.probes.timestamps import Encoding, encoding, of_sample, sampled
 
 MOMENT = datetime(2026, 12, 3, 9, 55, 0, 123456)  # naive UTC, as opslib keeps time
@@ -166,21 +166,15 @@ def test_a_queue_stored_any_way_has_its_exact_failure_rate_and_throughput(
     assert stuck_jobs(profile).value == 1
 
 
-def test_an_empty_column_is_sampled_again_once_it_holds_a_value(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """ "No value yet" is kept for seconds, not the minute a value's encoding is: kept long,
-    it would bind a datetime against the first text written, which SQLite compares as a
-    string of another shape; not kept at all, an hourly throughput re-read an empty
-    failed_at column once per hour of its window."""
+def test_an_empty_column_is_sampled_again_once_it_holds_a_value(tmp_path: Path) -> None:
+    """ "No value yet" is never kept: kept, it would bind a datetime against the first
+    text written, which SQLite compares as a string of another shape."""
     engine, table = _column_holding(tmp_path, None)  # type: ignore[arg-type]
     with engine.connect() as connection:
         assert sampled(connection, table, "started", "k") is None
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO q VALUES ('2026-12-03T09:55:00Z')"))
     with engine.connect() as connection:
-        assert sampled(connection, table, "started", "k") is None  # within the seconds kept
-        monkeypatch.setattr(timestamps, "_EMPTY_KEPT_S", 0.0)
         assert sampled(connection, table, "started", "k") == Encoding("iso", "T", 0, "Z")
 
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from opslib.clock import utc_now
 from opslib.probes import Metric, ProbeError, db
+from opslib.probes.costs import costs_table, spent_between
 from opslib.probes.halt import control_value
 from opslib.probes.timestamps import encoding
 from opslib.profiles import Profile
@@ -46,17 +47,6 @@ def _budget_table(profile: Profile) -> sa.TableClause:
     )
 
 
-def _costs_table(profile: Profile) -> sa.TableClause:
-    costs = profile.costs
-    return sa.table(
-        costs.table,
-        sa.column(costs.item),
-        sa.column(costs.category),
-        sa.column(costs.amount),
-        sa.column(costs.at),
-    )
-
-
 def current_period(connection: sa.Connection, profile: Profile, now: datetime) -> Period:
     """The allocations of the period holding `now`; none is a reason, not a zero budget."""
     budget, table = profile.budget, _budget_table(profile)
@@ -80,23 +70,14 @@ def current_period(connection: sa.Connection, profile: Profile, now: datetime) -
     )
 
 
-def _spent_between(
-    connection: sa.Connection, table: sa.TableClause, at_column: str, start: datetime, end: datetime
-) -> sa.ColumnElement[bool]:
-    """Costs recorded from `start` to `end`, compared in the costs table's own encoding."""
-    stamps = encoding(connection, table, at_column, "auto", "costs.at")
-    at = table.c[at_column]
-    return sa.and_(at >= stamps.bound(start), at <= stamps.bound(end))
-
-
 def _spend_by_category(
     connection: sa.Connection, profile: Profile, period: Period, now: datetime
 ) -> pd.Series:
-    costs, table = profile.costs, _costs_table(profile)
+    costs, table = profile.costs, costs_table(profile)
     amount = sa.func.sum(table.c[costs.amount])
     rows = connection.execute(
         sa.select(table.c[costs.category], amount)
-        .where(_spent_between(connection, table, costs.at, period.start, now))
+        .where(spent_between(connection, profile, table, period.start, now))
         .group_by(table.c[costs.category])
     ).all()
     return pd.Series(
@@ -183,7 +164,7 @@ def usage(profile: Profile) -> list[Metric]:
 def cost_outliers(profile: Profile) -> Metric:
     """Items whose spend this period is more than `outlier_factor` times the median item
     of their category: a retry loop or an oversized input, found before the total shows it."""
-    costs, table, factor = profile.costs, _costs_table(profile), profile.budget.outlier_factor
+    costs, table, factor = profile.costs, costs_table(profile), profile.budget.outlier_factor
     now = utc_now()
     with db.connect(profile) as connection:
         period = current_period(connection, profile, now)
@@ -191,7 +172,7 @@ def cost_outliers(profile: Profile) -> Metric:
             sa.select(
                 table.c[costs.item], table.c[costs.category], sa.func.sum(table.c[costs.amount])
             )
-            .where(_spent_between(connection, table, costs.at, period.start, now))
+            .where(spent_between(connection, profile, table, period.start, now))
             .group_by(table.c[costs.item], table.c[costs.category])
         ).all()
     items = pd.DataFrame(rows, columns=["item", "category", "amount_usd"])

@@ -3,9 +3,8 @@ by category (from the profile's `costs` table)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-import pandas as pd
 import sqlalchemy as sa
 
 from opslib.clock import utc_now
@@ -35,7 +34,7 @@ def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
             .order_by(cost.desc())
             .limit(TOP_ITEMS)
         )
-        top = pd.DataFrame(connection.execute(query).mappings().all())
+        top = db.frame(connection, query)
     if top.empty:
         return Metric(0.0, f"no item with a cost in the last {window_hours:g} h")
     top[cost.name] = top[cost.name].astype(float)
@@ -47,24 +46,45 @@ def max_item_cost(profile: Profile, window_hours: float = 24) -> Metric:
     )
 
 
+def costs_table(profile: Profile) -> sa.TableClause:
+    """The profile's `costs` table with its mapped columns."""
+    costs = profile.costs
+    return sa.table(
+        costs.table,
+        sa.column(costs.item),
+        sa.column(costs.category),
+        sa.column(costs.amount),
+        sa.column(costs.at),
+    )
+
+
+def spent_between(
+    connection: sa.Connection,
+    profile: Profile,
+    table: sa.TableClause,
+    start: datetime,
+    end: datetime | None = None,
+) -> sa.ColumnElement[bool]:
+    """Costs recorded from `start` (to `end`), compared in the costs table's own encoding."""
+    stamps = encoding(connection, table, profile.costs.at, "auto", "costs.at")
+    at = table.c[profile.costs.at]
+    window = [at >= stamps.bound(start)] + ([at <= stamps.bound(end)] if end else [])
+    return sa.and_(*window)
+
+
 def by_category(profile: Profile, window_hours: float = 24) -> Metric:
     """Total spend in the window, split by category."""
-    costs = profile.costs
-    table = sa.table(
-        costs.table, sa.column(costs.category), sa.column(costs.amount), sa.column(costs.at)
-    )
+    costs, table = profile.costs, costs_table(profile)
     amount = sa.func.sum(table.c[costs.amount]).label("amount_usd")
     with db.connect(profile) as connection:
-        stamps = encoding(connection, table, costs.at, "auto", "costs.at")
+        start = utc_now() - timedelta(hours=window_hours)
         query = (
             sa.select(table.c[costs.category].label("category"), amount)
-            .where(table.c[costs.at] >= stamps.bound(utc_now() - timedelta(hours=window_hours)))
+            .where(spent_between(connection, profile, table, start))
             .group_by(table.c[costs.category])
             .order_by(amount.desc())
         )
-        spend = pd.DataFrame(
-            connection.execute(query).mappings().all(), columns=["category", "amount_usd"]
-        )
+        spend = db.frame(connection, query)
     spend["amount_usd"] = spend["amount_usd"].astype(float)
     total = float(spend["amount_usd"].sum())
     return Metric(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import NullPool
@@ -110,6 +111,14 @@ def _sqlite_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return created
+
+
+def frame(connection: sa.Connection, query: sa.Executable | str, **params: object) -> pd.DataFrame:
+    """The rows `query` returns (a statement, or SQL text with `:name` parameters) as a
+    DataFrame with the query's column names, also when no row comes back."""
+    statement = sa.text(query) if isinstance(query, str) else query
+    result = connection.execute(statement, params)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def quote(connection: sa.Connection, name: str) -> str:

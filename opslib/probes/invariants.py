@@ -6,7 +6,6 @@ line of YAML. Each runs on a read-only connection under the statement timeout.
 
 from __future__ import annotations
 
-import pandas as pd
 import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError, db
@@ -22,8 +21,7 @@ def violations(profile: Profile) -> list[Metric]:
     with db.connect(profile) as connection:
         for name, query in profile.invariants.items():
             try:
-                result = connection.execute(sa.text(query))
-                rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+                rows = db.frame(connection, query)
             except sa.exc.SQLAlchemyError as exc:
                 connection.rollback()
                 error = db.classify(exc)

@@ -13,24 +13,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError
-from opslib.probes.queue_table import ROLES, TIME_ROLES, QueueTable, closest
+from opslib.probes.queue_table import ROLES, TIME_ROLES, QueueTable
 from opslib.profiles import Profile
 from opslib.status import Status
 
 STATUS_SAMPLE = 100
-
-
-def _present(connection: sa.Connection, queue: QueueTable) -> list[str]:
-    """The columns the queue's table (or query) really has."""
-    if queue.config.table is None:
-        result = connection.execute(sa.text(f"SELECT * FROM ({queue.config.query}) AS q LIMIT 0"))
-        return list(result.keys())
-    schema, _, name = queue.config.table.rpartition(".")
-    inspector = sa.inspect(connection)
-    tables = inspector.get_table_names(schema=schema or None)
-    if name not in tables:
-        raise ProbeError(f"queue.table: no table {queue.config.table}{closest(name, tables)}")
-    return [column["name"] for column in inspector.get_columns(name, schema or None)]
 
 
 def _unmapped_statuses(connection: sa.Connection, queue: QueueTable) -> list[object]:
@@ -48,17 +35,9 @@ def queue_mapping(profile: Profile) -> list[Metric]:
     counted nowhere) naming the profile key."""
     queue = QueueTable.of(profile)
     with queue.reading(profile) as connection:
-        present = _present(connection, queue)
         missing = [
-            Metric(
-                None,
-                f"queue.columns.{role}: {queue.config.source} has no column {column!r}"
-                f"{closest(column, present)}",
-                label=role,
-                verdict=Status.UNKNOWN,
-            )
-            for role, column in queue.mapped.items()
-            if column not in present
+            Metric(None, wrong, label=role, verdict=Status.UNKNOWN)
+            for role, wrong in queue.missing(connection).items()
         ]
         if missing:
             return missing

@@ -6,7 +6,6 @@ The SQL is at the top; every query runs read-only under the profile's timeouts.
 
 from __future__ import annotations
 
-import pandas as pd
 import sqlalchemy as sa
 
 from opslib.probes import Metric, NotApplicable, ProbeError, db
@@ -72,15 +71,10 @@ def _statements_sql(order: str, server_version: int) -> str:
     return sql.replace("total_exec_time", "total_time").replace("mean_exec_time", "mean_time")
 
 
-def _frame(connection: sa.Connection, sql: str, **params: object) -> pd.DataFrame:
-    result = connection.execute(sa.text(sql), params)
-    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
-
-
 def dead_tuples(profile: Profile) -> Metric:
     """The highest share of dead rows in any table, with every table's size and upkeep."""
     with db.connect(profile) as connection:
-        tables = _frame(connection, TABLES_SQL)
+        tables = db.frame(connection, TABLES_SQL)
     if tables.empty:
         return Metric(0.0, "no user tables")
     worst = tables.sort_values("dead_pct", ascending=False).iloc[0]
@@ -95,7 +89,7 @@ def dead_tuples(profile: Profile) -> Metric:
 def wraparound(profile: Profile) -> Metric:
     """How far the oldest database is towards transaction-id wraparound (a forced shutdown)."""
     with db.connect(profile) as connection:
-        databases = _frame(connection, WRAPAROUND_SQL)
+        databases = db.frame(connection, WRAPAROUND_SQL)
     worst = databases.iloc[0]
     return Metric(
         float(worst["wraparound_pct"]),
@@ -113,7 +107,7 @@ def queue_index_use(profile: Profile) -> Metric:
     if not queue.has("status"):
         raise NotApplicable("the queue has no status column (queue.columns.status) to index")
     with db.connect(profile) as connection:
-        indexes = _frame(connection, QUEUE_INDEXES_SQL, table=table)
+        indexes = db.frame(connection, QUEUE_INDEXES_SQL, table=table)
     status = queue.config.columns.status
     leading = (
         indexes["definition"].str.contains(rf"\(\s*{status}\b", regex=True)
@@ -148,7 +142,7 @@ def top_statements(profile: Profile, by: str = "total") -> Metric:
                 "CREATE EXTENSION pg_stat_statements"
             )
         version = connection.execute(sa.text("SHOW server_version_num")).scalar_one()
-        statements = _frame(connection, _statements_sql(by, int(version)))
+        statements = db.frame(connection, _statements_sql(by, int(version)))
     if statements.empty:
         return Metric(0.0, "no statement recorded yet")
     top = statements.iloc[0]
@@ -166,8 +160,8 @@ def index_usage(profile: Profile) -> Metric:
     enforce a constraint), and the table read most by sequential scans: an index to drop
     and one to add."""
     with db.connect(profile) as connection:
-        indexes = _frame(connection, INDEX_USAGE_SQL)
-        scanned = _frame(connection, SEQUENTIAL_SQL)
+        indexes = db.frame(connection, INDEX_USAGE_SQL)
+        scanned = db.frame(connection, SEQUENTIAL_SQL)
     unused = indexes[(indexes["scans"] == 0) & ~indexes["unique"]] if len(indexes) else indexes
     names = f": {', '.join(unused['index'])}" if len(unused) else ""
     most = (

@@ -11,7 +11,6 @@ a session that calls itself `opslib` is still someone's session.
 from __future__ import annotations
 
 import pandas as pd
-import sqlalchemy as sa
 
 from opslib.probes import Metric, db
 from opslib.profiles import Profile
@@ -87,8 +86,7 @@ ORDER BY waiting_s DESC
 
 def _frame(profile: Profile, sql: str, **params: float) -> pd.DataFrame:
     with db.connect(profile) as connection:
-        result = connection.execute(sa.text(sql), params)
-        return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+        return db.frame(connection, sql, **params)
 
 
 def connections(profile: Profile) -> Metric:

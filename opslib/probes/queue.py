@@ -9,14 +9,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opslib.clock import utc_now
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, ProbeError, db
 from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
-
-
-def _frame(connection: sa.Connection, query: sa.Select) -> pd.DataFrame:
-    result = connection.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def depth(profile: Profile) -> Metric:
@@ -32,7 +27,7 @@ def depth(profile: Profile) -> Metric:
         .group_by(*keys, state)
     )
     with queue.reading(profile) as connection:
-        counts = _frame(connection, query)
+        counts = db.frame(connection, query)
     if counts.empty:
         return Metric(0, "no job is queued or processing")
     waiting = int(counts["jobs"].sum())
@@ -60,7 +55,7 @@ def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFram
             .select_from(queue.source)
             .where(queue.stuck_condition(connection, now))
         )
-        rows = _frame(connection, query)
+        rows = db.frame(connection, query)
         read = [queue.encoding(connection, role).read(rows[f"_{role}"]) for role in moments]
     last = queue.mapped[moments[0]]
     rows = rows.drop(columns=[f"_{role}" for role in moments])
@@ -123,7 +118,7 @@ def _finished_counts(profile: Profile, window_hours: float, by_hour: bool = Fals
             .where(sa.or_(queue.state("completed"), queue.state("failed")))
             .group_by(*groups)
         )
-        return _frame(connection, query)
+        return db.frame(connection, query)
 
 
 def failure_rate(profile: Profile, window_hours: float = 24) -> Metric:
@@ -170,7 +165,7 @@ def processing_time(profile: Profile, window_hours: float = 24) -> Metric:
                 queue.since(connection, "finished_at", utc_now() - timedelta(hours=window_hours))
             )
         )
-        rows = _frame(connection, query)
+        rows = db.frame(connection, query)
         began = queue.encoding(connection, "started_at").read(rows.iloc[:, 0])
         ended = queue.encoding(connection, "finished_at").read(rows.iloc[:, 1])
     if rows.empty:  # a time of nothing is no measurement

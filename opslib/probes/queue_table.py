@@ -57,16 +57,17 @@ class QueueTable:
         if self.config.table is None:
             raise NotApplicable("the queue is a read-only query (queue.query): nothing to change")
         schema, _, name = self.config.table.rpartition(".")
-        columns = [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
-        return sa.table(name, *columns, schema=schema or None)
+        return sa.table(name, *self._columns(), schema=schema or None)
 
     @cached_property
     def source(self) -> sa.FromClause:
         """What the probes read from: the table, or the profile's query as a subquery."""
         if self.config.query is None:
             return self.table
-        columns = [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
-        return sa.text(self.config.query).columns(*columns).subquery("queue")
+        return sa.text(self.config.query).columns(*self._columns()).subquery("queue")
+
+    def _columns(self) -> list[sa.ColumnClause]:
+        return [sa.column(column) for column in dict.fromkeys(self.mapped.values())]
 
     def column(self, role: str) -> sa.ColumnElement:
         if not self.has(role):
@@ -137,10 +138,19 @@ class QueueTable:
         return declared(self.config.timestamps, own, f"queue.columns.{role}")
 
     def sampled(self, connection: sa.Connection, role: str) -> Encoding | None:
-        """What a value of the `role` column shows; None when unmapped or holding none."""
+        """What a value of the `role` column shows (None when unmapped or holding none),
+        read once per QueueTable: a probe writes a cut-off per hour of its window, and one
+        query per column answers them all."""
         if not self.has(role):
             return None
-        return sampled(connection, self.source, self.mapped[role], f"queue.columns.{role}")
+        if role not in self._samples:
+            key = f"queue.columns.{role}"
+            self._samples[role] = sampled(connection, self.source, self.mapped[role], key)
+        return self._samples[role]
+
+    @cached_property
+    def _samples(self) -> dict[str, Encoding | None]:
+        return {}
 
     def since(self, connection: sa.Connection, role: str, moment: datetime) -> sa.ColumnElement:
         """`role` at or after `moment` (naive UTC), compared in the column's own encoding."""
@@ -190,25 +200,41 @@ class QueueTable:
         """Which key of the mapping names a table or column that is not there."""
         if self.config.table is None:
             return ProbeError(f"queue.query: {error.reason}")
-        schema, _, name = self.config.table.rpartition(".")
         try:
             with db.connect(profile) as connection:
-                inspector = sa.inspect(connection)
-                tables = inspector.get_table_names(schema=schema or None)
-                if name not in tables:
-                    return ProbeError(
-                        f"queue.table: no table {self.config.table}{closest(name, tables)}"
-                    )
-                present = [column["name"] for column in inspector.get_columns(name, schema or None)]
+                wrong = self.missing(connection)
+        except MissingTable as missing_table:
+            return missing_table
         except (ProbeError, sa.exc.SQLAlchemyError):
             return ProbeError(f"queue: {error.reason}")
-        missing = [
-            f"queue.columns.{role}: {self.config.table} has no column {column!r}"
+        return ProbeError("; ".join(wrong.values()) if wrong else f"queue: {error.reason}")
+
+    def missing(self, connection: sa.Connection) -> dict[str, str]:
+        """role -> what is wrong, for each mapped column the table (or query) does not
+        have, with the closest it does; a table that is not there is MissingTable."""
+        present = self._present(connection)
+        return {
+            role: f"queue.columns.{role}: {self.config.source} has no column {column!r}"
             f"{closest(column, present)}"
             for role, column in self.mapped.items()
             if column not in present
-        ]
-        return ProbeError("; ".join(missing) if missing else f"queue: {error.reason}")
+        }
+
+    def _present(self, connection: sa.Connection) -> list[str]:
+        """The columns the queue's table (or query) really has."""
+        if self.config.table is None:
+            query = sa.text(f"SELECT * FROM ({self.config.query}) AS q LIMIT 0")
+            return list(connection.execute(query).keys())
+        schema, _, name = self.config.table.rpartition(".")
+        inspector = sa.inspect(connection)
+        tables = inspector.get_table_names(schema=schema or None)
+        if name not in tables:
+            raise MissingTable(f"queue.table: no table {self.config.table}{closest(name, tables)}")
+        return [column["name"] for column in inspector.get_columns(name, schema or None)]
+
+
+class MissingTable(ProbeError):
+    """queue.table names a table the database does not have."""
 
 
 def _untyped(value: str | int) -> sa.BindParameter:

@@ -13,7 +13,6 @@ nothing.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,7 +26,6 @@ from opslib.probes import ProbeError
 # an epoch's unit -> (pandas' name for it, units per second)
 EPOCHS = {"epoch_s": ("s", 1), "epoch_ms": ("ms", 10**3), "epoch_us": ("us", 10**6),
           "epoch_ns": ("ns", 10**9)}  # fmt: skip
-CONVENTIONS = ("auto", "native", "iso", *EPOCHS)
 # An epoch in seconds stays below 1e11 until the year 5138; in milliseconds it passed that
 # in 1973 and stays below 1e14 until 5138, and so on by a factor of a thousand per unit.
 _EPOCH_UNIT_FROM = ((1e17, "epoch_ns"), (1e14, "epoch_us"), (1e11, "epoch_ms"))
@@ -35,10 +33,6 @@ _ISO = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})(?:(?P<sep>[T ])(?P<time>\d{2}:\d{2}:\d{2})"
     r"(?P<fraction>[.,]\d+)?(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
-_SAMPLES_KEPT_S = 60.0
-# "no value yet" is asked again soon: a worker may write the first value any moment
-_EMPTY_KEPT_S = 10.0
-_samples: dict[tuple[str, str, str], tuple[float, Encoding | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -150,16 +144,8 @@ def declared(convention: str, sample: Encoding | None, key: str) -> Encoding:
 def sampled(
     connection: sa.Connection, source: sa.FromClause, column: str, key: str
 ) -> Encoding | None:
-    """The encoding one stored value of `source.column` shows (kept for a minute per
-    database, table or query, and column: a run asks many times). A column with no value
-    yet is None, unless PostgreSQL's type of it says (kept for seconds: the next run may
-    find a value)."""
-    cache_key = (str(connection.engine.url), str(source), column)
-    kept = _samples.get(cache_key)
-    if kept is not None:
-        lasts = _SAMPLES_KEPT_S if kept[1] is not None else _EMPTY_KEPT_S
-        if time.monotonic() - kept[0] < lasts:
-            return kept[1]
+    """The encoding one stored value of `source.column` shows. A column with no value yet
+    is None, unless PostgreSQL's type of it says."""
     result = connection.execute(
         sa.select(source.c[column]).where(source.c[column].is_not(None)).limit(1)
     )
@@ -167,17 +153,13 @@ def sampled(
     value = result.scalar()
     if value is None:
         postgres = connection.dialect.name == "postgresql"
-        sample = _PG_TYPES.get(type_code) if postgres else None  # type: ignore[arg-type]
-    else:
-        sample = of_sample(value)
-        if sample is None:
-            raise ProbeError(
-                f"{key}: cannot read {value!r} as a time (a timestamp, ISO 8601 text or a "
-                "unix epoch): is it the right column?"
-            )
-    if len(_samples) > 1000:
-        _samples.clear()
-    _samples[cache_key] = (time.monotonic(), sample)
+        return _PG_TYPES.get(type_code) if postgres else None  # type: ignore[arg-type]
+    sample = of_sample(value)
+    if sample is None:
+        raise ProbeError(
+            f"{key}: cannot read {value!r} as a time (a timestamp, ISO 8601 text or a "
+            "unix epoch): is it the right column?"
+        )
     return sample
 
 

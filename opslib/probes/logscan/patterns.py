@@ -11,7 +11,7 @@ EXAMPLE_CHARS = 300
 
 # Words whose lines need a closer look, found by plain substring search (C speed).
 ERROR_WORDS = (b"ERROR", b"CRITICAL", b"FATAL")
-ERROR_LEVELS = {b"ERROR", b"CRITICAL", b"FATAL"}
+ERROR_LEVELS = frozenset(ERROR_WORDS)
 # Rate limiting, as `grep -i -E 'rate[ _-]?limit|\b429\b'` reads it (in a lower-cased
 # copy of the block): each expression starts with a literal, which the engine looks for
 # quickly, and checks what is around it only there.

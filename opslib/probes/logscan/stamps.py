@@ -26,8 +26,7 @@ LEVEL_NAMES = {
 }  # fmt: skip
 _ISO_STAMP = re.compile(_ISO)
 _ZONE_OFFSET = re.compile(rb"[+-]\d{2}:?\d{2}\]?$")
-_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")  # a stamp's shape: its digits as 0
-AS_ZERO = _AS_ZERO
+AS_ZERO = bytes.maketrans(b"123456789", b"000000000")  # a stamp's shape: its digits as 0
 _MONTH_NUMBERS = {month: number for number, month in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
 )}  # fmt: skip
@@ -96,7 +95,7 @@ def block_regexes(shapes: LineShapes, block: bytes) -> tuple[re.Pattern[bytes], 
     """`after_newline` for this block: its first stamp, if ISO, gives the shape tried first."""
     first = shapes.dated.match(block) or after_newline(shapes.formats)[0].search(block)
     stamp = first["stamp"] if first else b""
-    shape = stamp.translate(_AS_ZERO) if _ISO_STAMP.fullmatch(stamp) else b""
+    shape = stamp.translate(AS_ZERO) if _ISO_STAMP.fullmatch(stamp) else b""
     return after_newline(shapes.formats, shape)
 
 
@@ -126,7 +125,7 @@ def sortable(stamps: list[bytes]) -> bool:
     if _ISO_STAMP.fullmatch(first) is None:
         return False
     joined = b"".join(stamps)
-    if joined.translate(_AS_ZERO) != first.translate(_AS_ZERO) * len(stamps):
+    if joined.translate(AS_ZERO) != first.translate(AS_ZERO) * len(stamps):
         return False
     zone = _ZONE_OFFSET.search(first)
     if zone is None:  # Z, or no zone at all: one zone
