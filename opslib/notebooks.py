@@ -141,6 +141,17 @@ def parse_overrides(
 
 
 def _notebook(notebook: Path) -> dict[str, Any]:
+    """The notebook's JSON ({} when unreadable), read once per version of the file: listing
+    the runbooks asks each of them, for every profile, what it is for."""
+    try:
+        version = notebook.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _read(notebook, version)
+
+
+@functools.lru_cache(maxsize=128)
+def _read(notebook: Path, _version: int) -> dict[str, Any]:
     try:
         return json.loads(notebook.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -149,9 +160,17 @@ def _notebook(notebook: Path) -> dict[str, Any]:
 
 def _code(notebook: Path) -> list[ast.Module]:
     """The parsed code cells, IPython's `%magic` and `!shell` lines left out (a cell that
-    is still not Python is skipped)."""
+    is still not Python is skipped); parsed once per version of the file."""
+    try:
+        return _parse(notebook, notebook.stat().st_mtime_ns)
+    except OSError:
+        return []
+
+
+@functools.lru_cache(maxsize=128)
+def _parse(notebook: Path, version: int) -> list[ast.Module]:
     trees = []
-    for cell in _notebook(notebook).get("cells", []):
+    for cell in _read(notebook, version).get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         lines = "".join(cell.get("source", [])).splitlines()

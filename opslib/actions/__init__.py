@@ -129,17 +129,14 @@ def execute(
     log `audit` opens (called only then: a dry run leaves no trace). `how_to_apply` tells
     a dry run how to ask for the change (`{hash}` is the plan's)."""
     name = f"action:{action.name}"
-    if action.profile is not None and not action.profile.provides(action.needs):
-        unplanned = Plan(action.name, action.profile.name, f"no {action.needs}", ())
-        message = f"not applicable: profile {action.profile.name} has no {action.needs}"
-        return _outcome(unplanned, "not-applicable", message, Status.OK, name)
     try:
+        if action.profile is not None and not action.profile.provides(action.needs):
+            raise NotApplicable(f"no {action.needs}")
         plan = action.plan()
-    except NotApplicable as exc:  # the target is not one this action can change
+    except NotApplicable as exc:  # the profile has nothing this action changes
         unplanned = Plan(action.name, action.profile.name if action.profile else "", exc.reason, ())
-        return _outcome(
-            unplanned, "not-applicable", f"not applicable: {exc.reason}", Status.OK, name
-        )
+        message = f"not applicable to profile {unplanned.target}: {exc.reason}"
+        return _outcome(unplanned, "not-applicable", message, Status.OK, name)
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is UNKNOWN, not OK
         reason = scrub(getattr(exc, "reason", None) or str(exc))
         unplanned = Plan(action.name, target="", summary=f"no plan: {reason}", changes=())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -17,18 +18,18 @@ from opslib.profiles import Profile
 
 @dataclass
 class ResetStuckJobs:
-    """Set stuck jobs back to queued (and clear started_at) so a worker picks them up; a
-    queue given as a query cannot be reset by opslib, and the plan says so."""
+    """Set stuck jobs back to queued (and clear started_at) so a worker picks them up; to a
+    queue given as a query (read-only) it does not apply."""
 
     profile: Profile
     needs: ClassVar[str] = "queue"
     name: str = "reset_stuck_jobs"
 
-    @property
+    @cached_property
     def queue(self) -> QueueTable:
         return QueueTable.of(self.profile)
 
-    @property
+    @cached_property
     def _reset_values(self) -> dict[str, object]:
         """What a reset writes: the first queued status (without a status column the state
         follows from started_at), and no start."""

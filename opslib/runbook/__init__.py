@@ -237,8 +237,7 @@ class Runbook:
         with db.remembering(fresh):
             outcome = execute(action, self.context, Ledger, apply=apply, approve=approve)
         if outcome.mode == "not-applicable":
-            self.not_applicable[f"action:{action.name}"] = outcome.plan.summary
-            display(show.not_applicable(action.name, outcome.plan.summary), raw=True)
+            display(self._skip(outcome.result.name, outcome.plan.summary))
             return outcome
         display(outcome.plan)
         self.results.append(outcome.result)
