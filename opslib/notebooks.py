@@ -28,6 +28,9 @@ RESULTS_SCRAP = "opslib_results"
 # The mimetype of a step's output when the step did not apply to the profile: the report
 # drops such steps (and an explanation all of whose steps were dropped).
 NOT_APPLICABLE_MIME = "application/vnd.opslib.not-applicable+json"
+# The mimetype of the traceback of an error nobody foresaw, shown where it happened: the
+# report folds every traceback (these and those of cells that raised) into one block.
+TRACEBACK_MIME = "application/vnd.opslib.traceback+json"
 TRUE_WORDS = {"true", "yes", "1", "on"}
 # A number that measures a span, a size or how many to show must be above zero: a window
 # of 0 or -5 hours holds nothing, and nothing measured would read as all clear. The name

@@ -43,6 +43,22 @@ def test_raising_cell_is_unknown_with_the_error_in_the_archived_report(
     assert "ZeroDivisionError" in folded and "1 / 0" in folded
 
 
+def test_a_caught_bug_keeps_its_traceback_when_a_later_cell_stops_the_run(
+    workspace: Workspace,
+) -> None:
+    """The step's line says "details below": they once came from finish(), which a later
+    raising cell never reaches. Both tracebacks are folded together at the end."""
+    broken = "def broken(profile):\n    raise RuntimeError('the probe has a bug')\nrb.call(broken)"
+    workspace.add_runbook("buggy", OPEN.format(name="buggy"), broken, "1 / 0", FINISH)
+    result = workspace.opslib("run", "buggy")
+    assert result.returncode == 3, result.stdout + result.stderr
+    (html,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
+    visible, _, folded = html.read_text().partition("<details>")
+    assert "please report it with the details below" in visible and "Traceback" not in visible
+    assert "(2 traceback(s))" in folded and "<details>" not in folded
+    assert "the probe has a bug" in folded and "ZeroDivisionError" in folded
+
+
 def test_runbook_that_records_nothing_is_unknown(workspace: Workspace) -> None:
     workspace.add_runbook("silent", "x = 1")
     result = workspace.opslib("run", "silent")

@@ -21,7 +21,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 
 from opslib.archive.index import COLOURS
-from opslib.notebooks import NOT_APPLICABLE_MIME
+from opslib.notebooks import NOT_APPLICABLE_MIME, TRACEBACK_MIME
 
 TEMPLATES = Path(__file__).with_name("templates")
 SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
@@ -88,8 +88,9 @@ PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"  # papermill's red "An Exceptio
 
 class CollapseErrors(Preprocessor):
     """No traceback in a reviewer's face: a cell that raised shows one line (what raised,
-    and that the step stopped), papermill's red banners go, and the tracebacks sit folded
-    at the end of the report for whoever files the bug."""
+    and that the step stopped), papermill's red banners go, and the tracebacks, with those
+    of the errors a step caught (the facade shows them where they happened), sit folded at
+    the end of the report for whoever files the bug."""
 
     def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
         tracebacks = []
@@ -97,15 +98,20 @@ class CollapseErrors(Preprocessor):
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
-            for index, output in enumerate(cell.outputs):
-                if output.output_type != "error":
+            kept = []
+            for output in cell.outputs:
+                if TRACEBACK_MIME in output.get("data", {}):
+                    tracebacks.append(output.data[TRACEBACK_MIME]["traceback"])
                     continue
-                line = f"{output.ename}: {output.evalue}"
-                tracebacks.append(_ANSI.sub("", "\n".join(output.traceback)))
-                cell.outputs[index] = _html(
-                    f'<p class="opslib-cell-error"><b>UNKNOWN</b> — this step stopped: '
-                    f"{escape(line)}</p>"
-                )
+                if output.output_type == "error":
+                    line = f"{output.ename}: {output.evalue}"
+                    tracebacks.append(_ANSI.sub("", "\n".join(output.traceback)))
+                    output = _html(
+                        f'<p class="opslib-cell-error"><b>UNKNOWN</b> — this step stopped: '
+                        f"{escape(line)}</p>"
+                    )
+                kept.append(output)
+            cell.outputs = kept
         if tracebacks:
             body = escape("\n\n".join(tracebacks))
             folded = nbformat.v4.new_code_cell(outputs=[_html(

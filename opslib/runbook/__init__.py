@@ -27,7 +27,7 @@ from opslib.checks import CheckResult, judge
 from opslib.checks.catalogue import CheckSpec, catalogue
 from opslib.context import INTERACTIVE, RunContext
 from opslib.errors import OpslibError
-from opslib.notebooks import RESULTS_SCRAP
+from opslib.notebooks import RESULTS_SCRAP, TRACEBACK_MIME
 from opslib.probes import (
     History,
     Metric,
@@ -93,7 +93,6 @@ class Runbook:
         show.teach_ipython()
         self.results: list[CheckResult] = []
         self.not_applicable: dict[str, str] = {}  # step -> why it does not apply here
-        self.bugs: list[str] = []  # tracebacks of errors nobody foresaw, for a bug report
         # databases that did not answer, remembered for an unattended run only: a person
         # re-running a cell after releasing a lock must get a fresh answer
         self.memory = db.RunMemory(
@@ -166,9 +165,11 @@ class Runbook:
         self._record()
 
     def _bug(self, exc: Exception) -> str:
-        """The one line a report shows for an error nobody foresaw; its traceback is kept
-        for the folded details at the end of the report."""
-        self.bugs.append(scrub("".join(traceback.format_exception(exc))))
+        """The one line a report shows for an error nobody foresaw. Its traceback is shown
+        at once (a cell that raises later stops the runbook before `finish`), and the
+        report folds it away with the others at its end."""
+        trace = scrub("".join(traceback.format_exception(exc)))
+        display({"text/plain": trace, TRACEBACK_MIME: {"traceback": trace}}, raw=True)
         return f"failed ({type(exc).__name__}: {exc}); please report it with the details below"
 
     def _skip(self, step: str, why: str) -> Finding:
@@ -263,5 +264,3 @@ class Runbook:
         display(HTML(show.results_table(self.results)))
         if self.not_applicable:
             display(HTML(show.not_applicable_line(self.profile.name, self.not_applicable)))
-        if self.bugs:
-            display(HTML(show.details("Details for a bug report", "\n\n".join(self.bugs))))

@@ -110,8 +110,3 @@ def not_applicable_line(profile: str, steps: dict[str, str]) -> str:
     return (
         f'<p style="color:#666">Not applicable to profile {escape(profile)}: {escape(groups)}</p>'
     )
-
-
-def details(summary: str, text: str) -> str:
-    """Text folded away under a one-line summary (tracebacks, for whoever files a bug)."""
-    return f"<details><summary>{escape(summary)}</summary><pre>{escape(text)}</pre></details>"
