@@ -46,7 +46,7 @@ def test_morning_check_on_a_profile_without_a_database_skips_what_it_lacks(
     text = report.read_text()
     not_applicable = next(line for line in text.splitlines() if "Not applicable to profile" in line)
     assert "database_reachable" in not_applicable and "gpu_memory" in not_applicable
-    assert "skipped" not in text and "<b>gpu_memory</b>" not in text
+    assert ": not applicable (" not in text and "<b>gpu_memory</b>" not in text
     assert "log_error_patterns" in text
 
 
