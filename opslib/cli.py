@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 from opslib import paths
 from opslib.archive.cli import REPORTS_HELP, USAGE_ERROR
 from opslib.archive.cli import register as register_archive
-from opslib.clock import utc_now
+from opslib.clock import Deadline, utc_now
 from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
@@ -26,7 +26,7 @@ from opslib.status import Status
 from opslib.units import duration_argument
 
 if TYPE_CHECKING:
-    from opslib.runner.run import RunOutcome
+    from opslib.runner.outcome import RunOutcome
 
 PROFILE_HELP = "profile name or YAML path (default: $OPSLIB_PROFILE or demo)"
 
@@ -54,6 +54,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             wait=args.wait,
             cell_timeout_s=args.cell_timeout,
             total_timeout_s=args.timeout,
+            deadline=_since_process_start(args.timeout),
         )
     except OpslibError as exc:
         if args.format == "text":
@@ -67,6 +68,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     _export(outcome, args)
     return outcome.exit_code
+
+
+def _since_process_start(seconds: float) -> Deadline:
+    """`seconds` counted from when this process started, not from when the run began:
+    `--timeout` bounds the whole command cron waits for, interpreter start included."""
+    return Deadline.after(seconds - _process_age_s())
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started, from the kernel's clock ticks since boot
+    (psutil's wall-clock start time is rounded to the boot second); 0 off Linux."""
+    try:
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        # the start time is field 22; the command name before it may hold spaces
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return max(0.0, uptime_s - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
@@ -246,12 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from opslib.paths import absolutize_environment
-
     args = build_parser().parse_args(argv)
     if getattr(args, "reports", None):
         os.environ["OPSLIB_REPORTS_DIR"] = str(args.reports)
-    absolutize_environment()
+    paths.absolutize_environment()
+    paths.keep_new_files_private()
     try:
         return args.handler(args)
     except OpslibError as exc:

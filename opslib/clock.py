@@ -8,6 +8,8 @@ part compares a local time with a UTC one, or an aware time with a naive one.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
@@ -19,6 +21,23 @@ def utc_now() -> datetime:
 def naive_utc(moment: datetime) -> datetime:
     """`moment` as naive UTC: converted when it has a zone, taken as UTC when it has none."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A moment on the monotonic clock a whole command must end by. Each stage (waiting
+    for a lock, the kernel, the ledger) is given what is left, so time spent waiting in one
+    is not handed out again to the next."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def left(self, floor: float = 0.0) -> float:
+        """Seconds until the deadline, never below `floor`."""
+        return max(floor, self.at - time.monotonic())
 
 
 # strptime directives a timestamp format may use, as regular expressions

@@ -41,6 +41,18 @@ def resolve_path(raw: str | os.PathLike[str]) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
+GROUP_ACCESS_VARIABLE = "OPSLIB_GROUP_ACCESS"
+
+
+def keep_new_files_private() -> None:
+    """Create everything from here on owner-only (files 0600, folders 0700): reports,
+    the ledger, backups and diagnostic packages hold what the pipeline holds. With
+    OPSLIB_GROUP_ACCESS=1 the group may read them too (0640/0750), for a team that reads
+    one archive under a shared group. Child processes (the kernel, pg_dump) inherit it."""
+    group = os.environ.get(GROUP_ACCESS_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
+    os.umask(0o027 if group else 0o077)
+
+
 LOCATION_VARIABLES = ("OPSLIB_HOME", "OPSLIB_DATA_DIR", "OPSLIB_REPORTS_DIR")
 
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from opslib.archive.exporters import RunSummary, json_document, nagios_line, write_prometheus
 from opslib.checks import CheckResult
-from opslib.runner.run import RunOutcome
+from opslib.runner.outcome import RunOutcome
 from opslib.status import Status
 
 FINISHED_AT = datetime(2026, 11, 23, 9, 15, 2)  # naive UTC, as the runner keeps it

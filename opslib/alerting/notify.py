@@ -158,6 +158,7 @@ def _retry_failed(ledger: Ledger, profile: Profile, now: datetime) -> None:
 
 
 def after_run(
+    ledger: Ledger,
     profile: Profile,
     runbook: str,
     run_id: str,
@@ -169,8 +170,7 @@ def after_run(
     """Update the alert state with a run's results and send what changed to the channels
     of `profile.notify` (the caller skips a profile without any); returns one line per
     delivery outcome for the run's output. `severity` is the run's, as classified once
-    by the runner for its headline."""
-    ledger = Ledger()
+    by the runner for its headline; `ledger` is the one the run was recorded in."""
     _retry_failed(ledger, profile, now)
     changes = update(ledger, profile, runbook, results, now)
     audible = [change for change in changes if not change.silenced_by]

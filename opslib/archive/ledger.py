@@ -57,12 +57,14 @@ class RunRecord:
 class Ledger:
     """History queries without re-reading notebooks; created on first use."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, timeout_s: float = 30.0) -> None:
+        """`timeout_s` bounds each wait for another process's write (and, for a server,
+        the connection): a run passes what is left of its own budget."""
         self.url = url or ledger_url()
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(
-            self.url, poolclass=NullPool, connect_args=_connect_args(self.url)
+            self.url, poolclass=NullPool, connect_args=_connect_args(self.url, timeout_s)
         )
         self._create_tables()
 
@@ -274,6 +276,9 @@ class Ledger:
             return [dict(row) for row in connection.execute(query).mappings()]
 
 
-def _connect_args(url: str) -> dict[str, Any]:
-    """Concurrent runs wait for each other's short ledger transactions instead of failing."""
-    return {"timeout": 30} if url.startswith("sqlite") else {"connect_timeout": 10}
+def _connect_args(url: str, timeout_s: float) -> dict[str, Any]:
+    """Concurrent runs wait for each other's short ledger transactions instead of failing,
+    but no longer than `timeout_s` (libpq counts whole seconds, at least 2)."""
+    if url.startswith("sqlite"):
+        return {"timeout": timeout_s}
+    return {"connect_timeout": max(2, round(timeout_s))}

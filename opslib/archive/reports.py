@@ -30,12 +30,21 @@ def write_report(
     prefix = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
     notebook_temp = temp_dir / f"{prefix}.ipynb.part"
     html_temp = temp_dir / f"{prefix}.html.part"
-    notebook_temp.write_text(notebook, encoding="utf-8")
-    html_temp.write_text(html, encoding="utf-8")
-    notebook_path = link_unique(notebook_temp, reports / stem, ".ipynb")
-    html_path = notebook_path.with_suffix(".html")
-    os.replace(html_temp, html_path)
-    notebook_temp.unlink()
+    notebook_path: Path | None = None
+    try:
+        notebook_temp.write_text(notebook, encoding="utf-8")
+        html_temp.write_text(html, encoding="utf-8")
+        notebook_path = link_unique(notebook_temp, reports / stem, ".ipynb")
+        html_path = notebook_path.with_suffix(".html")
+        os.replace(html_temp, html_path)
+    except BaseException:
+        # a full disk or a read-only archive: no half of a report stays behind
+        if notebook_path is not None:
+            notebook_path.unlink(missing_ok=True)
+        raise
+    finally:
+        notebook_temp.unlink(missing_ok=True)
+        html_temp.unlink(missing_ok=True)
     return notebook_path, html_path
 
 

@@ -21,6 +21,7 @@ import scrapbook
 from IPython import get_ipython
 from IPython.display import HTML, display
 
+from opslib import paths
 from opslib.actions import Action, Outcome, execute
 from opslib.alerting.severity import classify
 from opslib.checks import CheckResult, judge
@@ -102,7 +103,10 @@ class Runbook:
 
     @classmethod
     def open(cls, name: str, profile: str = "") -> Runbook:
-        """Load the profile (empty: $OPSLIB_PROFILE, else `demo`) and show what it targets."""
+        """Load the profile (empty: $OPSLIB_PROFILE, else `demo`) and show what it targets.
+        What the runbook writes from here on (backups, packages) is owner-only, also when
+        it runs in JupyterLab rather than under `opslib run`."""
+        paths.keep_new_files_private()
         runbook = cls(name, load_profile(profile or None))
         display(HTML(runbook._header()))
         return runbook

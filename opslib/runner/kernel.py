@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from traitlets import default
 
+from opslib.clock import Deadline
 from opslib.profiles.secrets import scrub
 
 KERNEL_NAME = "opslib"
@@ -102,9 +102,11 @@ def execute(
     notebook: Path,
     parameters: dict[str, Any],
     cell_timeout_s: float,
+    deadline: Deadline,
     total_timeout_s: float,
 ) -> tuple[nbformat.NotebookNode | None, str]:
-    """Run the notebook in the session's kernel within `total_timeout_s` from now.
+    """Run the notebook in the session's kernel, its last cell ending by `deadline` (the
+    run's `total_timeout_s` less what it already spent and what archiving needs).
     Returns the notebook as far as it ran (also when it failed) and the reason it
     stopped early ("" when it did not)."""
     import papermill
@@ -121,10 +123,9 @@ def execute(
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register("opslib", CapturingEngine)
-    deadline = time.monotonic() + total_timeout_s
 
     def cell_timeout(_cell: Any) -> float:
-        return max(0.1, min(cell_timeout_s, deadline - time.monotonic()))
+        return min(cell_timeout_s, deadline.left(floor=0.1))
 
     reason = ""
     try:
@@ -135,7 +136,7 @@ def execute(
             engine_name="opslib",
             kernel_name=KERNEL_NAME,
             progress_bar=False,
-            start_timeout=max(1, int(min(KERNEL_START_TIMEOUT_S, deadline - time.monotonic()))),
+            start_timeout=max(1, int(min(KERNEL_START_TIMEOUT_S, deadline.left()))),
             km=session.manager,
             timeout_func=cell_timeout,
         )
@@ -147,13 +148,13 @@ def execute(
 
 
 def _failure_reason(
-    exc: Exception, deadline: float, cell_timeout_s: float, total_timeout_s: float
+    exc: Exception, deadline: Deadline, cell_timeout_s: float, total_timeout_s: float
 ) -> str:
     name = type(exc).__name__
     if name == "PapermillExecutionError":
         return f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"  # type: ignore[attr-defined]
     if name == "CellTimeoutError" or isinstance(exc, TimeoutError):
-        if time.monotonic() >= deadline - 0.5:
+        if deadline.left() <= 0.5:
             return f"run exceeded its total timeout of {total_timeout_s:g} s"
         return f"a cell exceeded its timeout of {cell_timeout_s:g} s"
     if name == "DeadKernelError":

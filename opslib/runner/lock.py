@@ -2,18 +2,24 @@
 
 The overlap lock is an `flock` on `reports/.locks/<runbook>--<profile>.lock`: the kernel
 drops it when the holder dies, even by `kill -9`, so a crashed run never blocks the next.
+When the archive cannot take the lock file (read-only, full), the lock lives in a private
+folder under the system's temporary directory instead: the run still happens, and still
+alone, so its results reach the monitoring system even though its report cannot be kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-from opslib.errors import RunInProgress
+from opslib.errors import OpslibError, RunInProgress
 
 _POLL_S = 0.2
 
@@ -24,10 +30,8 @@ def overlap_lock(
 ) -> Iterator[None]:
     """Hold the lock for the body. A second run refuses at once, or after waiting up to
     `wait_s` for the first to finish: a queued cron job must not wait forever either."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{runbook}--{profile}.lock"
     give_up = time.monotonic() + wait_s
-    with open(path, "a+") as handle:
+    with _lock_file(lock_dir, f"{runbook}--{profile}.lock") as handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,7 +40,7 @@ def overlap_lock(
                 if time.monotonic() >= give_up:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
-                    waited = f" after waiting {wait_s:g} s" if wait_s else ""
+                    waited = f" after waiting {wait_s:.1f} s" if wait_s else ""
                     raise RunInProgress(
                         f"{runbook} is already running for profile {profile} (pid {holder}); "
                         f"not starting a second run{waited}"
@@ -52,3 +56,18 @@ def overlap_lock(
         finally:
             handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_file(lock_dir: Path, name: str) -> IO[str]:
+    """The lock file in `lock_dir`, or in a private stand-in for it when the archive
+    refuses to hold one."""
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        return open(lock_dir / name, "a+")
+    except OSError:
+        digest = hashlib.sha256(str(lock_dir).encode()).hexdigest()[:12]
+        stand_in = Path(tempfile.gettempdir()) / f"opslib-locks-{os.getuid()}" / digest
+        stand_in.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stand_in.parent.stat().st_uid != os.getuid():
+            raise OpslibError(f"cannot take the run lock: {stand_in.parent} is not ours") from None
+        return open(stand_in / name, "a+")

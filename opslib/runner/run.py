@@ -15,22 +15,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from opslib import paths
-from opslib.alerting.severity import Severity, classify
-from opslib.archive.exporters import RunSummary
+from opslib.alerting.severity import classify
 from opslib.checks import CheckResult
-from opslib.clock import utc_now
+from opslib.clock import Deadline, utc_now
 from opslib.context import RunContext, git_sha
 from opslib.errors import OpslibError
 from opslib.notebooks import (
-    RESULTS_SCRAP,
     declared_parameters,
     find_runbook,
     parse_overrides,
@@ -41,7 +39,15 @@ from opslib.profiles.secrets import redact_parameters, scrub, scrub_values
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.runner.kernel import KernelSession, execute
 from opslib.runner.lock import overlap_lock
+from opslib.runner.outcome import RunOutcome, headline, judge_run
 from opslib.status import Status
+
+if TYPE_CHECKING:
+    from opslib.archive.ledger import Ledger, RunRecord
+
+# what archiving (the HTML, the ledger row) is left of a run's budget: its cells stop
+# this long before the deadline, a tenth of the budget for a short one
+_ARCHIVE_RESERVE_S = 5.0
 
 # papermill and nbclient log cell errors and timeouts; the run's outcome reports them
 # once, in the status line and the report, so they are not printed twice.
@@ -68,88 +74,6 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@dataclass
-class RunOutcome:
-    """What one run came to: its status and results, its report, what was notified."""
-
-    runbook: str
-    profile: str
-    status: Status
-    headline: str
-    results: list[CheckResult]
-    severity: Severity | None  # classified once, for the headline and the notification
-    duration_s: float
-    finished_at: datetime  # naive UTC
-    notebook_path: Path | None = None
-    html_path: Path | None = None
-    run_id: str = ""
-    notices: list[str] = field(default_factory=list)  # what the notifications did
-
-    @property
-    def attention(self) -> list[CheckResult]:
-        """The results that are not OK, worst first as recorded."""
-        return [result for result in self.results if result.status is not Status.OK]
-
-    @property
-    def exit_code(self) -> int:
-        return int(self.status)
-
-    def summary(self, report: str | None) -> RunSummary:
-        """What the exporters read; `report` is where the HTML report is, as shown to a
-        person (None when the run produced no notebook)."""
-        return RunSummary(
-            self.runbook,
-            self.profile,
-            self.status,
-            self.headline,
-            self.results,
-            self.duration_s,
-            self.finished_at,
-            report,
-            self.notices,
-        )
-
-
-def recorded_results(nb: nbformat.NotebookNode) -> list[CheckResult] | None:
-    """The results the runbook glued with scrapbook, or None if it recorded nothing."""
-    import scrapbook
-
-    scraps = scrapbook.models.Notebook(nb).scraps
-    if RESULTS_SCRAP not in scraps:
-        return None
-    return [CheckResult.from_record(record) for record in scraps[RESULTS_SCRAP].data]
-
-
-def unexecuted_cells(nb: nbformat.NotebookNode) -> list[int]:
-    """Code cells that never ran: after `sys.exit()` papermill stops without an error."""
-    return [
-        index
-        for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None
-    ]
-
-
-def _judge_run(nb: nbformat.NotebookNode | None, failure: str) -> list[CheckResult]:
-    """The recorded results, plus an UNKNOWN `run` result for whatever went wrong."""
-    results: list[CheckResult] = []
-    if nb is not None:
-        try:
-            results = recorded_results(nb) or []
-        except (KeyError, TypeError, ValueError) as exc:
-            failure = (
-                failure or f"the recorded results are unreadable ({type(exc).__name__}: {exc})"
-            )
-        skipped = unexecuted_cells(nb)
-        if not failure and skipped:
-            failure = f"the run stopped early: {len(skipped)} cell(s) never ran"
-    if not failure and not results:
-        failure = "the runbook recorded no results"
-    if failure:
-        results.append(CheckResult("run", Status.UNKNOWN, summary=failure))
-    # The kernel scrubs what it knows; the runner also knows the profile's secrets.
-    return [replace(result, summary=scrub(result.summary)) for result in results]
-
-
 def run(
     runbook: str,
     profile_name: str | None = None,
@@ -159,9 +83,12 @@ def run(
     wait: bool = False,
     cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S,
     total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S,
+    deadline: Deadline | None = None,
 ) -> RunOutcome:
-    """Validate everything, then execute and archive one run. User errors raise
-    `OpslibError` before anything is written to the archive."""
+    """Validate everything, then execute and archive one run by `deadline` (default:
+    `total_timeout_s` from now), waiting for a queued run and for the ledger included.
+    User errors raise `OpslibError` before anything is written to the archive."""
+    deadline = deadline or Deadline.after(total_timeout_s)
     notebook = find_runbook(runbook)
     profile = load_profile(profile_name)
     profile.resolve_all()
@@ -178,25 +105,29 @@ def run(
             "profile": profile.reference,
             **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
         }
-        lock_wait_s = total_timeout_s if wait else 0.0
+        lock_wait_s = deadline.left() if wait else 0.0
         with overlap_lock(reports / ".locks", runbook, profile.name, wait_s=lock_wait_s):
             # The second core prepares the report machinery while the kernel runs.
             warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
             warm_up.start()
-            nb, failure = execute(kernel, notebook, parameters, cell_timeout_s, total_timeout_s)
+            cells_deadline = Deadline(deadline.at - min(_ARCHIVE_RESERVE_S, total_timeout_s / 10))
+            nb, failure = execute(
+                kernel, notebook, parameters, cell_timeout_s, cells_deadline, total_timeout_s
+            )
             kernel.release()
             warm_up.join()
             facts = RunFacts(
                 runbook, profile.name, run_id, started, clock, by, parameters, profile.severity
             )
-            outcome = _archive(facts, nb, failure, reports)
-    outcome.notices = _notify(profile, outcome, started)
-    from opslib.archive.index import write_index
+            outcome, ledger = _archive(facts, nb, failure, reports, deadline)
+    outcome.notices = _notify(profile, outcome, started, ledger)
+    if ledger is not None:
+        from opslib.archive.index import write_index
 
-    try:
-        write_index()
-    except Exception as exc:  # noqa: BLE001 - the run is archived; the index is rebuilt next time
-        outcome.notices.append(scrub(f"index not rewritten: {type(exc).__name__}: {exc}"))
+        try:
+            write_index(ledger)
+        except Exception as exc:  # noqa: BLE001 - the run is archived; the index is rebuilt next time
+            outcome.notices.append(scrub(f"index not rewritten: {type(exc).__name__}: {exc}"))
     return outcome
 
 
@@ -215,103 +146,131 @@ class RunFacts:
 
 
 def _archive(
-    facts: RunFacts, nb: nbformat.NotebookNode | None, failure: str, reports: Path
-) -> RunOutcome:
-    """Write the notebook and HTML (temp name, then linked into place) and the ledger row."""
-    from opslib.archive.html import Banner, render_html
-    from opslib.archive.ledger import Ledger, RunRecord
-    from opslib.archive.reports import report_stem, write_report
+    facts: RunFacts,
+    nb: nbformat.NotebookNode | None,
+    failure: str,
+    reports: Path,
+    deadline: Deadline,
+) -> tuple[RunOutcome, Ledger | None]:
+    """The run's outcome, archived: the notebook and HTML, then the ledger row (waiting
+    for the ledger no longer than the run's deadline allows). Whatever stops the archive
+    (a full disk, a read-only folder, a corrupt, locked or unreachable ledger) becomes an
+    UNKNOWN `archive` result of the outcome instead of an error, so the status that was
+    measured still reaches the monitoring system; the ledger is None then."""
+    from opslib.archive.ledger import Ledger
 
-    results = _judge_run(nb, failure)
-    status = Status.worst([r.status for r in results])
-    headline = _headline(results)
+    outcome = _outcome(facts, judge_run(nb, failure))
+    try:
+        if nb is not None:
+            outcome.notebook_path, outcome.html_path = _write_report(facts, nb, outcome, reports)
+        ledger = Ledger(timeout_s=deadline.left(floor=1.0))
+        ledger.record_run(_ledger_row(facts, outcome, reports), outcome.results)
+    except Exception as exc:  # noqa: BLE001 - every way archiving fails is reported in the outcome
+        unarchived = CheckResult("archive", Status.UNKNOWN, summary=_not_archived(exc))
+        archived = outcome.notebook_path, outcome.html_path
+        outcome = _outcome(facts, [*outcome.results, unarchived])
+        outcome.headline += f"; {unarchived.summary}"  # the one line a monitor shows
+        outcome.notebook_path, outcome.html_path = archived
+        return outcome, None
+    return outcome, ledger
+
+
+def _outcome(facts: RunFacts, results: list[CheckResult]) -> RunOutcome:
     severity = classify(results, facts.severity_rules)
-    if severity is not None:
-        headline += f"; {severity}"
-    context = RunContext.current(facts.runbook, facts.profile)
-    public_parameters = redact_parameters(facts.parameters)
-    sha = git_sha()
     duration_s = time.monotonic() - facts.clock
-    outcome = RunOutcome(
+    return RunOutcome(
         facts.runbook,
         facts.profile,
-        status,
-        headline,
+        Status.worst([r.status for r in results]),
+        headline(results) + (f"; {severity}" if severity is not None else ""),
         results,
         severity,
         duration_s,
         facts.started + timedelta(seconds=duration_s),
         run_id=facts.run_id,
     )
-    if nb is not None:
-        banner = Banner(
-            status=status.name,
-            runbook=facts.runbook,
-            profile=facts.profile,
-            headline=headline,
-            attention=[r.to_record() for r in outcome.attention],
-            started=facts.started.strftime("%Y-%m-%d %H:%M:%S"),
-            duration_s=duration_s,
-            run_id=facts.run_id,
-            who=context.os_user + (f" (by {facts.by})" if facts.by else ""),
-            host=context.host,
-            git_sha=sha,
-            parameters=public_parameters,
-        )
-        nb = nbformat.from_dict(scrub_values(nb))
-        outcome.notebook_path, outcome.html_path = write_report(
-            reports,
-            report_stem(facts.runbook, facts.profile, facts.started),
-            facts.run_id,
-            nbformat.writes(nb),
-            scrub(render_html(nb, banner)),
-        )
-    Ledger().record_run(
-        RunRecord(
-            run_id=facts.run_id,
-            runbook=facts.runbook,
-            profile=facts.profile,
-            started_at=facts.started,
-            duration_s=duration_s,
-            status=status.name,
-            exit_code=int(status),
-            summary=headline,
-            notebook_path=_relative(outcome.notebook_path, reports),
-            html_path=_relative(outcome.html_path, reports),
-            git_sha=sha,
-            os_user=context.os_user,
-            run_by=facts.by,
-            host=context.host,
-            parameters=public_parameters,
-        ),
-        results,
+
+
+def _write_report(
+    facts: RunFacts, nb: nbformat.NotebookNode, outcome: RunOutcome, reports: Path
+) -> tuple[Path, Path]:
+    from opslib.archive.html import Banner, render_html
+    from opslib.archive.reports import report_stem, write_report
+
+    context = RunContext.current(facts.runbook, facts.profile)
+    banner = Banner(
+        status=outcome.status.name,
+        runbook=facts.runbook,
+        profile=facts.profile,
+        headline=outcome.headline,
+        attention=[r.to_record() for r in outcome.attention],
+        started=facts.started.strftime("%Y-%m-%d %H:%M:%S"),
+        duration_s=outcome.duration_s,
+        run_id=facts.run_id,
+        who=context.os_user + (f" (by {facts.by})" if facts.by else ""),
+        host=context.host,
+        git_sha=git_sha(),
+        parameters=redact_parameters(facts.parameters),
     )
-    return outcome
+    nb = nbformat.from_dict(scrub_values(nb))
+    return write_report(
+        reports,
+        report_stem(facts.runbook, facts.profile, facts.started),
+        facts.run_id,
+        nbformat.writes(nb),
+        scrub(render_html(nb, banner)),
+    )
 
 
-def _headline(results: list[CheckResult]) -> str:
-    """How many checks need attention; when some were CRITICAL and others could not be
-    measured, how many of each, so the UNKNOWNs are not hidden behind the CRITICAL."""
-    attention = [r for r in results if r.status is not Status.OK]
-    if not attention:
-        return f"{len(results)} check(s), all OK"
-    headline = f"{len(attention)} of {len(results)} check(s) need attention"
-    kinds = {status: sum(r.status is status for r in attention) for status in Status}
-    if kinds[Status.CRITICAL] and kinds[Status.UNKNOWN]:
-        headline += f" ({kinds[Status.CRITICAL]} CRITICAL, {kinds[Status.UNKNOWN]} UNKNOWN)"
-    return headline
+def _ledger_row(facts: RunFacts, outcome: RunOutcome, reports: Path) -> RunRecord:
+    from opslib.archive.ledger import RunRecord
+
+    context = RunContext.current(facts.runbook, facts.profile)
+    return RunRecord(
+        run_id=facts.run_id,
+        runbook=facts.runbook,
+        profile=facts.profile,
+        started_at=facts.started,
+        duration_s=outcome.duration_s,
+        status=outcome.status.name,
+        exit_code=outcome.exit_code,
+        summary=outcome.headline,
+        notebook_path=_relative(outcome.notebook_path, reports),
+        html_path=_relative(outcome.html_path, reports),
+        git_sha=git_sha(),
+        os_user=context.os_user,
+        run_by=facts.by,
+        host=context.host,
+        parameters=redact_parameters(facts.parameters),
+    )
 
 
-def _notify(profile: Profile, outcome: RunOutcome, now: datetime) -> list[str]:
+def _not_archived(exc: Exception) -> str:
+    """Why the archive refused, in one line a person can act on."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"the run was not archived: {exc.strerror}{where}"
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return scrub(f"the run was not archived: {type(cause).__name__}: {first_line}")
+
+
+def _notify(
+    profile: Profile, outcome: RunOutcome, now: datetime, ledger: Ledger | None
+) -> list[str]:
     """Send what changed; a failure here is reported, never the run's status. A profile
-    without `notify` sends nothing and never loads the notification machinery."""
+    without `notify` sends nothing and never loads the notification machinery; without
+    a ledger (the archive failed) there is no alert state to compare with."""
     if profile.notify is None:
         return []
+    if ledger is None:
+        return ["notifications not processed: the alert state lives in the ledger, which failed"]
     from opslib.alerting.notify import after_run
 
     report = str(outcome.html_path) if outcome.html_path else "(no report)"
     try:
         return after_run(
+            ledger,
             profile,
             outcome.runbook,
             outcome.run_id,
