@@ -7,14 +7,15 @@ import ast
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import Workspace
 
-from opslib.schedule.cron import cron_line
-from opslib.schedule.entries import load_schedule
+from opslib.schedule.cron import cron_lines
+from opslib.schedule.entries import ScheduleError, load_schedule
 from opslib.schedule.export import cronjob
 
 SHIPPED = {
@@ -45,6 +46,40 @@ def as_cron_runs_it(line: str) -> str:
     return command.replace("\\%", "%")
 
 
+def crontab_environment(lines: list[str]) -> dict[str, str]:
+    """The `NAME="value"` lines of a crontab as cron reads them: matching quotes dropped."""
+    assignments = [line.split("=", 1) for line in lines if re.match(r"^[A-Z_]+=", line)]
+    return {name: value[1:-1] for name, value in assignments}
+
+
+def run_as_cron(lines: list[str], stand_in: Path) -> None:
+    """Run the crontab's one job line through sh with the environment cron gives it, the
+    `opslib` program replaced by `stand_in`."""
+    (job,) = [line for line in lines if "flock" in line]
+    command = as_cron_runs_it(job)
+    words = shlex.split(command)
+    program = words[words.index("flock") + 7]
+    command = command.replace(f" {shlex.quote(program)} ", f" {stand_in} ", 1)
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/x", **crontab_environment(lines)}
+    subprocess.run(["sh", "-c", command], check=True, env=env)
+
+
+def path_of_length(base: Path, length: int) -> Path:
+    """A path `length` characters long below `base`, in folder names a file system takes."""
+    path = base
+    while length - len(str(path)) > 202:
+        path /= "a" * 200
+    return path / ("a" * (length - len(str(path)) - 1))
+
+
+def print_args_program(folder: Path) -> Path:
+    """A stand-in for opslib that prints the arguments it gets, one a line."""
+    stand_in = folder / "print-args"
+    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n')
+    stand_in.chmod(0o755)
+    return stand_in
+
+
 def test_the_shipped_schedule_is_valid_and_complete() -> None:
     entries = load_schedule()
     assert {(e.runbook, e.profile): e.cron for e in entries} == SHIPPED
@@ -72,7 +107,15 @@ def test_show_lists_the_next_five_minute_runs_after_a_given_time(workspace: Work
     [
         (
             '{runbook: health-check, profile: ideas, cron: "*/61 * * * *", timeout: 4 min}',
-            "cron: '*/61 * * * *' is not a five-field cron expression",
+            "cron: '*/61 * * * *': minute '*/61': the step must be 1 to 60",
+        ),
+        (
+            '{runbook: health-check, profile: ideas, cron: "0 7 * * 7", timeout: 4 min}',
+            "cron: '0 7 * * 7': day-of-week 7 is above 6 (Sunday is 0 or SUN",
+        ),
+        (
+            '{runbook: health-check, profile: ideas, cron: "0 0 31 2 *", timeout: 4 min}',
+            "cron: '0 0 31 2 *' never runs: February has no day 31",
         ),
         (
             '{runbook: health-chek, profile: ideas, cron: "*/5 * * * *", timeout: 4 min}',
@@ -112,6 +155,79 @@ def test_a_bad_entry_is_one_line_naming_the_file_and_the_entry(
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"opslib: {path}: entry 2 (line 2): ")
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        ("0 7 * * 7", "day-of-week 7 is above 6 (Sunday is 0 or SUN; Kubernetes refuses 7)"),
+        ("0 7 * * 1-7", "day-of-week 7 is above 6"),
+        ("0 7 * 13 *", "month 13 is above 12"),
+        ("0 24 * * *", "hour 24 is above 23"),
+        ("0 7 0 * *", "day-of-month 0 is below 1"),
+        ("5/15 * * * *", "minute '5/15': a step needs * or a range before it (5-59/15)"),
+        ("0 7 * * MON-SUN", "day-of-week 'MON-SUN' runs backwards"),
+        ("0 7 ? * *", "day-of-month '?' is not a value, a range or a step"),
+        ("0 7 L * *", "day-of-month 'L' is not a number"),
+        ("0 7 * * 1#2", "day-of-week '1#2' is not a value, a range or a step"),
+        ("0 7 * * MONDAY", "day-of-week 'MONDAY' is not a number or a name SUN-SAT"),
+        ("0 7 * JAN,,MAR *", "month 'JAN,,MAR' has an empty list item"),
+        ("*/0 * * * *", "minute '*/0': the step must be 1 to 60"),
+        ("0 0 */2 * MON", "cron and Kubernetes combine day-of-month '*/2' and day-of-week"),
+        ("@daily", "is not a five-field cron expression"),
+        ("0 7 * * * *", "is not a five-field cron expression"),
+    ],
+)
+def test_a_cron_expression_kubernetes_or_debian_cron_would_refuse_names_the_field(
+    workspace: Workspace, cron: str, problem: str
+) -> None:
+    path = schedule_file(workspace, HEALTH_CHECK.replace("*/5 * * * *", cron))
+    with pytest.raises(ScheduleError) as refused:
+        load_schedule(path)
+    assert str(refused.value).startswith(f"{path}: entry 1 (line 1): cron: {cron!r}")
+    assert problem in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        ("0 0 31 2 *", "February has no day 31"),
+        ("0 0 30,31 2 *", "February has no day 30 or 31"),
+        ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
+    ],
+)
+def test_show_refuses_a_schedule_that_never_runs_in_one_line(
+    workspace: Workspace, cron: str, problem: str
+) -> None:
+    path = schedule_file(workspace, HEALTH_CHECK.replace("*/5 * * * *", cron))
+    result = workspace.opslib("schedule", "--file", str(path), "show")
+    assert result.returncode == 3
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert (
+        result.stderr == f"opslib: {path}: entry 1 (line 1): cron: {cron!r} never runs: {problem}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cron", "runs"),
+    [
+        ("0 9 * * SUN", "2026-11-29 09:00, 2026-12-06 09:00, 2026-12-13 09:00"),
+        ("30 6 * * mon-fri", "2026-11-24 06:30, 2026-11-25 06:30, 2026-11-26 06:30"),
+        ("0 0 29 2 *", "2028-02-29 00:00, 2032-02-29 00:00, 2036-02-29 00:00"),
+        # both day fields restricted: either matches, so the Mondays of February run too
+        ("0 12 31 2 MON", "2027-02-01 12:00, 2027-02-08 12:00, 2027-02-15 12:00"),
+        # */1 is *, for cron and Kubernetes alike: Mondays only
+        ("0 0 */1 * MON", "2026-11-30 00:00, 2026-12-07 00:00, 2026-12-14 00:00"),
+        ("*/20 0-1,23 1-31/2 JAN-DEC/3 *", "2027-01-01 00:00, 2027-01-01 00:20, 2027-01-01 00:40"),
+    ],
+)
+def test_show_lists_the_runs_cron_and_kubernetes_would_start(
+    workspace: Workspace, cron: str, runs: str
+) -> None:
+    path = schedule_file(workspace, HEALTH_CHECK.replace("*/5 * * * *", cron))
+    result = workspace.opslib("schedule", "--file", str(path), "show", "--at", "2026-11-23T10:02")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].endswith(runs)
 
 
 def test_install_twice_keeps_one_block_and_the_foreign_lines(workspace: Workspace) -> None:
@@ -157,22 +273,33 @@ def test_a_cron_line_runs_from_the_project_under_flock_and_keeps_its_output(
     path = schedule_file(workspace, HEALTH_CHECK)
     result = workspace.opslib("schedule", "--file", str(path), "cron")
     assert result.returncode == 0, result.stderr
-    line = result.stdout.strip()
+    lines = result.stdout.splitlines()
+    # the archive the installer uses is the one the cron run writes to
+    assert crontab_environment(lines) == {
+        "OPSLIB_HOME": str(workspace.home),
+        "OPSLIB_REPORTS_DIR": str(workspace.reports),
+        "OPSLIB_DATA_DIR": str(workspace.data),
+    }
+    line = lines[-1]
     words = shlex.split(as_cron_runs_it(line))
     assert line.startswith("*/5 * * * * cd ")
-    assert words[:3] == ["cd", str(workspace.home), "&&"]
-    lock = workspace.reports / ".locks" / "cron--health-check--ideas.lock"
-    log = workspace.reports / "cron" / "health-check--ideas.log"
-    assert ["mkdir", "-p", str(lock.parent), str(log.parent)] == words[3:7]
-    # the archive the installer uses is the one the cron run writes to
-    assert f"OPSLIB_REPORTS_DIR={workspace.reports}" in words
+    assert words[:3] == ["cd", "$OPSLIB_HOME", "&&"]
+    lock = "$OPSLIB_REPORTS_DIR/.locks/cron--health-check--ideas.lock"
+    log = "$OPSLIB_REPORTS_DIR/cron/health-check--ideas.log"
+    assert words[3:8] == [
+        "mkdir",
+        "-p",
+        "$OPSLIB_REPORTS_DIR/.locks",
+        "$OPSLIB_REPORTS_DIR/cron",
+        "&&",
+    ]
     flock = words.index("flock")
-    assert words[flock : flock + 3] == ["flock", "-n", str(lock)]
+    assert words[flock : flock + 3] == ["flock", "-n", lock]
     # an outer bound a minute past opslib's own timeout, so a hang never holds the lock
     assert words[flock + 3 : flock + 7] == ["timeout", "-k", "30", "300"]
     assert words[flock + 8 :] == [
         "run", "health-check", "--profile", "ideas", "--timeout", "240", "--by", "cron",
-        ">>", str(log), "2>&1",
+        ">>", log, "2>&1",
     ]  # fmt: skip
 
 
@@ -190,17 +317,57 @@ def test_a_parameter_value_with_spaces_quotes_and_percent_reaches_opslib_as_writ
     path = schedule_file(workspace, yaml.safe_dump([entry]))
     (entry,) = load_schedule(path)
     assert entry.parameters == {"config": value}
-    # run the very line through a shell, with a stand-in that prints what opslib would get
-    stand_in = tmp_path / "print-args"
-    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n')
-    stand_in.chmod(0o755)
-    command = as_cron_runs_it(cron_line(entry))
-    words = shlex.split(command)
-    program = words[words.index("flock") + 3]
-    command = command.replace(f" {shlex.quote(program)} ", f" {stand_in} ", 1)
-    subprocess.run(["sh", "-c", command], check=True, env={"PATH": "/usr/bin:/bin", "HOME": "/x"})
+    # run the very lines through a shell, with a stand-in that prints what opslib would get
+    run_as_cron(cron_lines([entry]), print_args_program(tmp_path))
     logged = (workspace.reports / "cron" / "monthly-maintenance--catalog.log").read_text()
     assert logged.splitlines()[-2:] == ["-p", f"config={value}"]
+
+
+def test_cron_lines_stay_under_debians_limit_with_a_900_character_reports_path(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    reports = path_of_length(tmp_path, 900)
+    workspace.env["OPSLIB_REPORTS_DIR"] = str(reports)
+    path = schedule_file(workspace, HEALTH_CHECK)
+    result = workspace.opslib("schedule", "--file", str(path), "cron")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line.encode()) for line in lines) < 999  # Debian crontab's limit
+    assert lines.count(f'OPSLIB_REPORTS_DIR="{reports}"') == 1
+    assert sum(str(reports) in line for line in lines) == 1
+    # the job still writes its log under the long path
+    run_as_cron(lines, print_args_program(tmp_path))
+    logged = (reports / "cron" / "health-check--ideas.log").read_text()
+    assert logged.splitlines()[:2] == ["run", "health-check"]
+
+
+def test_a_crontab_line_that_would_still_be_too_long_is_refused_in_one_line(
+    workspace: Workspace,
+) -> None:
+    workspace.env["OPSLIB_REPORTS_DIR"] = str(path_of_length(workspace.root, 991))
+    path = schedule_file(workspace, HEALTH_CHECK)
+    result = workspace.opslib("schedule", "--file", str(path), "cron")
+    assert result.returncode == 3
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("opslib: OPSLIB_REPORTS_DIR: its crontab line would be 1012")
+
+    del workspace.env["OPSLIB_REPORTS_DIR"]
+    long_value = "x" * 950
+    path = schedule_file(
+        workspace,
+        "- {runbook: monthly-maintenance, profile: catalog, cron: '0 3 1 * *', timeout: 30 min,"
+        f" parameters: {{config: {long_value}}}}}\n",
+    )
+    tabfile = workspace.root / "crontab"
+    result = workspace.opslib(
+        "schedule", "--file", str(path), "install", "--tabfile", str(tabfile), "--dry-run"
+    )
+    assert result.returncode == 3
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        "opslib: monthly-maintenance on catalog: its crontab line would be "
+    )
+    assert "Debian's cron takes at most 998" in result.stderr
 
 
 def test_the_airflow_file_has_one_dag_per_entry_with_its_schedule(workspace: Workspace) -> None:
@@ -230,6 +397,69 @@ def test_the_airflow_file_has_one_dag_per_entry_with_its_schedule(workspace: Wor
     assert ast.unparse(task["execution_timeout"]) == "timedelta(seconds=300)"
     schedules = {dag_id: ast.literal_eval(kw["schedule"]) for dag_id, kw in dags.items()}
     assert sorted(schedules.values()) == sorted(SHIPPED.values())
+
+
+# keyword-only like Airflow's own: an argument Airflow 3 removed (schedule_interval) fails
+STUB_DAG = """class DAG:
+    def __init__(self, *, dag_id, schedule, start_date, catchup, max_active_runs, tags):
+        pass
+"""
+STUB_OPERATOR = """class BashOperator:
+    def __init__(self, *, task_id, dag, bash_command, execution_timeout):
+        pass
+"""
+STANDARD_PROVIDER = "airflow/providers/standard/operators/bash.py"
+AIRFLOW_LAYOUTS = {
+    "airflow-2": {"airflow/__init__.py": STUB_DAG, "airflow/operators/bash.py": STUB_OPERATOR},
+    "airflow-2-with-standard-provider": {
+        "airflow/__init__.py": STUB_DAG,
+        STANDARD_PROVIDER: STUB_OPERATOR,
+    },
+    # Airflow 3 still has a deprecated airflow.DAG; the stub has not, to see which is used
+    "airflow-3": {
+        "airflow/__init__.py": "",
+        "airflow/sdk/__init__.py": STUB_DAG,
+        STANDARD_PROVIDER: STUB_OPERATOR,
+    },
+}
+LOAD_DAG_FILE = """import runpy, sys
+space = runpy.run_path(sys.argv[1])
+dags = [value for value in space.values() if type(value).__name__ == "DAG"]
+print(space["DAG"].__module__, space["BashOperator"].__module__, len(dags))
+"""
+
+
+@pytest.mark.parametrize(
+    ("airflow", "dag_from", "operator_from"),
+    [
+        ("airflow-2", "airflow", "airflow.operators.bash"),
+        (
+            "airflow-2-with-standard-provider",
+            "airflow",
+            "airflow.providers.standard.operators.bash",
+        ),
+        ("airflow-3", "airflow.sdk", "airflow.providers.standard.operators.bash"),
+    ],
+)
+def test_the_airflow_file_imports_under_airflow_2_and_3(
+    workspace: Workspace, tmp_path: Path, airflow: str, dag_from: str, operator_from: str
+) -> None:
+    for name, text in AIRFLOW_LAYOUTS[airflow].items():
+        (tmp_path / "site" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "site" / name).write_text(text, encoding="utf-8")
+    folder = workspace.root / "dags"
+    assert workspace.opslib("schedule", "export", "--airflow", str(folder)).returncode == 0
+    dag_file = folder / "opslib_runbooks.py"
+    assert "# Runs on Airflow 2 (2.4 or later) and Airflow 3." in dag_file.read_text()
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_DAG_FILE, str(dag_file)],
+        env={"PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == [dag_from, operator_from, str(len(SHIPPED))]
 
 
 def test_k8s_cronjobs_run_opslib_with_the_schedule_and_a_deadline(workspace: Workspace) -> None:

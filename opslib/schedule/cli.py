@@ -1,6 +1,6 @@
 """`opslib schedule`: show, cron, install and export the schedule in parameters/schedule.yaml.
 
-Handlers import `opslib.schedule` when they run, so `opslib run` does not pay for croniter,
+Handlers import `opslib.schedule` when they run, so `opslib run` does not pay for pydantic,
 python-crontab or the runbooks' parameter inspection at start-up.
 """
 
@@ -68,11 +68,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_cron(args: argparse.Namespace) -> int:
-    from opslib.schedule.cron import cron_line
+    from opslib.schedule.cron import cron_lines
     from opslib.schedule.entries import load_schedule
 
-    for entry in load_schedule(_schedule_file(args)):
-        print(cron_line(entry))
+    print("\n".join(cron_lines(load_schedule(_schedule_file(args)))))
     return 0
 
 
@@ -129,7 +128,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--count", type=_count, default=3, help="runs per entry (default: 3)")
     show.set_defaults(handler=_cmd_show)
 
-    cron = actions.add_parser("cron", parents=[after], help="print the crontab lines")
+    cron = actions.add_parser(
+        "cron", parents=[after], help="print the crontab lines (locations, then one per entry)"
+    )
     cron.set_defaults(handler=_cmd_cron)
 
     install = actions.add_parser(

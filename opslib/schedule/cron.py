@@ -14,38 +14,90 @@ from opslib.schedule.entries import (
     Entry,
     ScheduleError,
     engine_deadline_s,
-    location_assignments,
+    has_control_character,
+    location_variables,
     shell_command,
     shown_path,
     write_file,
 )
 
+# Debian's crontab refuses a job's command or an environment line of 999 bytes or more
+# ("command too long"; MAX_COMMAND and MAX_ENVSTR are 1000 in its cron.h), and with it the
+# whole table. opslib refuses such a line first, counting the five fields too.
+CRON_LINE_MAX = 998
+# The crontab's environment lines hold the locations; the job lines name them.
+HOME_VARIABLE, REPORTS_VARIABLE = "OPSLIB_HOME", "OPSLIB_REPORTS_DIR"
+
+
+def environment_lines() -> list[str]:
+    """`OPSLIB_HOME="..."` and the other locations, once above the job lines: a scheduled
+    run finds the same project, data and archive as the person who installed it, and a
+    long path is written once instead of in every line. They are locations, never secrets.
+    cron hands them to every line below, so a later opslib block sets its own."""
+    locations = {
+        HOME_VARIABLE: str(paths.project_root()),
+        REPORTS_VARIABLE: str(paths.reports_dir()),
+    }
+    locations |= location_variables()
+    return [
+        _checked(f"{name}={_crontab_value(name, value)}", name) for name, value in locations.items()
+    ]
+
+
+def _crontab_value(name: str, value: str) -> str:
+    """A value as cron reads it: inside matching quotes, taken as written (no escapes)."""
+    quote = "'" if '"' in value else '"'
+    if quote in value or has_control_character(value):
+        raise ScheduleError(
+            f"{name}: {value!r} cannot be a crontab value (it holds both quote characters "
+            "or a line break)"
+        )
+    return f"{quote}{value}{quote}"
+
+
+def _in_reports(relative: str) -> str:
+    """A path under the archive as one shell word: `"$OPSLIB_REPORTS_DIR"/cron/x.log`."""
+    return f'"${REPORTS_VARIABLE}"/{shlex.quote(relative)}'
+
 
 def cron_line(entry: Entry) -> str:
-    """One crontab line. flock -n skips a start while the previous run still holds the lock:
-    `opslib run` would refuse to overlap anyway, but cron must not pile up processes."""
-    reports = paths.reports_dir()
-    lock = reports / ".locks" / f"cron--{entry.slug}.lock"
-    log = reports / "cron" / f"{entry.slug}.log"
+    """One crontab line, below `environment_lines()`. flock -n skips a start while the
+    previous run still holds the lock: `opslib run` would refuse to overlap anyway, but
+    cron must not pile up processes."""
+    lock = _in_reports(f".locks/cron--{entry.slug}.lock")
     command = " ".join(
         [
-            "cd",
-            shlex.quote(str(paths.project_root())),
+            f'cd "${HOME_VARIABLE}"',
             "&&",
-            shlex.join(["mkdir", "-p", str(lock.parent), str(log.parent)]),
+            f"mkdir -p {_in_reports('.locks')} {_in_reports('cron')}",
             "&&",
-            *location_assignments(),
-            shlex.join(["flock", "-n", str(lock)]),
+            f"flock -n {lock}",
             # an outer bound: a run stuck outside its notebook must not hold the lock forever
             shlex.join(["timeout", "-k", "30", str(engine_deadline_s(entry))]),
             shell_command(entry),
-            ">>",
-            shlex.quote(str(log)),
-            "2>&1",
+            f">> {_in_reports(f'cron/{entry.slug}.log')} 2>&1",
         ]
     )
     # cron turns an unescaped % into a line break
-    return f"{entry.cron} {command.replace('%', chr(92) + '%')}"
+    line = f"{entry.cron} {command.replace('%', chr(92) + '%')}"
+    return _checked(
+        line, f"{entry.runbook} on {entry.profile_name}", "shorten its parameters or paths"
+    )
+
+
+def _checked(line: str, what: str, advice: str = "use a shorter path") -> str:
+    length = len(line.encode())
+    if length > CRON_LINE_MAX:
+        raise ScheduleError(
+            f"{what}: its crontab line would be {length} bytes; Debian's cron takes at most "
+            f"{CRON_LINE_MAX} ({advice})"
+        )
+    return line
+
+
+def cron_lines(entries: list[Entry]) -> list[str]:
+    """The environment lines, then one line per entry: what `opslib schedule cron` prints."""
+    return [*environment_lines(), *(cron_line(entry) for entry in entries)]
 
 
 def _markers() -> tuple[str, str]:
@@ -62,7 +114,8 @@ def cron_block(entries: list[Entry], source: Path) -> list[str]:
         "install again.",
         "# The schedule's times are UTC; cron reads them in this machine's time zone.",
         "# flock -n: cron skips a start while the previous run is still going.",
-        *(cron_line(entry) for entry in entries),
+        "# The OPSLIB_* lines: where the runs find the project and keep the archive.",
+        *cron_lines(entries),
         end,
     ]
 
@@ -132,7 +185,8 @@ def _crontab_command(args: list[str], text: str | None = None) -> subprocess.Com
 def install(entries: list[Entry], source: Path, tabfile: Path | None, *, dry_run: bool) -> str:
     """Put the schedule into a crontab, replacing this project's earlier block; returns the
     resulting crontab (written unless `dry_run`)."""
-    text = replace_block(read_crontab(tabfile), cron_block(entries, source))
+    block = cron_block(entries, source)  # refuses a too long line before reading a crontab
+    text = replace_block(read_crontab(tabfile), block)
     if not dry_run:
         write_crontab(tabfile, text)
     return text

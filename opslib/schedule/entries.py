@@ -27,6 +27,7 @@ from opslib.profiles import Profile
 from opslib.profiles.fields import Seconds
 from opslib.profiles.loading import is_profile_path, load_profile
 from opslib.profiles.yaml_files import describe_validation, parse_yaml, read_text
+from opslib.schedule.expression import parse_cron
 
 # Airflow and Kubernetes get a minute more than opslib's own --timeout: the run times itself
 # out and archives an UNKNOWN report; the engine's deadline is only the backstop.
@@ -43,20 +44,15 @@ def default_schedule_path() -> Path:
 
 
 def _cron_expression(value: Any) -> str:
-    """Five fields that both cron (python-crontab's reading of them) and croniter accept:
-    the crontab, Airflow and Kubernetes all take the same expression."""
-    from croniter import croniter
-    from crontab import CronSlices
-
-    text = str(value).strip()
-    if len(text.split()) != 5 or not (CronSlices.is_valid(text) and croniter.is_valid(text)):
-        raise ValueError(
-            f"{text!r} is not a five-field cron expression (minute hour day month weekday)"
-        )
-    return " ".join(text.split())
+    """Five fields in the grammar Kubernetes and Debian's cron share, that run on some day:
+    the crontab, the CronJobs and the Airflow DAGs all carry the same expression."""
+    text = " ".join(str(value).split())
+    parse_cron(text)
+    return text
 
 
-def _has_control_character(text: str) -> bool:
+def has_control_character(text: str) -> bool:
+    """A line break or other control character: it would break a crontab line."""
     return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
@@ -64,7 +60,7 @@ def _word(value: Any) -> str:
     """A name that ends up on a crontab line: text, not empty, on one line."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a non-empty text")
-    if _has_control_character(value):
+    if has_control_character(value):
         raise ValueError(f"{value!r} holds a line break or control character")
     return value
 
@@ -73,7 +69,7 @@ def _parameter_value(value: Any) -> bool | int | float | str:
     """One `-p` value: text, a number or true/false, on one line (a crontab line)."""
     if not isinstance(value, bool | int | float | str):
         raise ValueError(f"takes one value (text, number, true or false), got {value!r}")
-    if isinstance(value, str) and _has_control_character(value):
+    if isinstance(value, str) and has_control_character(value):
         raise ValueError(f"{value!r} holds a line break or control character")
     return value
 
@@ -229,11 +225,9 @@ def _check_unique(entry: Entry, earlier: list[Entry], where: str) -> None:
 
 def next_runs(entry: Entry, after: datetime, count: int) -> list[datetime]:
     """The next `count` start times strictly after `after`, naive UTC like every time opslib
-    stores; the schedule's cron expressions are read in UTC."""
-    from croniter import croniter
-
-    times = croniter(entry.cron, after)
-    return [times.get_next(datetime) for _ in range(count)]
+    stores; the schedule's cron expressions are read in UTC, and with the reading cron and
+    Kubernetes share (croniter's differs: `16-16` as every minute, `*/1` in a day field)."""
+    return parse_cron(entry.cron).next_runs(after, count)
 
 
 def opslib_program() -> str:
@@ -244,14 +238,19 @@ def opslib_program() -> str:
     return str(program.relative_to(root)) if program.is_relative_to(root) else str(program)
 
 
-def location_assignments() -> list[str]:
-    """`OPSLIB_HOME=...` and the like, when set: a scheduled run must find the same project,
+def location_variables() -> dict[str, str]:
+    """`OPSLIB_HOME` and the like, when set: a scheduled run must find the same project,
     data and archive as the person who installed it. They are locations, never secrets."""
-    return [
-        f"{name}={shlex.quote(os.environ[name])}"
+    return {
+        name: os.environ[name]
         for name in (*paths.LOCATION_VARIABLES, "OPSLIB_PROMETHEUS_DIR")
         if os.environ.get(name)
-    ]
+    }
+
+
+def location_assignments() -> list[str]:
+    """`location_variables()` as assignments in front of a shell command."""
+    return [f"{name}={shlex.quote(value)}" for name, value in location_variables().items()]
 
 
 def shell_command(entry: Entry) -> str:

@@ -37,7 +37,11 @@ def dag_id(entry: Entry) -> str:
 
 def airflow_dags(entries: list[Entry], source: Path) -> str:
     """One Python file with one DAG per entry, each a BashOperator running `opslib run` from
-    the project folder; one run at a time, no backfill of missed intervals."""
+    the project folder; one run at a time, no backfill of missed intervals.
+
+    The file imports under Airflow 2 and 3: `DAG` and `BashOperator` from their Airflow 3
+    homes (`airflow.sdk`, the standard provider), falling back to Airflow 2's. It passes
+    `schedule=` (Airflow 2.4+; 3 removed `schedule_interval`), nothing Airflow 3 dropped."""
     root = paths.project_root()
     lines = [
         f'"""{GENERATED} from {shown_path(source)}; edit that file and export again.',
@@ -47,8 +51,15 @@ def airflow_dags(entries: list[Entry], source: Path) -> str:
         "",
         "from datetime import datetime, timedelta, timezone",
         "",
-        "from airflow import DAG",
-        "from airflow.operators.bash import BashOperator",
+        "# Runs on Airflow 2 (2.4 or later) and Airflow 3.",
+        "try:  # Airflow 3: the task SDK",
+        "    from airflow.sdk import DAG",
+        "except ImportError:  # Airflow 2",
+        "    from airflow import DAG",
+        "try:  # Airflow 3, and Airflow 2 with the standard provider",
+        "    from airflow.providers.standard.operators.bash import BashOperator",
+        "except ImportError:  # Airflow 2",
+        "    from airflow.operators.bash import BashOperator",
         "",
         "# Any past date: with catchup=False only the latest interval runs.",
         "START = datetime(2026, 1, 1, tzinfo=timezone.utc)",
