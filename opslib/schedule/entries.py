@@ -240,10 +240,15 @@ def opslib_program() -> str:
 
 def location_variables() -> dict[str, str]:
     """`OPSLIB_HOME` and the like, when set: a scheduled run must find the same project,
-    data and archive as the person who installed it. They are locations, never secrets."""
+    data and archive as the person who installed it, and share that archive with the
+    same group (OPSLIB_GROUP_ACCESS). They are locations and settings, never secrets."""
     return {
         name: os.environ[name]
-        for name in (*paths.LOCATION_VARIABLES, "OPSLIB_PROMETHEUS_DIR")
+        for name in (
+            *paths.LOCATION_VARIABLES,
+            "OPSLIB_PROMETHEUS_DIR",
+            paths.GROUP_ACCESS_VARIABLE,
+        )
         if os.environ.get(name)
     }
 
