@@ -3,15 +3,24 @@ set reconciled with the queue table, orphans cleared only when asked."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 from conftest import RedisQueue, Workspace
 from redis_server import RedisServer
 
+from opslib.checks.catalogue import catalogue
 from opslib.probes import TargetUnreachable
 from opslib.probes.redis import queue_sizes, reachable, reconciliation
 from opslib.profiles import load_profile
+from opslib.runbook import Runbook
+
+REDIS_CHECKS = [
+    name for name, spec in catalogue().items() if {"redis", "redis_queue"} & set(spec.needs)
+]
 
 
 def test_reconciliation_finds_the_planted_orphans_and_the_lost_job(redis_queue: RedisQueue) -> None:
@@ -110,3 +119,45 @@ def test_morning_check_on_postgres_and_redis_includes_both_sections(
     ):
         assert f"<b>{check}</b>" in html, check
     assert "Not applicable to profile" in html  # the SQLite integrity and log steps
+
+
+@pytest.fixture
+def frozen_redis(redis_queue: RedisQueue, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The queue profile's Redis replaced by a SIGSTOPped server: it accepts connections
+    and answers nothing, so every command waits out the 1 s socket timeout."""
+    frozen = RedisServer.start()
+    os.kill(frozen.process.pid, signal.SIGSTOP)
+    monkeypatch.setenv("OPSLIB_TEST_REDIS_URL", frozen.url)
+    yield
+    frozen.stop()
+
+
+def evaluate_redis_checks(profile: str, checks: list[str]) -> tuple[list[str], float]:
+    """Each check's one summary line, as a run reports them, and the seconds they took."""
+    runbook = Runbook("queue-not-processing", load_profile(profile))
+    started = time.monotonic()
+    findings = [runbook.evaluate(check) for check in checks]
+    return [finding.results[0].summary for finding in findings], time.monotonic() - started
+
+
+def test_a_frozen_redis_costs_an_unattended_run_one_timeout_not_one_per_check(
+    redis_queue: RedisQueue, frozen_redis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLIB_RUN_ID", "unattended")
+    summaries, elapsed_s = evaluate_redis_checks(redis_queue.profile, REDIS_CHECKS)
+    first = "Redis did not answer within 1 s"
+    assert len(REDIS_CHECKS) >= 5
+    assert summaries == [first] + [
+        f"not measured: Redis did not answer earlier in this run ({first})"
+    ] * (len(REDIS_CHECKS) - 1)
+    assert elapsed_s < 1 + 0.5
+
+
+def test_a_person_rerunning_a_cell_asks_a_frozen_redis_again(
+    redis_queue: RedisQueue, frozen_redis: None
+) -> None:
+    summaries, elapsed_s = evaluate_redis_checks(
+        redis_queue.profile, ["redis_reachable", "redis_reachable"]
+    )
+    assert summaries == ["Redis did not answer within 1 s"] * 2
+    assert elapsed_s >= 2

@@ -36,15 +36,35 @@ _PROGRESS_EVERY_OPS = 1000
 
 @dataclass
 class RunMemory:
-    """What one run has learnt about its databases. `unreachable` maps a database URL to
-    why it did not answer (None: remember nothing, ask again each time); `explain` may
-    add to the reason of a database that did not answer (who holds its lock)."""
+    """What one run has learnt about its targets. `unreachable` maps a database or Redis
+    URL to why it did not answer (None: remember nothing, ask again each time); `explain`
+    may add to the reason of a database that did not answer (who holds its lock)."""
 
     unreachable: dict[str, str] | None = None
     explain: Callable[[Profile, TargetUnreachable], TargetUnreachable] | None = None
 
+    def raise_if_unreachable(self, url: str, target: str) -> None:
+        """Fail at once for a target that did not answer earlier in this run, so a dead
+        server costs the run one timeout rather than one per check."""
+        if self.unreachable is not None and url in self.unreachable:
+            raise TargetUnreachable(
+                f"not measured: {target} did not answer earlier in this run "
+                f"({self.unreachable[url]})"
+            )
+
+    def remember(self, url: str, error: TargetUnreachable) -> TargetUnreachable:
+        """`error`, its reason kept for `url` if this run remembers (the key is never shown)."""
+        if self.unreachable is not None:
+            self.unreachable[url] = error.reason
+        return error
+
 
 _run: ContextVar[RunMemory | None] = ContextVar("opslib_run_memory", default=None)
+
+
+def run_memory() -> RunMemory:
+    """The memory of the run under way; outside `remembering`, one that remembers nothing."""
+    return _run.get() or RunMemory()
 
 
 def engine(
@@ -185,8 +205,8 @@ def classify(exc: Exception) -> ProbeError:
 
 @contextlib.contextmanager
 def remembering(memory: RunMemory) -> Iterator[None]:
-    """Inside this block a database that did not answer is not asked again: later probes
-    fail at once with the first reason, so a locked SQLite file costs a run one busy
+    """Inside this block a database or Redis that did not answer is not asked again: later
+    probes fail at once with the first reason, so a locked SQLite file costs a run one busy
     timeout rather than one per check. The runbook keeps `memory` for its whole run."""
     token = _run.set(memory)
     try:
@@ -198,12 +218,8 @@ def remembering(memory: RunMemory) -> Iterator[None]:
 @contextlib.contextmanager
 def _classified(profile: Profile) -> Iterator[None]:
     url = profile.database_url()
-    memory = _run.get() or RunMemory()
-    if memory.unreachable is not None and url in memory.unreachable:
-        raise TargetUnreachable(
-            "not measured: the database did not answer earlier in this run "
-            f"({memory.unreachable[url]})"
-        )
+    memory = run_memory()
+    memory.raise_if_unreachable(url, "the database")
     try:
         yield
     except sa.exc.SQLAlchemyError as exc:
@@ -211,8 +227,7 @@ def _classified(profile: Profile) -> Iterator[None]:
         if isinstance(error, TargetUnreachable):
             if memory.explain is not None:
                 error = memory.explain(profile, error)
-            if memory.unreachable is not None:
-                memory.unreachable[url] = error.reason
+            memory.remember(url, error)
         raise error from None
 
 

@@ -2,14 +2,18 @@
 reconciled against the queue table.
 
 Every call has a connect and a socket timeout and no retries, so a dead or paused server
-is a reason within the profile's timeout, never a hang. Keys are read type-aware (LLEN,
-SCARD, ZCARD) and never with KEYS.
+is a reason within the profile's timeout, never a hang, and one that did not answer is not
+asked again in the same run (`db.RunMemory`, as for the database). Keys are read
+type-aware (LLEN, SCARD, ZCARD) and never with KEYS; the processing set is read with SSCAN
+and compared with the table `BATCH` ids at a time, whatever its size.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import pandas as pd
@@ -18,23 +22,32 @@ import sqlalchemy as sa
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from opslib.probes import Metric, ProbeError, TargetUnreachable
+from opslib.probes import Metric, ProbeError, TargetUnreachable, db
 from opslib.probes.queue_table import QueueTable
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 
 SIZE_COMMAND = {"list": "LLEN", "set": "SCARD", "zset": "ZCARD"}
+# ids per SSCAN, per SQL query and per SMISMEMBER: each call stays short and far below
+# PostgreSQL's 65,535 bind parameters, and memory does not grow with the set
+BATCH = 10_000
+# how a member is read as a value of the id column, by the type a stored id comes back
+# as: compared in the column's own type, the lookup uses the table's index
+ID_PARSERS: dict[type, Callable[[str], object]] = {int: int, str: str, uuid.UUID: uuid.UUID}
 
 
 @contextmanager
 def client(profile: Profile) -> Iterator[redis.Redis]:
     """A client with the profile's timeouts; connection errors and timeouts leave as
-    `TargetUnreachable` with the reason."""
+    `TargetUnreachable` with the reason, which the run remembers for this URL."""
     target = profile.targets.redis
     if target is None:
         raise ProbeError(f"{profile.source} has no targets.redis")
+    url = profile.redis_url()
+    memory = db.run_memory()
+    memory.raise_if_unreachable(url, "Redis")
     connection = redis.Redis.from_url(
-        profile.redis_url(),
+        url,
         socket_connect_timeout=target.connect_timeout,
         socket_timeout=target.socket_timeout,
         retry=Retry(NoBackoff(), 0),  # a dead server must fail once, fast, not three times
@@ -44,11 +57,11 @@ def client(profile: Profile) -> Iterator[redis.Redis]:
     try:
         yield connection
     except redis.TimeoutError:
-        raise TargetUnreachable(
-            f"Redis did not answer within {target.socket_timeout:g} s"
-        ) from None
+        reason = f"Redis did not answer within {target.socket_timeout:g} s"
+        raise memory.remember(url, TargetUnreachable(reason)) from None
     except redis.ConnectionError as exc:
-        raise TargetUnreachable(f"Redis unreachable: {scrub(str(exc))}") from None
+        reason = f"Redis unreachable: {scrub(str(exc))}"
+        raise memory.remember(url, TargetUnreachable(reason)) from None
     except redis.RedisError as exc:
         raise ProbeError(f"Redis error: {scrub(str(exc))}") from None
     finally:
@@ -121,45 +134,124 @@ def queue_sizes(profile: Profile) -> list[Metric]:
     return metrics
 
 
-def _processing_members(profile: Profile) -> set[str]:
-    key = profile.queue.redis_keys["processing"]
-    with client(profile) as connection:
-        kind = connection.type(key)
-        if kind not in {"set", "none"}:
-            raise ProbeError(f"{key} is a {kind}, expected a set")
-        return connection.smembers(key)
-
-
 def reconciliation(profile: Profile) -> pd.DataFrame:
     """Ids the processing set and the table disagree on: `orphan` (in Redis, row not
     processing) and `lost` (row processing, not in Redis). `table_state` is the row's
-    state by the mapping (queued, processing, or its stored status), `missing` without a row."""
+    state by the mapping (queued, processing, or its stored status), `missing` without a row.
+    Both sides are read in batches, so only the disagreeing ids are ever held (SMISMEMBER
+    needs Redis 6.2 or later)."""
     queue = QueueTable.of(profile)
-    members = _processing_members(profile)
+    key = profile.queue.redis_keys["processing"]
+    with client(profile) as members, queue.reading(profile) as connection:
+        kind = members.type(key)
+        if kind not in {"set", "none"}:
+            raise ProbeError(f"{key} is a {kind}, expected a set")
+        orphans = _orphans(queue, connection, _batches(members.sscan_iter(key, count=BATCH)))
+        lost = [
+            (job, "lost", "processing")
+            for ids in _processing_ids(queue, connection)
+            for job, present in zip(ids, members.smismember(key, ids), strict=True)
+            if not present
+        ]
+    rows = [(job, "orphan", state) for job, state in orphans.items()] + lost
+    return pd.DataFrame(sorted(rows), columns=["id", "problem", "table_state"])
+
+
+def _batches(members: Iterable[str]) -> Iterator[list[str]]:
+    """`itertools.batched` (Python 3.12) by `BATCH`, for 3.11."""
+    iterator = iter(members)
+    while batch := list(itertools.islice(iterator, BATCH)):
+        yield batch
+
+
+def _orphans(
+    queue: QueueTable, connection: sa.Connection, batches: Iterable[list[str]]
+) -> dict[str, str]:
+    """member -> its row's state, for the members whose row is not processing (a dict:
+    SSCAN may return a member twice while the set grows)."""
     id_column = queue.column("id")
     state = sa.case(
         (queue.state("processing"), "processing"),
         (queue.state("queued"), "queued"),
         else_=sa.cast(queue.state_label(), sa.String) if queue.has("status") else "finished",
     )
-    query = (
-        sa.select(id_column, state)
+    match = _id_matcher(queue, connection)
+    orphans: dict[str, str] = {}
+    for batch in batches:
+        query = sa.select(id_column, state).select_from(queue.source).where(match(batch))
+        in_table = {str(job): row_state for job, row_state in connection.execute(query).all()}
+        orphans.update(
+            (job, in_table.get(job, "missing"))
+            for job in batch
+            if in_table.get(job) != "processing"
+        )
+    return orphans
+
+
+def _id_matcher(
+    queue: QueueTable, connection: sa.Connection
+) -> Callable[[list[str]], sa.ColumnElement[bool]]:
+    """A condition for the rows whose id, written as text, is one of the members. Ids of
+    a type opslib knows are compared as that type (an integer id with an integer, so the
+    primary key's index serves; a member that is no such value in its canonical form,
+    like "007", has no row); others as text, which reads the whole table per batch."""
+    id_column = queue.column("id")
+    sample = connection.execute(
+        sa.select(id_column).select_from(queue.source).where(id_column.is_not(None)).limit(1)
+    ).scalar()
+    parse = ID_PARSERS.get(type(sample))
+    one_of = _array_one_of if connection.dialect.name == "postgresql" else _list_one_of
+    if parse is None:
+        return lambda batch: one_of(sa.cast(id_column, sa.String), batch)
+
+    def match(batch: list[str]) -> sa.ColumnElement[bool]:
+        values = []
+        for member in batch:
+            try:
+                value = parse(member)
+            except ValueError:
+                continue
+            if str(value) == member:
+                values.append(value)
+        return one_of(id_column, values)
+
+    return match
+
+
+def _array_one_of(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
+    """`column = ANY(:values)`: one array parameter, where thousands of separate ones
+    cost the driver several times what the query costs the server."""
+    return column == sa.any_(_untyped(values))
+
+
+def _list_one_of(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
+    """`column IN (:v1, :v2, ...)`, for SQLite, which has no arrays."""
+    return column.in_(_untyped(values, expanding=True))
+
+
+def _untyped(value: object, *, expanding: bool = False) -> sa.BindParameter:
+    """An id (or list of ids) bound without a SQL type, as the id column is: SQLAlchemy
+    casts a typed one (`::INTEGER`), which overflows on a bigint id."""
+    return sa.bindparam(None, value, expanding=expanding, type_=sa.types.NullType())
+
+
+def _processing_ids(queue: QueueTable, connection: sa.Connection) -> Iterator[list[str]]:
+    """The ids of the processing rows, `BATCH` at a time in id order: each page is its own
+    short statement, starting past the last id of the page before."""
+    id_column = queue.column("id")
+    page = (
+        sa.select(id_column)
         .select_from(queue.source)
-        .where(sa.or_(queue.state("processing"), sa.cast(id_column, sa.String).in_(members)))
+        .where(queue.state("processing"))
+        .order_by(id_column)
+        .limit(BATCH)
     )
-    with queue.reading(profile) as connection:
-        in_table = {str(row[0]): row[1] for row in connection.execute(query)}
-    orphans = [
-        (job, "orphan", in_table.get(job, "missing"))
-        for job in members
-        if in_table.get(job) != "processing"
-    ]
-    lost = [
-        (job, "lost", state)
-        for job, state in in_table.items()
-        if state == "processing" and job not in members
-    ]
-    return pd.DataFrame(sorted(orphans + lost), columns=["id", "problem", "table_state"])
+    query = page
+    while rows := connection.execute(query).scalars().all():
+        yield [str(job) for job in rows]
+        if len(rows) < BATCH:
+            return
+        query = page.where(id_column > _untyped(rows[-1]))
 
 
 def processing_drift(profile: Profile) -> Metric:
