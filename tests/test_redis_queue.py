@@ -12,8 +12,10 @@ import pytest
 from conftest import RedisQueue, Workspace
 from redis_server import RedisServer
 
+from opslib.actions.redis import ClearOrphans
 from opslib.checks.catalogue import catalogue
 from opslib.probes import TargetUnreachable
+from opslib.probes import redis as redis_probe
 from opslib.probes.redis import queue_sizes, reachable, reconciliation
 from opslib.profiles import load_profile
 from opslib.runbook import Runbook
@@ -25,12 +27,28 @@ REDIS_CHECKS = [
 
 def test_reconciliation_finds_the_planted_orphans_and_the_lost_job(redis_queue: RedisQueue) -> None:
     drift = reconciliation(load_profile(redis_queue.profile))
-    found = {(row.id, row.problem) for row in drift.itertuples()}
+    assert (drift.orphans, drift.lost) == (2, 1)
+    found = {(row.id, row.problem) for row in drift.listed.itertuples()}
     assert found == {
         (redis_queue.lost, "lost"),
         (redis_queue.orphan_done, "orphan"),
         (redis_queue.orphan_queued, "orphan"),
     }
+
+
+def test_drift_counts_every_id_but_lists_only_the_first_of_each_kind(
+    redis_queue: RedisQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays flat on a set of millions: the list stops at LISTED, the counts go on."""
+    monkeypatch.setattr(redis_probe, "LISTED", 1)
+    profile = load_profile(redis_queue.profile)
+    drift = reconciliation(profile)
+    assert (drift.orphans, drift.lost, drift.total) == (2, 1, 3)
+    assert sorted(drift.listed["problem"]) == ["lost", "orphan"]
+    metric = redis_probe.processing_drift(profile)
+    assert metric.value == 3 and "(the first 1 of each listed)" in metric.summary
+    plan = ClearOrphans(profile).plan()
+    assert len(plan.changes) == 1 and "run again for the other 1" in plan.summary
 
 
 def test_queue_keys_are_sized_by_type_and_a_wrong_type_is_unknown_naming_the_key(
@@ -75,7 +93,7 @@ def test_clearing_orphans_removes_them_and_requeues_the_queued_one(
     assert redis_queue.orphan_done not in members and redis_queue.orphan_queued not in members
     assert client.lrange("queue:pending", -1, -1) == [redis_queue.orphan_queued]
     drift = reconciliation(load_profile(redis_queue.profile))
-    assert list(drift["problem"]) == ["lost"], "the lost job is left for stuck-pipeline"
+    assert list(drift.listed["problem"]) == ["lost"], "the lost job is left for stuck-pipeline"
 
 
 def test_paused_redis_is_a_timeout_not_a_hang(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from opslib.actions import Applied, Plan
-from opslib.probes.redis import client, reconciliation
+from opslib.probes.redis import LISTED, client, reconciliation, still_orphans
 from opslib.profiles import Profile
 
 
@@ -24,7 +24,9 @@ class ClearOrphans:
 
     def plan(self) -> Plan:
         drift = reconciliation(self.profile)
-        orphans = drift[drift["problem"] == "orphan"]
+        orphans = drift.listed[drift.listed["problem"] == "orphan"]
+        rest = drift.orphans - len(orphans)
+        more = f" (the first {LISTED:,}: run again for the other {rest:,})" if rest else ""
         changes = tuple(
             {"id": row.id, "srem": self.keys["processing"], "requeue": row.table_state == "queued"}
             for row in orphans.itertuples()
@@ -33,7 +35,7 @@ class ClearOrphans:
             action=self.name,
             target=f"Redis {self.keys['processing']}",
             summary=f"remove {len(changes)} orphan(s) from {self.keys['processing']}, requeue "
-            f"{sum(c['requeue'] for c in changes)} on {self.keys.get('pending', '-')}",
+            f"{sum(c['requeue'] for c in changes)} on {self.keys.get('pending', '-')}{more}",
             changes=changes,
             context=orphans,
         )
@@ -44,7 +46,8 @@ class ClearOrphans:
 
     def apply(self, plan: Plan) -> Applied:
         """Only ids that are still orphans now; each removal and requeue in one MULTI."""
-        still = set(reconciliation(self.profile).query("problem == 'orphan'")["id"])
+        planned = [change["id"] for change in plan.changes]
+        still = still_orphans(self.profile, planned)
         done = []
         with client(self.profile) as connection:
             for change in plan.changes:
@@ -56,8 +59,7 @@ class ClearOrphans:
                     transaction.rpush(self.keys["pending"], change["id"])
                 if transaction.execute()[0]:
                     done.append(change)
-        after = set(reconciliation(self.profile).query("problem == 'orphan'")["id"])
-        planned = [change["id"] for change in plan.changes]
+        after = still_orphans(self.profile, planned)
         return Applied(
             changed=len(done),
             before_count=len(still & set(planned)),

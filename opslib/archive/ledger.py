@@ -281,4 +281,4 @@ def _connect_args(url: str, timeout_s: float) -> dict[str, Any]:
     but no longer than `timeout_s` (libpq counts whole seconds, at least 2)."""
     if url.startswith("sqlite"):
         return {"timeout": timeout_s}
-    return {"connect_timeout": max(2, round(timeout_s))}
+    return {"connect_timeout": max(2, int(timeout_s))}

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pandas as pd
 import redis
@@ -31,6 +32,8 @@ SIZE_COMMAND = {"list": "LLEN", "set": "SCARD", "zset": "ZCARD"}
 # ids per SSCAN, per SQL query and per SMISMEMBER: each call stays short and far below
 # PostgreSQL's 65,535 bind parameters, and memory does not grow with the set
 BATCH = 10_000
+# disagreeing ids named per kind (orphan, lost): the counts go on, the list stops here
+LISTED = 10_000
 # how a member is read as a value of the id column, by the type a stored id comes back
 # as: compared in the column's own type, the lookup uses the table's index
 ID_PARSERS: dict[type, Callable[[str], object]] = {int: int, str: str, uuid.UUID: uuid.UUID}
@@ -134,27 +137,74 @@ def queue_sizes(profile: Profile) -> list[Metric]:
     return metrics
 
 
-def reconciliation(profile: Profile) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Drift:
     """Ids the processing set and the table disagree on: `orphan` (in Redis, row not
-    processing) and `lost` (row processing, not in Redis). `table_state` is the row's
-    state by the mapping (queued, processing, or its stored status), `missing` without a row.
-    Both sides are read in batches, so only the disagreeing ids are ever held (SMISMEMBER
-    needs Redis 6.2 or later)."""
+    processing) and `lost` (row processing, not in Redis). `listed` names up to `LISTED`
+    of each, with `table_state` the row's state by the mapping (queued, processing, or its
+    stored status; `missing` without a row); the counts are of all of them."""
+
+    listed: pd.DataFrame
+    orphans: int
+    lost: int
+
+    @property
+    def total(self) -> int:
+        return self.orphans + self.lost
+
+
+def reconciliation(profile: Profile) -> Drift:
+    """The processing set against the table. Both sides are read in batches and only the
+    first `LISTED` disagreeing ids of each kind are kept, so memory stays flat however
+    large the set (SMISMEMBER needs Redis 6.2 or later). An id SSCAN returns twice while
+    the set is rehashed is counted once when listed, possibly twice beyond that."""
     queue = QueueTable.of(profile)
     key = profile.queue.redis_keys["processing"]
     with client(profile) as members, queue.reading(profile) as connection:
         kind = members.type(key)
         if kind not in {"set", "none"}:
             raise ProbeError(f"{key} is a {kind}, expected a set")
-        orphans = _orphans(queue, connection, _batches(members.sscan_iter(key, count=BATCH)))
-        lost = [
-            (job, "lost", "processing")
+        orphans, orphan_count = _orphans(
+            queue, connection, _batches(members.sscan_iter(key, count=BATCH))
+        )
+        lost_ids = (
+            job
             for ids in _processing_ids(queue, connection)
             for job, present in zip(ids, members.smismember(key, ids), strict=True)
             if not present
+        )
+        lost, lost_count = _first(lost_ids)
+    rows = [(job, "orphan", state) for job, state in orphans.items()]
+    rows += [(job, "lost", "processing") for job in lost]
+    listed = pd.DataFrame(sorted(rows), columns=["id", "problem", "table_state"])
+    return Drift(listed, orphan_count, lost_count)
+
+
+def still_orphans(profile: Profile, ids: list[str]) -> set[str]:
+    """Which of `ids` are orphans now: in the processing set, their row not processing.
+    What a fix re-reads before and after it acts, whatever the set's size."""
+    queue = QueueTable.of(profile)
+    key = profile.queue.redis_keys["processing"]
+    with client(profile) as members, queue.reading(profile) as connection:
+        present = [
+            job
+            for batch in _batches(ids)
+            for job, found in zip(batch, members.smismember(key, batch), strict=True)
+            if found
         ]
-    rows = [(job, "orphan", state) for job, state in orphans.items()] + lost
-    return pd.DataFrame(sorted(rows), columns=["id", "problem", "table_state"])
+        orphans, _count = _orphans(queue, connection, _batches(present))
+    return set(orphans)
+
+
+def _first(ids: Iterable[str]) -> tuple[list[str], int]:
+    """The first `LISTED` of `ids`, and how many there were."""
+    kept: list[str] = []
+    count = 0
+    for job in ids:
+        count += 1
+        if len(kept) < LISTED:
+            kept.append(job)
+    return kept, count
 
 
 def _batches(members: Iterable[str]) -> Iterator[list[str]]:
@@ -166,9 +216,10 @@ def _batches(members: Iterable[str]) -> Iterator[list[str]]:
 
 def _orphans(
     queue: QueueTable, connection: sa.Connection, batches: Iterable[list[str]]
-) -> dict[str, str]:
-    """member -> its row's state, for the members whose row is not processing (a dict:
-    SSCAN may return a member twice while the set grows)."""
+) -> tuple[dict[str, str], int]:
+    """member -> its row's state for the first `LISTED` members whose row is not
+    processing (a dict: SSCAN may return a member twice while the set grows), and how many
+    such members there were."""
     id_column = queue.column("id")
     state = sa.case(
         (queue.state("processing"), "processing"),
@@ -177,15 +228,17 @@ def _orphans(
     )
     match = _id_matcher(queue, connection)
     orphans: dict[str, str] = {}
+    count = 0
     for batch in batches:
         query = sa.select(id_column, state).select_from(queue.source).where(match(batch))
         in_table = {str(job): row_state for job, row_state in connection.execute(query).all()}
-        orphans.update(
-            (job, in_table.get(job, "missing"))
-            for job in batch
-            if in_table.get(job) != "processing"
-        )
-    return orphans
+        for job in batch:
+            if in_table.get(job) == "processing" or job in orphans:
+                continue
+            count += 1
+            if len(orphans) < LISTED:
+                orphans[job] = in_table.get(job, "missing")
+    return orphans, count
 
 
 def _id_matcher(
@@ -257,11 +310,12 @@ def _processing_ids(queue: QueueTable, connection: sa.Connection) -> Iterator[li
 def processing_drift(profile: Profile) -> Metric:
     """How many ids the processing set and the queue table disagree on."""
     drift = reconciliation(profile)
-    if drift.empty:
+    if not drift.total:
         return Metric(0, "the processing set matches the table")
-    counts = drift["problem"].value_counts().to_dict()
+    shown = f" (the first {LISTED:,} of each listed)" if len(drift.listed) < drift.total else ""
     return Metric(
-        len(drift),
-        f"{counts.get('orphan', 0)} orphan(s) in Redis, {counts.get('lost', 0)} row(s) processing but absent from Redis",
-        drift,
+        drift.total,
+        f"{drift.orphans} orphan(s) in Redis, {drift.lost} row(s) processing but absent "
+        f"from Redis{shown}",
+        drift.listed,
     )

@@ -47,15 +47,21 @@ def overlap_lock(
                         + ("" if wait_s else " (use --wait to queue behind it)")
                     ) from None
                 time.sleep(_POLL_S)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        _name_holder(handle)
         try:
             yield
         finally:
             handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _name_holder(handle: IO[str]) -> None:
+    """Write our pid into the lock file for a refused run to name; on a full disk the
+    lock holds without it (the refusal then says the holder is unknown)."""
+    descriptor = handle.fileno()  # unbuffered, so a refused write is not retried at close
+    os.ftruncate(descriptor, 0)
+    with contextlib.suppress(OSError):
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
 
 
 def _lock_file(lock_dir: Path, name: str) -> IO[str]:
