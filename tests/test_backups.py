@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from conftest import Workspace
 from postgres_server import PostgresServer
+from support import Workspace
 
 from opslib.probes.backups import Backup, to_keep
 
@@ -36,6 +37,13 @@ def restore_databases(server: PostgresServer) -> set[str]:
         )
 
 
+def assert_owner_only(*paths: Path) -> None:
+    """Neither group nor others may read: a backup holds what the pipeline holds."""
+    assert {str(path): oct(path.stat().st_mode & 0o077) for path in paths} == {
+        str(path): "0o0" for path in paths
+    }
+
+
 def take_backup(workspace: Workspace) -> Path:
     """Back up the video database through the runbook; returns the dump file."""
     workspace.env["VIDEO_BACKUP_DIR"] = str(workspace.root / "backups")
@@ -43,6 +51,7 @@ def take_backup(workspace: Workspace) -> Path:
     assert "applied plan" in taken.stdout, taken.stdout + taken.stderr
     assert taken.returncode == 0, "the fresh backup is what backup_age reports"
     (dump,) = (workspace.root / "backups").glob("video-*.dump")
+    assert_owner_only(dump.parent, dump, dump.with_suffix(".manifest.json"))
     return dump
 
 
@@ -100,3 +109,38 @@ def test_restore_rejects_a_corrupted_dump_file(
     result = workspace.opslib("run", "restore", "--profile", "video", "-p", "apply=true")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "apply failed" in result.stdout
+
+
+def test_a_copy_kept_before_a_rollback_is_owner_only_whatever_the_live_files_mode(
+    workspace: Workspace, spots: Path
+) -> None:
+    spots.chmod(0o644)  # the pipeline's database, readable by everyone on the machine
+    for runbook in ("backup", "restore"):
+        run = workspace.opslib("run", runbook, "--profile", "spots", "-p", "apply=true")
+        assert "applied plan" in run.stdout, run.stdout + run.stderr
+    (copy,) = (spots.parent / "backups").glob("spots-*.db")
+    (kept,) = (spots.parent / "backups").glob("*.before-rollback")
+    assert_owner_only(copy.parent, copy, kept, *kept.iterdir())
+    assert spots.stat().st_mode & 0o777 == 0o644, "the live file keeps its own mode"
+
+
+def test_a_configuration_backup_is_owner_only_whatever_the_configurations_mode(
+    workspace: Workspace,
+) -> None:
+    assert workspace.opslib("demo", "catalog").returncode == 0
+    config = workspace.data / "catalog" / "config" / "monitoring_config.json"
+    config.chmod(0o644)
+    run = workspace.opslib("run", "monthly-maintenance", "--profile", "catalog", "-p", "apply=true")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (copy,) = (config.parent / "backup").glob("monitoring_config_*.json")
+    assert_owner_only(copy)
+
+
+def test_a_diagnostic_package_and_its_members_are_owner_only(workspace: Workspace) -> None:
+    assert workspace.opslib("demo", "mediaplan").returncode == 0
+    run = workspace.opslib("run", "diagnostic-package", "--profile", "mediaplan")
+    assert "applied plan" in run.stdout, run.stdout + run.stderr
+    (package,) = (workspace.reports / "diagnostics").glob("mediaplan-*.tar.gz")
+    assert_owner_only(package.parent, package)
+    with tarfile.open(package) as archive:
+        assert {oct(member.mode) for member in archive.getmembers()} == {"0o600"}

@@ -6,11 +6,12 @@ import gzip
 import hashlib
 import html
 import os
+import stat
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 
 @pytest.fixture
@@ -102,6 +103,8 @@ def test_monthly_maintenance_with_apply_archives_exactly_the_old_files(
     }
     expired = [path.name for path in logs.glob("*.gz") if now - path.stat().st_mtime > 90 * 86400]
     assert len(old) == 2 and len(expired) == 1
+    for name in old:  # the pipeline's group reads its logs, and goes on reading the archives
+        (logs / name).chmod(0o640)
     untouched = _tree(logs)
     for name in [*old, *expired]:
         untouched.pop(name)
@@ -113,6 +116,7 @@ def test_monthly_maintenance_with_apply_archives_exactly_the_old_files(
         assert not (logs / name).exists()
         with gzip.open(logs / f"{name}.gz", "rb") as archive:
             assert archive.read() == content
+        assert stat.S_IMODE((logs / f"{name}.gz").stat().st_mode) == 0o640
     assert not any((logs / name).exists() for name in expired)
     after = _tree(logs)
     assert {name: after[name] for name in untouched} == untouched

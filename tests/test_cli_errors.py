@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 
 def assert_one_line_refusal(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
@@ -156,4 +156,70 @@ def test_relative_profile_path_means_the_file_in_the_current_directory(
 def test_history_of_an_empty_archive_reads_without_creating_anything(workspace: Workspace) -> None:
     result = workspace.opslib("history")
     assert result.returncode == 0 and result.stdout.strip() == "no runs recorded"
+    assert not workspace.reports.exists()
+
+
+SHADOW = "root:$6$secretcanary$Xq9vB:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n"
+
+
+@pytest.mark.parametrize("name", ["shadow", "shadow.yaml"])
+def test_a_file_that_is_no_profile_is_refused_without_quoting_it(
+    workspace: Workspace, name: str
+) -> None:
+    """`--profile /etc/shadow` once printed the password hashes as unknown keys."""
+    path = workspace.root / name
+    path.write_text(SHADOW)
+    result = workspace.opslib("run", "morning-check", "--profile", str(path))
+    assert_one_line_refusal(result, name)
+    assert "secretcanary" not in result.stdout + result.stderr
+    assert not workspace.reports.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ("targets:\n  database:\n    url: sqlite:///x.db\n    connect_timeout: secretcanary\n",
+         ["targets.database.connect_timeout", "not a positive duration"]),
+        ("checks:\n  stuck_jobs: {warning: '5:secretcanary'}\n", ["checks.stuck_jobs.warning"]),
+        ("severity:\n  P1: [secretcanary=CRITICAL]\n", ["no such check in severity.P1[0]"]),
+        ("severity:\n  P1: [secretcanary=RED]\n", ["severity.P1.0", "is not CHECK=STATUS"]),
+        ("queue: *secretcanary\n", ["line 2", "undefined alias"]),
+        ("queue: !secretcanary {table: jobs}\n", ["line 2", "constructor for the tag"]),
+        ("targets:\n  'secretcanary:$x': {url: x}\n", ["line 3", "unknown key that is not a name"]),
+    ],
+)  # fmt: skip
+def test_a_profile_error_names_the_key_and_never_quotes_a_value(
+    workspace: Workspace, content: str, fragments: list[str]
+) -> None:
+    path = workspace.root / "hostile.yaml"
+    path.write_text("name: hostile\n" + content)
+    result = workspace.opslib("run", "morning-check", "--profile", str(path))
+    assert_one_line_refusal(result, "hostile.yaml", *fragments)
+    assert "secretcanary" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("database:\n    url: postgresql://ops:pw-secretcanary@localhost:54x2/db",
+         "targets.database.url: port '54x2' is not a number"),
+        ("database:\n    url: postgresql://ops:pw-secretcanary@localhost:99999/db",
+         "targets.database.url: port '99999' is not from 1 to 65535"),
+        ("database:\n    url: postgresql://ops@/db?host=/run/pg&port=54x2",
+         "targets.database.url: port '54x2' is not a number"),
+        ("database:\n    url: postgresql://ops:secretcanary",  # no @host: the password is no port
+         "targets.database.url: the part after the host's ':' is not a port number"),
+        ("redis:\n    url: redis://:pw-secretcanary@localhost:63x9/0",
+         "targets.redis.url: port '63x9' is not a number"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("command", [("run", "morning-check", "--profile"), ("profile", "check")])
+def test_a_target_url_with_a_bad_port_is_one_line_naming_the_key(
+    workspace: Workspace, target: str, problem: str, command: tuple[str, ...]
+) -> None:
+    path = workspace.root / "badport.yaml"
+    path.write_text(f"name: badport\ntargets:\n  {target}\n")
+    result = workspace.opslib(*command, str(path))
+    assert_one_line_refusal(result, f"{path}: {problem}")
+    assert "secretcanary" not in result.stdout + result.stderr
     assert not workspace.reports.exists()

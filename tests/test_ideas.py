@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import Workspace
 from postgres_server import PostgresServer
+from support import Workspace
 
 from opslib.alerting.severity import classify
 from opslib.checks import CheckResult
+from opslib.demo.tables import FOLDER_MARKER
 from opslib.errors import ProfileError
 from opslib.probes.budget import usage
 from opslib.probes.logs import unseen_patterns
@@ -248,7 +250,7 @@ def test_severity_takes_the_most_urgent_matching_level() -> None:
     ("rule", "problem"),
     [
         ("budget_usage=RED", "is not CHECK=STATUS"),
-        ("budget_usge=CRITICAL", "no such check in severity.P1: budget_usge=CRITICAL"),
+        ("budget_usge=CRITICAL", "no such check in severity.P1[0]"),
     ],
 )
 def test_a_bad_severity_rule_is_one_clear_error(tmp_path: Path, rule: str, problem: str) -> None:
@@ -288,6 +290,23 @@ def test_the_demo_never_empties_a_log_folder_it_did_not_create(
     with engine.connect() as connection:  # refused before the database was touched
         assert not sa.inspect(connection).get_table_names()
     engine.dispose()
+
+
+def test_the_demo_with_its_database_down_keeps_the_log_folder(workspace: Workspace) -> None:
+    """Demos never delete before they know they can build: PostgreSQL down once left the
+    demo's log folder empty."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    workspace.env["IDEAS_DSN"] = f"postgresql://ideas@127.0.0.1:{port}/ideas?connect_timeout=2"
+    logs = workspace.data / "ideas" / "logs"
+    logs.mkdir(parents=True)
+    (logs / FOLDER_MARKER).write_text("created by opslib demo\n")  # the demo's own folder
+    (logs / "pipeline.log").write_text("yesterday's story\n")
+    seeded = workspace.opslib("demo", "ideas")
+    assert seeded.returncode == 3, seeded.stdout + seeded.stderr
+    assert len(seeded.stderr.strip().splitlines()) == 1 and "Traceback" not in seeded.stderr
+    assert (logs / "pipeline.log").read_text() == "yesterday's story\n"
 
 
 def test_a_period_with_no_spend_yet_and_an_unused_category(

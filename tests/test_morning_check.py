@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import nbformat
 import scrapbook
-from conftest import Workspace
+from support import Workspace
 
 
 def report_path(result_stdout: str, workspace: Workspace):  # type: ignore[no-untyped-def]
@@ -113,7 +113,7 @@ def test_database_password_never_reaches_the_archive_in_any_form(workspace: Work
     profile.write_text(
         "name: pg\ntargets:\n  database:\n"
         "    url: postgresql://ops:${OPSLIB_TEST_PGPW}@127.0.0.1:1/pipeline\n"
-        "    connect_timeout: 1 s\n"
+        "    connect_timeout: 2 s\n"
         "queue: {table: jobs}\n"
     )
     result = workspace.opslib(

@@ -196,3 +196,42 @@ def test_a_yaml_mistake_without_a_line_is_still_one_clean_line(tmp_path: Path) -
     with pytest.raises(ProfileError) as error:
         load_profile(path)
     assert str(error.value) == f"{path}: not valid YAML"
+
+
+BILLION_LAUGHS = (
+    "name: x\ntargets:\n  http:\n    api:\n      url: http://h/\n      expect_json:\n"
+    + "".join(
+        f"        a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9) if n else 'lol'}]\n" for n in range(9)
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BILLION_LAUGHS + "        all: *a8\n", "more than 100000 values once its aliases"),
+        ("name: x\ntargets: " + "[" * 60 + "]" * 60 + "\n", "nested deeper than 50 levels"),
+        ("name: x\ntargets: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 50 levels"),
+        ("name: x\nqueue: &q {table: [*q]}\n", "an alias refers to the mapping or list that"),
+    ],
+)
+def test_a_profile_too_big_to_walk_is_refused_before_validation(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    with pytest.raises(ProfileError, match=problem):
+        load_profile(write(tmp_path, text))
+
+
+def test_a_postgres_connect_timeout_libpq_cannot_keep_is_refused_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    """libpq waits at least 2 s for a connection: a profile promising 1 s is told so."""
+    path = tmp_path / "quick.yaml"
+    path.write_text(
+        "name: quick\ntargets:\n  database:\n"
+        "    url: postgresql://ops@127.0.0.1:1/pipeline\n    connect_timeout: 1 s\n"
+    )
+    with pytest.raises(ProfileError, match=r"targets\.database\.connect_timeout: .* at least 2 s"):
+        load_profile(str(path)).resolve_all()
+    path.write_text(path.read_text().replace("1 s", "2 s"))
+    load_profile(str(path)).resolve_all()

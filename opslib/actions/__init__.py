@@ -28,7 +28,7 @@ from opslib.clock import utc_now
 from opslib.context import RunContext
 from opslib.errors import ChangedThenFailed
 from opslib.probes import NotApplicable
-from opslib.profiles.secrets import scrub
+from opslib.profiles.secrets import scrub, scrub_values
 from opslib.status import Status
 
 if TYPE_CHECKING:
@@ -155,6 +155,8 @@ def execute(
         message = f"dry run: would {plan.summary}; apply with {how_to_apply.format(hash=plan.hash)}"
         return _outcome(plan, "dry-run", message, Status.OK, name)
     log = audit()
+    # the ledger keeps what it is given: a target names a database by its URL, and the
+    # audit row is written before anything else of the run is scrubbed
     audit_id = log.open_audit(
         {
             "at": utc_now(),
@@ -165,8 +167,8 @@ def execute(
             "run_id": context.run_id,
             "action": action.name,
             "plan_hash": plan.hash,
-            "target": plan.target,
-            "summary": plan.summary,
+            "target": scrub(plan.target),
+            "summary": scrub(plan.summary),
         }
     )
     try:
@@ -180,10 +182,10 @@ def execute(
     log.close_audit(
         audit_id,
         "applied",
-        changes=applied.changes,
+        changes=scrub_values(applied.changes),
         before_count=applied.before_count,
         after_count=applied.after_count,
-        backup=applied.backup,
+        backup=scrub_values(applied.backup),
     )
     skipped = (
         f"; {len(applied.skipped)} left alone, no longer matching: {applied.skipped}"

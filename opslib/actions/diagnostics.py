@@ -273,7 +273,7 @@ class DiagnosticPackage:
 
         def add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
             info = tarfile.TarInfo(f"{root}/{name}")
-            info.size, info.mode = len(data), 0o644
+            info.size, info.mode = len(data), 0o600  # extracted as private as it is kept
             info.mtime = int(now.replace(tzinfo=UTC).timestamp())
             archive.addfile(info, io.BytesIO(data))
             manifest.append({"member": name, "bytes": len(data),

@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,8 @@ def _open_files(files: list[Path]) -> set[Path]:
 
 def _compress_verified(path: Path) -> Path:
     """`path` gzipped beside itself, kept only if it decompresses to the same bytes; the
-    archive keeps the original's modification time (the retention clock)."""
+    archive keeps the original's modification time (the retention clock) and mode (it is
+    the pipeline's log, read by whoever read the original, not opslib's archive)."""
     archive = path.with_name(path.name + ".gz")
     partial = path.with_name(path.name + ".gz.part")
     with path.open("rb") as source, gzip.open(partial, "wb") as target:
@@ -131,6 +133,7 @@ def _compress_verified(path: Path) -> Path:
         raise OSError(f"{partial.name} does not decompress to {path.name}: original kept")
     status = path.stat()
     os.utime(partial, (status.st_atime, status.st_mtime))
+    os.chmod(partial, stat.S_IMODE(status.st_mode))
     if archive.exists():  # appeared meanwhile: keep both, touch neither
         partial.unlink()
         raise OSError(f"{archive.name} already exists: {path.name} left as it is")
@@ -197,7 +200,7 @@ class BackupFiles:
             if target.exists():
                 skipped.append(change["file"])  # a backup is never overwritten
                 continue
-            shutil.copy2(source, target)
+            shutil.copyfile(source, target)  # not copy2: a backup does not take a wider mode
             if sha256(target) != change["sha256"]:
                 raise OSError(f"the copy {target} does not match {source.name}")
             done.append(change)

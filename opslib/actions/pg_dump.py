@@ -25,6 +25,9 @@ from opslib.probes.backups import STAMP, Backup
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 
+# libpq's other options that hold a secret (those it shows masked, besides `password`)
+# and has no environment variable for
+_OTHER_SECRET_OPTIONS = ("sslpassword", "oauth_client_secret")
 CHECKSUM_SQL = "SELECT count(*) AS rows, coalesce(md5(string_agg(t::text, '' ORDER BY t::text)), '') AS checksum FROM {table} AS t"
 
 
@@ -45,14 +48,26 @@ def _tool(name: str) -> str:
 
 
 def libpq_target(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:
-    """A libpq URI without the password, and the environment that carries it."""
+    """A libpq URI without the password, and the child's environment that carries it:
+    every local user can read a command line (`ps`), only its owner an environment.
+    The password may sit in the URL's userinfo or in its `?password=` parameter;
+    `URL.set(password=None)` would keep it (None means "unchanged" there)."""
     parsed = make_url(url)
     if database:
         parsed = parsed.set(database=database)
+    unsafe = [option for option in _OTHER_SECRET_OPTIONS if option in parsed.query]
+    if unsafe:
+        raise BackupError(
+            f"the database URL's {', '.join(unsafe)} would go on the client tools' command "
+            "line, which every local user can read: set it in a pg_service.conf instead"
+        )
+    # as for libpq and the driver, a `?password=` overrides the userinfo's
+    password = parsed.query.get("password") or parsed.password
     environment = {**os.environ}
-    if parsed.password:
-        environment["PGPASSWORD"] = str(parsed.password)
-    uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    if password:
+        environment["PGPASSWORD"] = str(password)
+    parsed = parsed._replace(drivername="postgresql", password=None)
+    uri = parsed.difference_update_query(["password"]).render_as_string(hide_password=False)
     return uri, environment
 
 

@@ -137,18 +137,20 @@ def _stat(path: Path) -> os.stat_result | None:
 
 
 def keep_current(profile: Profile, now: datetime) -> Path:
-    """Copy the live database and its journal/WAL, byte for byte, into the backup folder."""
+    """Copy the live database and its journal/WAL, byte for byte, into the backup folder
+    (as private as the process makes new files: not with the live file's mode)."""
     kept = profile.backup_dir() / f"{profile.name}-{now.strftime(STAMP)}.before-rollback"
     kept.mkdir(parents=True)
     for path in database_files(profile.database_path()):
         if path.exists():
-            shutil.copy2(path, kept / path.name)
+            shutil.copyfile(path, kept / path.name)
     return kept
 
 
 def _stage(backup: Backup, live: Path) -> Path:
     """The backup copied beside the live file (same filesystem, so the swap is a rename),
-    synced, with the live file's owner and mode: the pipeline's user must still write it."""
+    synced, with the live file's owner and mode: the pipeline's user (or group) must still
+    write it, and it is no wider than the file it replaces."""
     staged = live.with_name(f".{live.name}.rollback")
     shutil.copyfile(backup.path, staged)
     current = live.stat()

@@ -11,13 +11,12 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo.common import log_line, set_mtime
+from opslib.demo.common import build_aside, log_line, set_mtime
 
 WEEKS = 12
 DAYS_OF_LOGS = 7
@@ -105,11 +104,15 @@ def _log_lines(day: datetime, now: datetime, rng: random.Random) -> list[str]:
 
 
 def create(seed: int = 5) -> Path:
-    """(Re)create the catalog demo folder; returns it."""
+    """(Re)create the catalog demo folder, built aside before it replaces the old one
+    (see `build_aside`); returns it."""
+    return build_aside(demo_dir(), lambda root: _fill(root, seed))
+
+
+def _fill(root: Path, seed: int) -> None:
+    """Write the demo's files into the empty folder `root`."""
     rng = random.Random(seed)
     now = utc_now()
-    root = demo_dir()
-    shutil.rmtree(root, ignore_errors=True)
     (root / "summaries").mkdir(parents=True)
     (root / "logs").mkdir()
     (root / "config" / "schema").mkdir(parents=True)
@@ -148,4 +151,3 @@ def create(seed: int = 5) -> Path:
     (root / "config" / "schema" / "monitoring_config.schema.json").write_text(
         json.dumps(CONFIG_SCHEMA, indent=2)
     )
-    return root

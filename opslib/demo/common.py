@@ -1,11 +1,14 @@
 """What every demo writes the same way: stamps as the pipelines store them, log lines,
-back-dated files, and the mark that says a database is one of ours."""
+back-dated files, folders built aside before they replace the old ones, and the mark
+that says a database is one of ours."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,3 +46,24 @@ def created_at(database: Path) -> str | None:
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
         row = connection.execute("SELECT value FROM demo_meta WHERE key = 'created_at'").fetchone()
     return None if row is None else row[0]
+
+
+def build_aside(folder: Path, build: Callable[[Path], object]) -> Path:
+    """Have `build` fill a new folder beside `folder`, then put it in `folder`'s place.
+    A demo never deletes before it knows it can build: one that fails half-way (a
+    database down, a full disk) leaves the old folder whole."""
+    staging = folder.with_name(f".{folder.name}.building")
+    old = folder.with_name(f".{folder.name}.old")
+    for leftover in (staging, old):  # from a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        build(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder

@@ -114,7 +114,7 @@ def _budgets(now: datetime) -> list[dict]:
 
 def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Random) -> None:
     """Today's log plain and yesterday's rotated and compressed, as logrotate leaves them
-    (into `folder`, emptied by `demo_tables.recreate_folder`)."""
+    (into `folder`, a new one `demo_tables.replace_folder` builds)."""
     entries = []
     for idea in ideas:
         if idea["created_at"] < now - timedelta(days=2):
@@ -152,10 +152,11 @@ def seed(profile: Profile, seed: int = 11) -> dict[str, object]:
     ]
     rows = {"ideas": ideas, "budgets": _budgets(now), "spend": spend, "pipeline_control": control}
     logs = Path(profile.log_globs()[0]).parent
-    demo_tables.recreate_folder(logs)  # refused before the database is touched
+    demo_tables.refuse_foreign_folder(logs)  # refused before the database is touched
     with db.change(profile) as connection:
         demo_tables.recreate(connection, SCHEMA, rows)
-    write_logs(logs, ideas, now, rng)
+    # only once the database took the story: its logs replace the old ones
+    demo_tables.replace_folder(logs, lambda folder: write_logs(folder, ideas, now, rng))
     stuck = [idea["idea_id"] for idea in ideas if idea["updated_at"] < now - timedelta(hours=6)
              and idea["status"] == "processing"]  # fmt: skip
     return {

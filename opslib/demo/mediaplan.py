@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from openpyxl import Workbook
 
 from opslib import paths
 from opslib.clock import utc_now
-from opslib.demo.common import python_log_line, set_mtime
+from opslib.demo.common import build_aside, python_log_line, set_mtime
 
 COLUMNS = ["CLIENT", "PLATFORM", "CAMPAIGN", "IMPRESSIONS", "SPEND", "DATE"]
 PLATFORMS = ("DV360", "Meta", "YouTube", "TikTok")
@@ -118,11 +117,15 @@ def _history(now: datetime, sizes: dict[str, float], rng: random.Random) -> list
 
 
 def create(seed: int = 3) -> Path:
-    """(Re)create the media-plan demo folder; returns it."""
+    """(Re)create the media-plan demo folder, built aside before it replaces the old one
+    (see `build_aside`); returns it."""
+    return build_aside(demo_dir(), lambda root: _fill(root, seed))
+
+
+def _fill(root: Path, seed: int) -> None:
+    """Write the demo's files into the empty folder `root`."""
     rng = random.Random(seed)
     now = utc_now()
-    root = demo_dir()
-    shutil.rmtree(root, ignore_errors=True)
     for folder in ("input", "output", "logs", "config/schema"):
         (root / folder).mkdir(parents=True)
     batch = now - timedelta(hours=5)
@@ -166,4 +169,3 @@ def create(seed: int = 3) -> Path:
     (root / "config" / "schema" / "client_mapping_rules.schema.json").write_text(
         json.dumps(MAPPING_SCHEMA, indent=2)
     )
-    return root

@@ -4,12 +4,13 @@ points at: only one opslib created itself (marked by an `opslib_demo` table, or 
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from opslib.clock import utc_now
+from opslib.demo.common import build_aside
 from opslib.errors import OpslibError
 
 MARKER = "CREATE TABLE opslib_demo (created_at timestamp NOT NULL)"
@@ -46,14 +47,23 @@ def recreate(connection: sa.Connection, schema: list[str], rows: dict[str, list[
 FOLDER_MARKER = ".opslib-demo"
 
 
-def recreate_folder(folder: Path) -> None:
-    """Empty `folder` for a demo, or create it; a folder with files opslib did not put
-    there (production logs behind a variable that was not unset) is refused."""
+def refuse_foreign_folder(folder: Path) -> None:
+    """A folder with files opslib did not put there (production logs behind a variable
+    that was not unset) is never the demo's to replace."""
     if folder.exists() and any(folder.iterdir()) and not (folder / FOLDER_MARKER).exists():
         raise OpslibError(
             f"{folder} already holds files opslib did not create; "
             "the demo only writes into an empty folder or its own"
         )
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    (folder / FOLDER_MARKER).write_text("created by opslib demo\n")
+
+
+def replace_folder(folder: Path, build: Callable[[Path], object]) -> None:
+    """Replace `folder` (empty, missing or the demo's own) by what `build` writes, marked
+    as the demo's; built aside first (see `common.build_aside`)."""
+    refuse_foreign_folder(folder)
+
+    def marked(staging: Path) -> None:
+        build(staging)
+        (staging / FOLDER_MARKER).write_text("created by opslib demo\n")
+
+    build_aside(folder, marked)

@@ -1,6 +1,7 @@
 """Loading a profile: find it, parse it, validate it, and cross-check what the schema
 alone cannot (check names, labels, file sets). Every problem is one line naming the
-file and the key."""
+file and the key, and quoting nothing else of the file: `--profile` takes any path, and
+an error must not print a file that is no profile (`--profile /etc/shadow`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from opslib import paths
 from opslib.checks.catalogue import catalogue
 from opslib.errors import ProfileError
 from opslib.profiles.profile import Profile
-from opslib.profiles.yaml_files import describe_validation, read_yaml
+from opslib.profiles.yaml_files import describe_validation, is_name, parse_yaml, read_text
+
+PROFILE_SUFFIXES = (".yaml", ".yml")
 
 
 def available_profiles() -> list[str]:
@@ -29,7 +32,7 @@ def default_profile_name() -> str:
 def is_profile_path(name_or_path: str) -> bool:
     """How `--profile` and a schedule entry are read: a YAML file name or a path, else
     the name of a profile in parameters/profiles/."""
-    return name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path
+    return name_or_path.endswith(PROFILE_SUFFIXES) or os.sep in name_or_path
 
 
 def locate_profile(name_or_path: str, base: Path | None = None) -> Path:
@@ -39,6 +42,8 @@ def locate_profile(name_or_path: str, base: Path | None = None) -> Path:
         path = ((base or Path.cwd()) / Path(name_or_path).expanduser()).resolve()
         if not path.is_file():
             raise ProfileError(f"profile file {name_or_path} does not exist")
+        if path.suffix not in PROFILE_SUFFIXES:
+            raise ProfileError(f"profile file {name_or_path}: a profile is a .yaml or .yml file")
         return path
     path = paths.profiles_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
@@ -57,14 +62,15 @@ def load_profile(name_or_path: str | None = None, base: Path | None = None) -> P
     """
     path = locate_profile(name_or_path or default_profile_name(), base)
     shown = paths.shown(path, paths.project_root())
-    data = read_yaml(path, shown, ProfileError)
+    text = read_text(path, shown, ProfileError)
+    data = parse_yaml(text, shown, ProfileError)
     if not isinstance(data, dict):
         raise ProfileError(f"{shown}: a profile is a mapping of keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"{shown}: {describe_validation(exc)}") from None
+        raise ProfileError(f"{shown}: {describe_validation(exc, text=text)}") from None
     _check_names(profile, shown)
     _check_file_sets(profile, shown)
     _check_labels(profile, shown)
@@ -76,16 +82,17 @@ def _check_names(profile: Profile, shown: str) -> None:
     """Every check a threshold or a severity condition names exists (a condition's
     label too)."""
     known_checks = set(catalogue())
-    unknown = sorted({key.partition("[")[0] for key in profile.checks} - known_checks)
+    unknown = sorted(map(_named, {key.partition("[")[0] for key in profile.checks} - known_checks))
     if unknown:
         raise ProfileError(
             f"{shown}: unknown check {', '.join(f'checks.{n}' for n in unknown)} "
             f"(known: {', '.join(sorted(known_checks))})"
         )
+    # a condition is a value: named by its place, not quoted
     unnamed = sorted(
-        f"severity.{level}: {condition}"
+        f"severity.{level}[{index}]"
         for level, conditions in profile.severity.items()
-        for condition in conditions
+        for index, condition in enumerate(conditions)
         if not any(char in (check := condition.partition("=")[0].strip()) for char in "*?")
         and not check.startswith("action:")
         and (
@@ -93,7 +100,7 @@ def _check_names(profile: Profile, shown: str) -> None:
         )
     )
     if unnamed:
-        raise ProfileError(f"{shown}: no such check in {'; '.join(unnamed)}")
+        raise ProfileError(f"{shown}: no such check in {', '.join(unnamed)}")
 
 
 def _check_file_sets(profile: Profile, shown: str) -> None:
@@ -102,7 +109,7 @@ def _check_file_sets(profile: Profile, shown: str) -> None:
         return
     sets = profile.workbooks
     missing = [
-        f"workbooks.{key}: {name}"
+        f"workbooks.{key}"
         for key, name in (
             ("inputs", sets.inputs),
             ("mapping", sets.mapping),
@@ -112,15 +119,15 @@ def _check_file_sets(profile: Profile, shown: str) -> None:
     ]
     if missing:
         raise ProfileError(
-            f"{shown}: no such file set under files: {'; '.join(missing)} "
-            f"(known: {', '.join(profile.files) or 'none'})"
+            f"{shown}: {', '.join(missing)}: no such file set under files: "
+            f"(known: {', '.join(map(_named, profile.files)) or 'none'})"
         )
 
 
 def _check_labels(profile: Profile, shown: str) -> None:
     """A threshold for one result, `checks.CHECK[label]`, names a label it carries."""
     mislabelled = [
-        f"checks.{key} (known: {', '.join(sorted(known)) or 'none'})"
+        f"checks.{_named(key)} (known: {', '.join(sorted(map(_named, known))) or 'none'})"
         for key in profile.checks
         if (known := _wrong_label(profile, key)) is not None
     ]
@@ -128,6 +135,11 @@ def _check_labels(profile: Profile, shown: str) -> None:
         raise ProfileError(
             f"{shown}: no such result to set thresholds for: {'; '.join(mislabelled)}"
         )
+
+
+def _named(key: str) -> str:
+    """A key as an error may quote it: itself if it is a name, else no part of it."""
+    return key if is_name(key) else "(a key that is not a name)"
 
 
 def _wrong_label(profile: Profile, key: str) -> set[str] | None:

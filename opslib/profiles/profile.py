@@ -15,7 +15,7 @@ from pydantic import PrivateAttr, StringConstraints
 
 from opslib import paths
 from opslib.errors import ProfileError
-from opslib.profiles import needs, secrets
+from opslib.profiles import needs, secrets, urls
 from opslib.profiles.channels import Notify
 from opslib.profiles.fields import SeverityCondition, StrictModel
 from opslib.profiles.sections import (
@@ -88,23 +88,40 @@ class Profile(StrictModel):
     def expand(self, raw: str, key: str, *, url: bool = False) -> str:
         """`raw` with its `${VAR}` references resolved from the environment now; a
         missing variable is a one-line error naming the key (see `secrets.expand`)."""
-        return secrets.expand(raw, f"{self.source}: {key}", url=url)
+        return secrets.expand(raw, self._where(key), url=url)
+
+    def _where(self, key: str) -> str:
+        """How an error names a key of this profile: `parameters/profiles/x.yaml: key`."""
+        return f"{self.source}: {key}"
 
     def references(self) -> Iterator[tuple[str, str]]:
         """Every (key path, raw string) in the profile that holds a `${VAR}` reference."""
         yield from secrets.references(self.model_dump())
 
     def resolve_all(self) -> None:
-        """Expand every reference once: fails early on a missing variable and registers
-        every secret, so the runner can scrub them from whatever a run produces."""
+        """Expand every reference once: fails early on a missing variable or a target URL
+        no driver can read, and registers every secret (a literal URL's password too), so
+        the runner can scrub them from whatever a run produces."""
         for key, raw in self.references():
             self.expand(raw, key)
+        if self.targets.database is not None:
+            self.database_url()
+        if self.targets.redis is not None:
+            self.redis_url()
 
     def database_url(self) -> str:
         """The database URL resolved for use; relative SQLite paths from the project root."""
         if self.targets.database is None:
             raise ProfileError(f"{self.source}: targets.database is not set")
         url = self.expand(self.targets.database.url, "targets.database.url", url=True)
+        urls.check_database_url(url, self._where("targets.database.url"))
+        if url.startswith("postgres") and self.targets.database.connect_timeout < 2:
+            # libpq (and psycopg after it) waits 2 s for anything shorter: say so, rather
+            # than promise a bound the client will not keep
+            raise ProfileError(
+                f"{self._where('targets.database.connect_timeout')}: PostgreSQL's client "
+                "waits at least 2 s for a connection; write 2 s or more"
+            )
         prefix, _, rest = url.partition(":///")
         if prefix.startswith("sqlite") and rest and not rest.startswith("/"):
             url = f"{prefix}:///{paths.resolve_path(rest)}"
@@ -124,7 +141,9 @@ class Profile(StrictModel):
     def redis_url(self) -> str:
         if self.targets.redis is None:
             raise ProfileError(f"{self.source}: targets.redis is not set")
-        return self.expand(self.targets.redis.url, "targets.redis.url", url=True)
+        url = self.expand(self.targets.redis.url, "targets.redis.url", url=True)
+        urls.check_redis_url(url, self._where("targets.redis.url"))
+        return url
 
     def database_display(self) -> str:
         """The database URL as a report may show it: password masked."""
