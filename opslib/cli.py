@@ -21,6 +21,7 @@ from opslib.archive.cli import register as register_archive
 from opslib.clock import Deadline, utc_now
 from opslib.demo import DEMOS
 from opslib.errors import OpslibError
+from opslib.profiles.secrets import scrub
 from opslib.runner import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TOTAL_TIMEOUT_S
 from opslib.status import Status
 from opslib.units import duration_argument
@@ -64,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             args.runbook, args.profile or "", Status.UNKNOWN, f"not run: {exc}", [], 0.0, utc_now()
         )
         print(exporters.render(args.format, refused))
-        print(f"opslib: {exc}", file=sys.stderr)
+        print(f"opslib: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     _export(outcome, args)
     return outcome.exit_code
@@ -273,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except OpslibError as exc:
-        print(f"opslib: {exc}", file=sys.stderr)
+        print(f"opslib: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("opslib: interrupted", file=sys.stderr)
@@ -281,8 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from opslib.profiles.secrets import scrub
-
         first_line = (str(exc).strip().splitlines() or [""])[0]
         print(
             f"opslib: internal error: {type(exc).__name__}: {scrub(first_line)} "

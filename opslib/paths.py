@@ -49,8 +49,11 @@ def keep_new_files_private() -> None:
     the ledger, backups and diagnostic packages hold what the pipeline holds. With
     OPSLIB_GROUP_ACCESS=1 the group may read them too (0640/0750), for a team that reads
     one archive under a shared group. Child processes (the kernel, pg_dump) inherit it."""
-    group = os.environ.get(GROUP_ACCESS_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
-    os.umask(0o027 if group else 0o077)
+    os.umask(0o027 if group_access_allowed() else 0o077)
+
+
+def group_access_allowed() -> bool:
+    return os.environ.get(GROUP_ACCESS_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
 
 
 LOCATION_VARIABLES = ("OPSLIB_HOME", "OPSLIB_DATA_DIR", "OPSLIB_REPORTS_DIR")

@@ -1,6 +1,6 @@
 """The archive's commands: `opslib history` and `show` read the ledger, `index`
 rebuilds the status board, `archive prune` applies the retention policy through the one
-plan gate. Registered by the CLI like the schedule's commands; handlers import what they
+plan gate, `archive scan` looks for secrets and loose permissions. Registered by the CLI like the schedule's commands; handlers import what they
 need when they run."""
 
 from __future__ import annotations
@@ -96,8 +96,33 @@ def _cmd_index(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from opslib.archive.scan import readable_by_others, scan, secrets_by_key
+    from opslib.profiles import available_profiles, load_profile
+
+    root = paths.reports_dir()
+    if not root.is_dir():
+        raise OpslibError(f"no archive at {paths.shown(root)}")
+    names = args.profile or available_profiles()
+    secrets, unresolved = secrets_by_key(load_profile(name) for name in names)
+    for line in unresolved:
+        print(f"not looked for: {line}")
+    findings = scan(root, secrets)
+    for finding in findings:
+        print(f"{paths.shown(finding.path)}: {finding.count} x {finding.what}")
+    exposed = readable_by_others(root, paths.group_access_allowed())
+    for path in exposed:
+        print(f"{paths.shown(path)}: readable by others ({oct(path.stat().st_mode & 0o777)})")
+    holders = len({finding.path for finding in findings})
+    print(
+        f"{len(secrets)} secret(s) of {len(names)} profile(s) looked for under "
+        f"{paths.shown(root)}: {holders} file(s) hold one, {len(exposed)} readable by others"
+    )
+    return int(Status.CRITICAL if findings else Status.WARNING if exposed else Status.OK)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add `history`, `show`, `index` and `archive prune` to the CLI."""
+    """Add `history`, `show`, `index`, `archive prune` and `archive scan` to the CLI."""
     history = commands.add_parser("history", help="past runs from the ledger, newest first")
     history.add_argument("--runbook")
     history.add_argument("--profile")
@@ -129,6 +154,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     prune.add_argument("--by", default="", help="who asked for it, for the audit trail")
     prune.add_argument("--reports", type=Path, help=REPORTS_HELP)
     prune.set_defaults(handler=_cmd_prune)
+
+    scan = archive_commands.add_parser(
+        "scan", help="look for the profiles' secrets and for files others can read"
+    )
+    scan.add_argument(
+        "--profile", action="append", help="only this profile (repeatable; default: all)"
+    )
+    scan.add_argument("--reports", type=Path, help=REPORTS_HELP)
+    scan.set_defaults(handler=_cmd_scan)
 
     show = commands.add_parser("show", help="one run's checks, by its id (or a unique prefix)")
     show.add_argument("run_id")
