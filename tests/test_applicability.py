@@ -10,8 +10,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import Workspace
 from IPython.core.formatters import DisplayFormatter
+from support import Workspace
 from test_cli_errors import assert_one_line_refusal
 
 from opslib.archive.html import DropNotApplicable

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 OPEN = 'from opslib.runbook import Runbook\nrb = Runbook.open("{name}", profile)'
 CHECKS = 'rb.evaluate("database_reachable")\nrb.evaluate("stuck_jobs")'

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 from opslib.archive.ledger import Ledger, RunRecord
 from opslib.checks import CheckResult

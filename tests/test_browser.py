@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Workspace
 from matplotlib.image import imread
+from support import Workspace
 
 from opslib.status import Status
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Workspace
 from prometheus_client.parser import text_string_to_metric_families
+from support import Workspace
 
 from opslib.archive.exporters import RunSummary, json_document, nagios_line, write_prometheus
 from opslib.checks import CheckResult

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, Workspace
+from support import PROJECT, Workspace
 
 from opslib.actions.diagnostics import DiagnosticPackage, escalation_level, mask_literal_secrets
 from opslib.clock import utc_now

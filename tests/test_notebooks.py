@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, Workspace
+from support import PROJECT, Workspace
 
 NOTEBOOKS = sorted((PROJECT / "notebooks").rglob("*.ipynb"))
 

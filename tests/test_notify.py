@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Workspace
+from support import Workspace
 
 
 def _free_port() -> int:

@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
+from support import PG_PROFILE, Workspace
 
 from opslib.probes import ProbeError, TargetUnreachable
 from opslib.probes.database import reachable

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import PG_PROFILE, Workspace
 from postgres_server import PostgresServer
+from support import PG_PROFILE, Workspace
 
 from opslib.actions import execute
 from opslib.actions.postgres import ReleaseBlockers

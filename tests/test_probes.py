@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 from opslib.demo import builtin as demo
 from opslib.probes import ProbeError, TargetUnreachable

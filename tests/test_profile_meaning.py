@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, Workspace
+from support import PROJECT, Workspace
 
 
 def _demo_profile(workspace: Workspace, **queue: object) -> Path:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import RedisQueue, Workspace
 from redis_server import RedisServer
+from support import RedisQueue, Workspace
 
 from opslib.actions.redis import ClearOrphans
 from opslib.checks.catalogue import catalogue

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from conftest import RedisQueue
 from postgres_server import PostgresServer
 from redis_server import RedisServer
+from support import RedisQueue
 
 from opslib.probes import TargetUnreachable
 from opslib.probes.redis import reconciliation

@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import time
 
-from conftest import Workspace
+from support import Workspace
 
 OPEN = 'from opslib.runbook import Runbook\nrb = Runbook.open("{name}", profile)'
 CHECK = 'rb.evaluate("database_reachable")'

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Workspace
+from support import Workspace
 
 from opslib.schedule.cron import cron_lines
 from opslib.schedule.entries import ScheduleError, load_schedule

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, Workspace
 from sqlite_holders import holding
+from support import PROJECT, Workspace
 
 from opslib.actions import execute
 from opslib.actions.sqlite_locks import ReleaseSqliteLock

@@ -9,8 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from conftest import Workspace
 from sqlite_holders import holding
+from support import Workspace
 
 from opslib.actions import execute, sqlite_copy
 from opslib.actions.backup import RollbackDatabase, TakeBackup

@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import PROJECT, Workspace
 from sqlite_holders import holding
+from support import PROJECT, Workspace
 
 from opslib.probes.sqlite_locks import scan
 from opslib.profiles import load_profile

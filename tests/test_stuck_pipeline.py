@@ -7,7 +7,7 @@ import re
 import sqlite3
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 from opslib.actions import execute
 from opslib.actions.queue import ResetStuckJobs

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from conftest import Workspace
 from pydantic import BaseModel, ValidationError
+from support import Workspace
 
 from opslib.archive.retention import Policy
 from opslib.profiles.fields import Seconds

@@ -3,8 +3,8 @@ each runbook finds what was planted for it."""
 
 from __future__ import annotations
 
-from conftest import Workspace
 from postgres_server import PostgresServer
+from support import Workspace
 
 
 def test_data_integrity_finds_every_planted_broken_row(

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from support import Workspace
 
 from opslib.probes import NotApplicable, ProbeError
 from opslib.probes.pg_maintenance import queue_index_use, top_statements
