@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 from opslib import paths
 from opslib.archive.cli import REPORTS_HELP, USAGE_ERROR
 from opslib.archive.cli import register as register_archive
-from opslib.clock import Deadline, utc_now
+from opslib.clock import Deadline, process_age_s, utc_now
 from opslib.demo import DEMOS
 from opslib.errors import OpslibError
 from opslib.profiles.secrets import scrub
@@ -57,15 +57,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             total_timeout_s=args.timeout,
             deadline=_since_process_start(args.timeout),
         )
-    except OpslibError as exc:
-        if args.format == "text":
+    except Exception as exc:
+        if args.format == "text" or args.debug:
             raise
         # a monitoring system still gets its one line, and a person the reason on stderr
+        reason = scrub(str(exc) if isinstance(exc, OpslibError) else _internal_error(exc))
         refused = exporters.RunSummary(
-            args.runbook, args.profile or "", Status.UNKNOWN, f"not run: {exc}", [], 0.0, utc_now()
+            args.runbook,
+            args.profile or "",
+            Status.UNKNOWN,
+            f"not run: {reason}",
+            [],
+            0.0,
+            utc_now(),
         )
         print(exporters.render(args.format, refused))
-        print(f"opslib: {scrub(str(exc))}", file=sys.stderr)
+        print(f"opslib: {reason}", file=sys.stderr)
         return USAGE_ERROR
     _export(outcome, args)
     return outcome.exit_code
@@ -74,19 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _since_process_start(seconds: float) -> Deadline:
     """`seconds` counted from when this process started, not from when the run began:
     `--timeout` bounds the whole command cron waits for, interpreter start included."""
-    return Deadline.after(seconds - _process_age_s())
-
-
-def _process_age_s() -> float:
-    """Seconds since this process started, from the kernel's clock ticks since boot
-    (psutil's wall-clock start time is rounded to the boot second); 0 off Linux."""
-    try:
-        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
-        # the start time is field 22; the command name before it may hold spaces
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        return max(0.0, uptime_s - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
+    return Deadline.after(seconds - process_age_s())
 
 
 def _export(outcome: RunOutcome, args: argparse.Namespace) -> None:
@@ -282,13 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        print(
-            f"opslib: internal error: {type(exc).__name__}: {scrub(first_line)} "
-            "(--debug shows the traceback)",
-            file=sys.stderr,
-        )
+        print(f"opslib: {scrub(_internal_error(exc))}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _internal_error(exc: Exception) -> str:
+    """An unexpected error as one line: its kind and first line, and how to see more."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"internal error: {type(exc).__name__}: {first_line} (--debug shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ part compares a local time with a UTC one, or an aware time with a naive one.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ class Deadline:
     def left(self, floor: float = 0.0) -> float:
         """Seconds until the deadline, never below `floor`."""
         return max(floor, self.at - time.monotonic())
+
+
+def process_age_s() -> float:
+    """Seconds since this process started, from the kernel's clock ticks since boot
+    (psutil's wall-clock start time is rounded to the boot second); 0 off Linux."""
+    try:
+        with open("/proc/uptime") as uptime:
+            uptime_s = float(uptime.read().split()[0])
+        with open("/proc/self/stat") as stat:
+            # the start time is field 22; the command name before it may hold spaces
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return max(0.0, uptime_s - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 # strptime directives a timestamp format may use, as regular expressions

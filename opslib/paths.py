@@ -53,6 +53,7 @@ def keep_new_files_private() -> None:
 
 
 def group_access_allowed() -> bool:
+    """Whether OPSLIB_GROUP_ACCESS asks for the archive to be readable by the group."""
     return os.environ.get(GROUP_ACCESS_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -76,7 +77,14 @@ def shown(path: Path, base: Path | None = None) -> str:
     return str(path)
 
 
-def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+# files other services read under their own user (node_exporter's textfile, Airflow's DAG
+# folder, kubectl): they hold no secret, and the owner-only umask would lock them out
+SHARED_MODE = 0o644
+
+
+def replace_atomically(
+    target: Path, write: Callable[[Path], object], *, mode: int | None = None
+) -> Path:
     """Have `write` fill a temporary file beside `target`, then swap it in: whoever reads
     `target` meanwhile (cron, an engine, the next scan) sees the old file or the new one,
     never half of either. The temporary file is gone afterwards, whatever happened."""
@@ -85,14 +93,16 @@ def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
     temporary.unlink(missing_ok=True)
     try:
         write(temporary)
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     return target
 
 
-def write_atomically(target: Path, text: str) -> Path:
+def write_atomically(target: Path, text: str, *, mode: int | None = None) -> Path:
     """Write `text` (UTF-8) to `target` whole or not at all (see `replace_atomically`)."""
     return replace_atomically(
-        target, lambda temporary: temporary.write_text(text, encoding="utf-8")
+        target, lambda temporary: temporary.write_text(text, encoding="utf-8"), mode=mode
     )

@@ -5,6 +5,7 @@ and what the archive holds is its owner's alone."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from postgres_server import PostgresServer
 from support import Workspace
 
 OPEN = 'from opslib.runbook import Runbook\nrb = Runbook.open("{name}", profile)'
@@ -126,3 +129,37 @@ def test_the_archive_is_owner_only_unless_group_access_is_asked_for(
     modes = _modes(shared)
     assert {name: mode for name, mode in modes.items() if mode & 0o007} == {}
     assert modes["ledger.sqlite"] == 0o640
+
+
+def test_a_report_that_cannot_be_written_still_leaves_its_run_in_the_ledger(
+    workspace: Workspace,
+) -> None:
+    workspace.reports.mkdir(parents=True, exist_ok=True)
+    (workspace.reports / time.strftime("%Y", time.gmtime())).write_text("not a folder")
+    workspace.add_runbook("checks", OPEN.format(name="checks"), CHECKS, FINISH)
+    result = workspace.opslib("run", "checks", "--format", "nagios")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "the report was not archived: Not a directory" in result.stdout
+    with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
+        ((status, summary, html),) = ledger.execute("SELECT status, summary, html_path FROM runs")
+        archive = ledger.execute("SELECT status FROM check_results WHERE name = 'archive'")
+        assert archive.fetchall() == [("UNKNOWN",)]
+    assert status == "UNKNOWN" and "the report was not archived" in summary and html is None
+    assert leftovers(workspace.reports) == []
+
+
+def test_a_locked_postgresql_ledger_costs_the_rest_of_the_timeout_not_more(
+    workspace: Workspace, server: PostgresServer
+) -> None:
+    url = server.fresh_database("locked_ledger")
+    workspace.env["OPSLIB_LEDGER_URL"] = url.replace("postgresql://", "postgresql+psycopg://")
+    workspace.add_runbook("checks", OPEN.format(name="checks"), CHECKS, FINISH)
+    assert workspace.opslib("run", "checks").returncode == 1, "creates the ledger"
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = workspace.opslib("run", "checks", "--format", "nagios", "--timeout", "15")
+        took = time.monotonic() - started
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "the run was not archived" in result.stdout and "stuck_jobs=3" in result.stdout
+    assert took < 15 * 1.1, f"took {took:.1f} s for --timeout 15"

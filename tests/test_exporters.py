@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -274,8 +275,13 @@ def new_york_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_prometheus_file_holds_check_and_run_metrics(tmp_path: Path) -> None:
     directory = tmp_path / "textfile" / "collector"
 
-    path = write(directory)
+    previous = os.umask(0o077)  # the CLI's: node_exporter must still read the file
+    try:
+        path = write(directory)
+    finally:
+        os.umask(previous)
     found = samples(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
     assert path == directory / "opslib--morning-check--demo.prom"
     run = {("runbook", "morning-check"), ("profile", "demo")}

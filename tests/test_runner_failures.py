@@ -176,8 +176,9 @@ def test_wait_queues_behind_a_running_instance_but_not_past_the_timeout(
     first.wait()
     assert second.returncode == 3
     # the wait is what the command's --timeout leaves, not a second --timeout on top
-    assert re.search(r"not starting a second run after waiting [34]\.\d s", second.stderr)
-    assert 4.5 < waited < 5.5
+    assert re.search(r"not starting a second run after waiting [234]\.\d s", second.stderr)
+    # it gives up with time left for a run's cells and report, never past --timeout
+    assert 2.5 < waited < 5.5
 
 
 def test_a_failing_call_is_one_unknown_line_and_the_next_steps_still_run(

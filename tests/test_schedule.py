@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -279,10 +280,15 @@ def test_a_cron_line_runs_from_the_project_under_flock_and_keeps_its_output(
         "OPSLIB_HOME": str(workspace.home),
         "OPSLIB_REPORTS_DIR": str(workspace.reports),
         "OPSLIB_DATA_DIR": str(workspace.data),
+        # written though unset here, so this block's settings never reach a later one's
+        "OPSLIB_PROMETHEUS_DIR": "",
+        "OPSLIB_GROUP_ACCESS": "",
     }
     line = lines[-1]
     words = shlex.split(as_cron_runs_it(line))
-    assert line.startswith("*/5 * * * * cd ")
+    # cron's umask 022 would leave the lock and log folders readable by everyone
+    assert line.startswith("*/5 * * * * umask 077 && cd ")
+    words = words[3:]
     assert words[:3] == ["cd", "$OPSLIB_HOME", "&&"]
     lock = "$OPSLIB_REPORTS_DIR/.locks/cron--health-check--ideas.lock"
     log = "$OPSLIB_REPORTS_DIR/cron/health-check--ideas.log"
@@ -377,6 +383,8 @@ def test_the_airflow_file_has_one_dag_per_entry_with_its_schedule(workspace: Wor
     assert result.returncode == 0, result.stderr
     source = (folder / "opslib_runbooks.py").read_text(encoding="utf-8")
     assert "s3cret" not in source and "IDEAS_DSN" not in source
+    # Airflow reads the DAG folder as its own user, whatever opslib's owner-only umask
+    assert stat.S_IMODE((folder / "opslib_runbooks.py").stat().st_mode) == 0o644
 
     dags, tasks = {}, {}
     for node in ast.walk(ast.parse(source)):

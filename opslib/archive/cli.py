@@ -1,7 +1,7 @@
 """The archive's commands: `opslib history` and `show` read the ledger, `index`
 rebuilds the status board, `archive prune` applies the retention policy through the one
-plan gate, `archive scan` looks for secrets and loose permissions. Registered by the CLI like the schedule's commands; handlers import what they
-need when they run."""
+plan gate, `archive scan` looks for secrets and loose permissions. Registered by the CLI
+like the schedule's commands; handlers import what they need when they run."""
 
 from __future__ import annotations
 

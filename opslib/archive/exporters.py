@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
+from opslib import paths
 from opslib.checks import CheckResult, Threshold
 from opslib.status import Status
 
@@ -151,6 +152,7 @@ def write_prometheus(directory: Path, run: RunSummary) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"opslib--{_file_part(run.runbook)}--{_file_part(run.profile)}.prom"
     write_to_textfile(str(path), registry)
+    path.chmod(paths.SHARED_MODE)  # node_exporter reads it as its own user
     return path
 
 

@@ -278,7 +278,13 @@ class Ledger:
 
 def _connect_args(url: str, timeout_s: float) -> dict[str, Any]:
     """Concurrent runs wait for each other's short ledger transactions instead of failing,
-    but no longer than `timeout_s` (libpq counts whole seconds, at least 2)."""
+    but no longer than `timeout_s` per statement (libpq counts the connection's wait in
+    whole seconds, at least 2)."""
     if url.startswith("sqlite"):
         return {"timeout": timeout_s}
-    return {"connect_timeout": max(2, int(timeout_s))}
+    waits_ms = max(1, int(timeout_s * 1000))
+    return {
+        "connect_timeout": max(2, int(timeout_s)),
+        # a lock on the ledger's tables or a stalled server is waited out no longer
+        "options": f"-c statement_timeout={waits_ms} -c lock_timeout={waits_ms}",
+    }

@@ -64,6 +64,11 @@ def build_aside(folder: Path, build: Callable[[Path], object]) -> Path:
         raise
     if folder.exists():
         folder.rename(old)
-    staging.rename(folder)
+    try:
+        staging.rename(folder)
+    except BaseException:
+        if old.exists():  # the old folder back in place, not left to be swept as a leftover
+            old.rename(folder)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return folder

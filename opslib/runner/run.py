@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,17 +58,28 @@ class Terminated(OpslibError):
     """The run was told to stop (SIGTERM from cron or Kubernetes, Ctrl-C)."""
 
 
+@dataclass
+class _SignalGuard:
+    """SIGTERM and SIGINT stop a run while its cells execute (raising `Terminated`, so the
+    stopped run is still archived as UNKNOWN); once archiving begins they are only noted,
+    so the result already measured is written and printed instead of lost."""
+
+    deferred: bool = False
+    received: str = ""
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if not self.deferred:
+            raise Terminated(f"terminated by {name}")
+        self.received = name
+
+
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into `Terminated`, so a stopped run is archived as
-    UNKNOWN instead of vanishing from the history."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Terminated(f"terminated by {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+def _guard_signals() -> Iterator[_SignalGuard]:
+    guard = _SignalGuard()
+    previous = {sig: signal.signal(sig, guard) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield guard
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -99,28 +110,42 @@ def run(
     clock = time.monotonic()
     kernel_env = {"OPSLIB_RUN_ID": run_id, "OPSLIB_RUN_BY": by, "OPSLIB_REPORTS_DIR": str(reports)}
     # The kernel boots while the parameters are checked; bad input only costs its shutdown.
-    with _stop_on_signals(), KernelSession(paths.project_root(), kernel_env) as kernel:
+    with _guard_signals() as signals, KernelSession(paths.project_root(), kernel_env) as kernel:
         # The notebook gets the profile by name or absolute path, never anything resolved.
         parameters = {
             "profile": profile.reference,
             **parse_overrides(runbook, overrides or [], declared_parameters(notebook)),
         }
-        lock_wait_s = deadline.left() if wait else 0.0
+        reserve_s = min(_ARCHIVE_RESERVE_S, total_timeout_s / 10)
+        # a queued run starts only with time left for its cells and its report
+        lock_wait_s = max(0.0, deadline.left() - 2 * reserve_s) if wait else 0.0
         with overlap_lock(reports / ".locks", runbook, profile.name, wait_s=lock_wait_s):
             # The second core prepares the report machinery while the kernel runs.
             warm_up = threading.Thread(target=_prepare_reporting, daemon=True)
             warm_up.start()
-            cells_deadline = Deadline(deadline.at - min(_ARCHIVE_RESERVE_S, total_timeout_s / 10))
+            cells_deadline = Deadline(deadline.at - reserve_s)
             nb, failure = execute(
                 kernel, notebook, parameters, cell_timeout_s, cells_deadline, total_timeout_s
             )
+            signals.deferred = True
             kernel.release()
             warm_up.join()
             facts = RunFacts(
-                runbook, profile.name, run_id, started, clock, by, parameters, profile.severity
+                runbook,
+                profile.name,
+                run_id,
+                started,
+                clock,
+                by,
+                redact_parameters(parameters),
+                profile.severity,
+                RunContext.current(runbook, profile.name),
+                git_sha(),
             )
             outcome, ledger = _archive(facts, nb, failure, reports, deadline)
-    outcome.notices = _notify(profile, outcome, started, ledger)
+    if signals.received:
+        outcome.notices.append(f"{signals.received} arrived while archiving; the run was kept")
+    outcome.notices += _notify(profile, outcome, started, ledger)
     if ledger is not None:
         from opslib.archive.index import write_index
 
@@ -141,8 +166,10 @@ class RunFacts:
     started: datetime
     clock: float
     by: str
-    parameters: dict[str, Any]
+    parameters: dict[str, Any]  # as the archive shows them: secret-looking ones masked
     severity_rules: dict[str, list[str]]
+    context: RunContext
+    git_sha: str | None
 
 
 def _archive(
@@ -160,19 +187,30 @@ def _archive(
     from opslib.archive.ledger import Ledger
 
     outcome = _outcome(facts, judge_run(nb, failure))
-    try:
-        if nb is not None:
+    if nb is not None:
+        try:
             outcome.notebook_path, outcome.html_path = _write_report(facts, nb, outcome, reports)
+        except Exception as exc:  # noqa: BLE001 - the ledger still records the run, and why
+            outcome = _unarchived(facts, outcome, f"the report was not archived: {_why(exc)}")
+    try:
         ledger = Ledger(timeout_s=deadline.left(floor=1.0))
         ledger.record_run(_ledger_row(facts, outcome, reports), outcome.results)
     except Exception as exc:  # noqa: BLE001 - every way archiving fails is reported in the outcome
-        unarchived = CheckResult("archive", Status.UNKNOWN, summary=_not_archived(exc))
-        archived = outcome.notebook_path, outcome.html_path
-        outcome = _outcome(facts, [*outcome.results, unarchived])
-        outcome.headline += f"; {unarchived.summary}"  # the one line a monitor shows
-        outcome.notebook_path, outcome.html_path = archived
-        return outcome, None
+        return _unarchived(facts, outcome, f"the run was not archived: {_why(exc)}"), None
     return outcome, ledger
+
+
+def _unarchived(facts: RunFacts, outcome: RunOutcome, why: str) -> RunOutcome:
+    """`outcome` with an UNKNOWN `archive` result saying what was not kept, also in the
+    headline: the one line a monitoring system shows."""
+    results = [*outcome.results, CheckResult("archive", Status.UNKNOWN, summary=why)]
+    unarchived = _outcome(facts, results)
+    return replace(
+        unarchived,
+        headline=f"{unarchived.headline}; {why}",
+        notebook_path=outcome.notebook_path,
+        html_path=outcome.html_path,
+    )
 
 
 def _outcome(facts: RunFacts, results: list[CheckResult]) -> RunOutcome:
@@ -197,7 +235,7 @@ def _write_report(
     from opslib.archive.html import Banner, render_html
     from opslib.archive.reports import report_stem, write_report
 
-    context = RunContext.current(facts.runbook, facts.profile)
+    context = facts.context
     banner = Banner(
         status=outcome.status.name,
         runbook=facts.runbook,
@@ -209,8 +247,8 @@ def _write_report(
         run_id=facts.run_id,
         who=context.os_user + (f" (by {facts.by})" if facts.by else ""),
         host=context.host,
-        git_sha=git_sha(),
-        parameters=redact_parameters(facts.parameters),
+        git_sha=facts.git_sha,
+        parameters=facts.parameters,
     )
     nb = nbformat.from_dict(scrub_values(nb))
     return write_report(
@@ -225,7 +263,7 @@ def _write_report(
 def _ledger_row(facts: RunFacts, outcome: RunOutcome, reports: Path) -> RunRecord:
     from opslib.archive.ledger import RunRecord
 
-    context = RunContext.current(facts.runbook, facts.profile)
+    context = facts.context
     return RunRecord(
         run_id=facts.run_id,
         runbook=facts.runbook,
@@ -237,22 +275,21 @@ def _ledger_row(facts: RunFacts, outcome: RunOutcome, reports: Path) -> RunRecor
         summary=outcome.headline,
         notebook_path=_relative(outcome.notebook_path, reports),
         html_path=_relative(outcome.html_path, reports),
-        git_sha=git_sha(),
+        git_sha=facts.git_sha,
         os_user=context.os_user,
         run_by=facts.by,
         host=context.host,
-        parameters=redact_parameters(facts.parameters),
+        parameters=facts.parameters,
     )
 
 
-def _not_archived(exc: Exception) -> str:
-    """Why the archive refused, in one line a person can act on."""
+def _why(exc: Exception) -> str:
+    """Why the archive refused, in words a person can act on."""
     if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"the run was not archived: {exc.strerror}{where}"
+        return exc.strerror + (f" ({exc.filename})" if exc.filename else "")
     cause = getattr(exc, "orig", None) or exc
     first_line = (str(cause).strip().splitlines() or [""])[0]
-    return scrub(f"the run was not archived: {type(cause).__name__}: {first_line}")
+    return scrub(f"{type(cause).__name__}: {first_line}")
 
 
 def _notify(

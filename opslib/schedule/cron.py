@@ -11,6 +11,7 @@ from pathlib import Path
 
 from opslib import paths
 from opslib.schedule.entries import (
+    SETTINGS,
     Entry,
     ScheduleError,
     engine_deadline_s,
@@ -33,8 +34,9 @@ def environment_lines() -> list[str]:
     """`OPSLIB_HOME="..."` and the other locations, once above the job lines: a scheduled
     run finds the same project, data and archive as the person who installed it, and a
     long path is written once instead of in every line. They are locations, never secrets.
-    cron hands them to every line below, so a later opslib block sets its own."""
-    locations = {
+    cron hands them to every line below, so each is written, empty when unset here: a
+    later block (another project's) never inherits this one's data folder or group access."""
+    locations = dict.fromkeys(SETTINGS, "") | {
         HOME_VARIABLE: str(paths.project_root()),
         REPORTS_VARIABLE: str(paths.reports_dir()),
     }
@@ -67,6 +69,10 @@ def cron_line(entry: Entry) -> str:
     lock = _in_reports(f".locks/cron--{entry.slug}.lock")
     command = " ".join(
         [
+            # cron's umask (022) would make the lock and log folders world-readable before
+            # opslib sets its own
+            f"umask {'027' if paths.group_access_allowed() else '077'}",
+            "&&",
             f'cd "${HOME_VARIABLE}"',
             "&&",
             f"mkdir -p {_in_reports('.locks')} {_in_reports('cron')}",

@@ -242,15 +242,11 @@ def location_variables() -> dict[str, str]:
     """`OPSLIB_HOME` and the like, when set: a scheduled run must find the same project,
     data and archive as the person who installed it, and share that archive with the
     same group (OPSLIB_GROUP_ACCESS). They are locations and settings, never secrets."""
-    return {
-        name: os.environ[name]
-        for name in (
-            *paths.LOCATION_VARIABLES,
-            "OPSLIB_PROMETHEUS_DIR",
-            paths.GROUP_ACCESS_VARIABLE,
-        )
-        if os.environ.get(name)
-    }
+    return {name: os.environ[name] for name in SETTINGS if os.environ.get(name)}
+
+
+# what a scheduled run inherits from the person who installed it
+SETTINGS = (*paths.LOCATION_VARIABLES, "OPSLIB_PROMETHEUS_DIR", paths.GROUP_ACCESS_VARIABLE)
 
 
 def location_assignments() -> list[str]:
@@ -268,8 +264,9 @@ def engine_deadline_s(entry: Entry) -> int:
 
 
 def write_file(path: Path, text: str) -> Path:
-    """Write whole or not at all: cron or an engine may read the file at any moment."""
+    """Write whole or not at all: cron or an engine may read the file at any moment, and
+    under its own user (the file holds no secret)."""
     try:
-        return paths.write_atomically(path, text)
+        return paths.write_atomically(path, text, mode=paths.SHARED_MODE)
     except OSError as exc:
         raise ScheduleError(f"{path}: cannot write ({exc.strerror})") from None
