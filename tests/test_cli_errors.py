@@ -186,6 +186,8 @@ def test_a_file_that_is_no_profile_is_refused_without_quoting_it(
         ("queue: *secretcanary\n", ["line 2", "undefined alias"]),
         ("queue: !secretcanary {table: jobs}\n", ["line 2", "constructor for the tag"]),
         ("targets:\n  'secretcanary:$x': {url: x}\n", ["line 3", "unknown key that is not a name"]),
+        ("checks:\n  stuck_jobs: {warning: [secretcanary]}\n", ["checks.stuck_jobs.warning"]),
+        ("checks:\n  stuck_jobs: {warning: {secretcanary: 1}}\n", ["checks.stuck_jobs.warning"]),
     ],
 )  # fmt: skip
 def test_a_profile_error_names_the_key_and_never_quotes_a_value(
@@ -211,6 +213,16 @@ def test_a_profile_error_names_the_key_and_never_quotes_a_value(
          "targets.database.url: the part after the host's ':' is not a port number"),
         ("redis:\n    url: redis://:pw-secretcanary@localhost:63x9/0",
          "targets.redis.url: port '63x9' is not a number"),
+        # a password with an unencoded '@': what follows the first '@' is password text
+        ("database:\n    url: postgresql://ops:p@secretcanary:word@localhost:5432/db",
+         "targets.database.url: a password holding '@', '/', '?' or '#' must be percent-encoded"),
+        ("database:\n    url: postgresql://ops:pw/secretcanary@localhost:5432/db",
+         "targets.database.url: a password holding '@', '/', '?' or '#' must be percent-encoded"),
+        # ... or with '@' and '/' (or '?'): the part read as the port is the password's
+        ("database:\n    url: postgresql://ops:p@h:secretcanary/x@localhost:5432/db",
+         "targets.database.url: the part after the host's ':' is not a port number"),
+        ("redis:\n    url: redis://:p@h:secretcanary?x@localhost:6379/0",
+         "targets.redis.url: the part after the host's ':' is not a port number"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("command", [("run", "morning-check", "--profile"), ("profile", "check")])

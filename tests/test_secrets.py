@@ -4,21 +4,31 @@ the archive, the ledger or the output, whether it sits in a DSN's userinfo, in i
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import secrets
+import socket
 import threading
 import time
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres_server import PostgresServer
+from psycopg.conninfo import conninfo_to_dict
 from support import Workspace
 
+from opslib.actions import Applied, Plan, execute
 from opslib.actions.pg_dump import libpq_target
 from opslib.clock import utc_now
+from opslib.context import RunContext
 from opslib.demo.common import python_log_line
 from opslib.errors import BackupError
 from opslib.profiles import load_profile
-from opslib.profiles.secrets import mask_url, scrub
+from opslib.profiles.secrets import mask_url, redact_parameters, register_url_secrets, scrub
 
 DIGITS_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")
 
@@ -59,6 +69,15 @@ def test_the_libpq_uri_for_pg_dump_carries_no_password(url: str) -> None:
     assert password not in uri
     assert uri == "postgresql://ops@db.internal:5432/restored?sslmode=require"
     assert environment["PGPASSWORD"] == password
+
+
+def test_a_repeated_password_parameter_gives_pg_dump_the_one_libpq_would_use() -> None:
+    """libpq keeps the last of a repeated keyword (and a `?password=` over the userinfo's);
+    PGPASSWORD once read "('qp', 'qp2')"."""
+    url = "postgresql://ops:userinfo@db/x?password=first&password=Canary-last"
+    uri, environment = libpq_target(url)
+    assert environment["PGPASSWORD"] == conninfo_to_dict(url)["password"] == "Canary-last"
+    assert "Canary" not in uri and "first" not in uri
 
 
 def test_a_secret_libpq_has_no_environment_for_is_refused_not_put_on_the_command_line() -> None:
@@ -171,3 +190,139 @@ def test_a_one_or_two_letter_password_is_not_masked_inside_every_word(
     load_profile(str(profile)).resolve_all()
     assert scrub("pipeline stopped") == "pipeline stopped"
     assert scrub("postgresql://ops:p@db/x") == "***"
+
+
+def test_a_password_holding_at_signs_is_masked_up_to_the_last_one_before_the_host() -> None:
+    """redis-py reads `redis://:p@ssw0rd@host` as password `p@ssw0rd` (the last `@`)."""
+    url = "redis://:p@ssw0rd-Canary@host:6379/0"
+    assert mask_url(url) == "redis://:***@host:6379/0"
+    register_url_secrets(url)
+    assert scrub("AUTH p@ssw0rd-Canary failed") == "AUTH *** failed"
+    # the authority ends at the first '/', '?' or '#': an '@' after it is no password's
+    assert mask_url("http://localhost:8888/lab/tree/x@y") == "http://localhost:8888/lab/tree/x@y"
+    assert mask_url("https://grafana:3000/d?var=a@b.com") == "https://grafana:3000/d?var=a@b.com"
+
+
+def test_only_an_ampersand_ends_a_secret_query_value() -> None:
+    assert (
+        mask_url("postgresql://u@h/db?password=ab;cdef&sslmode=require")
+        == "postgresql://u@h/db?password=***&sslmode=require"
+    )
+    assert (
+        mask_url("<a href='https://h/x?a=1&amp;token=ab;cd&amp;b=2'>")
+        == "<a href='https://h/x?a=1&amp;token=***&amp;b=2'>"
+    )
+
+
+@pytest.mark.parametrize("name", ["pwd", "auth", "dsn", "sslpassword", "api_key"])
+def test_every_secret_looking_name_is_masked_in_a_query_and_in_parameters(name: str) -> None:
+    assert mask_url(f"https://h/x?{name}=Canary12&page=2") == f"https://h/x?{name}=***&page=2"
+    assert redact_parameters({name: "Canary12"}) == {name: "***"}
+
+
+def test_a_short_url_password_garbles_no_word_and_no_image_of_a_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postgresql://app:dev@h` made every `development` `***elopment` and rewrote the
+    base64 charts of the report; the URL itself is still masked."""
+    monkeypatch.setenv("OPSLIB_TEST_SHORT_URL", "postgresql://app:dev@db.internal/x")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ntargets:\n  database:\n    url: ${OPSLIB_TEST_SHORT_URL}\n")
+    load_profile(str(profile)).resolve_all()
+    chart = base64.b64encode(b"\x89PNG\r\n" + bytes(range(256)) * 4).decode() + "devA"
+    report = f'<p>development</p><img src="data:image/png;base64,{chart}">'
+    assert scrub(report) == report
+    assert scrub("see postgresql://app:dev@other/x") == "see postgresql://app:***@other/x"
+
+
+def test_the_audit_row_is_scrubbed_inside_tuples_and_sets() -> None:
+    password = canary("Tuple")
+    register_url_secrets(f"postgresql://ops:{password}@db/x")
+
+    @dataclass
+    class Rewrite:
+        name: str = "rewrite"
+        needs: str = ""
+        profile: None = None
+
+        def plan(self) -> Plan:
+            return Plan(self.name, "db", "rewrite one row", ({"row": 1},))
+
+        def apply(self, plan: Plan) -> Applied:
+            before = {"values": (1, f"dsn {password}"), "seen": {password}}
+            return Applied(1, 1, 0, [{"args": (password,)}], [], before)
+
+    class Log:
+        closed: dict[str, Any] = {}
+
+        def open_audit(self, entry: dict[str, Any]) -> int:
+            return 1
+
+        def close_audit(self, audit_id: int, outcome: str, **facts: Any) -> None:
+            Log.closed = facts
+
+    context = RunContext.current("test", "p")
+    assert execute(Rewrite(), context, Log, apply=True).mode == "applied"
+    assert password not in repr(Log.closed)
+    assert Log.closed["changes"] == [{"args": ("***",)}]
+    assert Log.closed["backup"] == {"values": (1, "dsn ***"), "seen": {"***"}}
+
+
+def test_a_secret_json_escaped_in_a_notebook_is_masked() -> None:
+    password = canary("Json") + '"\\é'
+    register_url_secrets(f"redis://:{urllib.parse.quote(password)}@host:6379/0")
+    for text in (json.dumps(password), json.dumps(password, ensure_ascii=False)):
+        assert scrub(f'{{"url": {text}}}') == '{"url": "***"}'
+
+
+HARD_CHARACTERS = '@%:;"\\é'
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def every_form(secret: str) -> set[str]:
+    """The ways a report, a notebook or a URL can write `secret`."""
+    return {
+        secret,
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ops:${OPSLIB_TEST_PG_PASSWORD}@127.0.0.1:{port}/pipeline",
+        "${OPSLIB_TEST_PG_URL}",
+    ],
+)
+def test_a_password_with_every_hard_character_leaves_no_trace_of_a_failed_run(
+    workspace: Workspace, url: str
+) -> None:
+    password = canary("Hard") + HARD_CHARACTERS
+    port = closed_port()
+    workspace.env["OPSLIB_TEST_PG_PASSWORD"] = password
+    workspace.env["OPSLIB_TEST_PG_URL"] = (
+        f"postgresql://ops:{urllib.parse.quote(password, safe='')}@127.0.0.1:{port}/pipeline"
+    )
+    profile = workspace.root / "hard.yaml"
+    profile.write_text(
+        "name: hard\ntargets:\n  database:\n"
+        f"    url: {url.replace('{port}', str(port))}\n    connect_timeout: 2 s\n"
+    )
+    run = workspace.opslib("run", "morning-check", "--profile", str(profile))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert workspace.archive_files(), "a failed run is archived too: the files were checked"
+    assert [
+        where
+        for form in every_form(password)
+        for where in leaks(workspace, form, run.stdout, run.stderr)
+    ] == []

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from opslib.errors import BackupError
 from opslib.probes import db
@@ -61,14 +61,23 @@ def libpq_target(url: str, database: str | None = None) -> tuple[str, dict[str, 
             f"the database URL's {', '.join(unsafe)} would go on the client tools' command "
             "line, which every local user can read: set it in a pg_service.conf instead"
         )
-    # as for libpq and the driver, a `?password=` overrides the userinfo's
-    password = parsed.query.get("password") or parsed.password
+    password = _libpq_password(parsed)
     environment = {**os.environ}
     if password:
         environment["PGPASSWORD"] = str(password)
     parsed = parsed._replace(drivername="postgresql", password=None)
     uri = parsed.difference_update_query(["password"]).render_as_string(hide_password=False)
     return uri, environment
+
+
+def _libpq_password(url: URL) -> str | None:
+    """The password libpq would use: a `?password=` over the userinfo's, and of a
+    repeated one the last (libpq keeps the last value of any keyword given twice;
+    SQLAlchemy hands all of them over as a tuple)."""
+    given = url.query.get("password")
+    if isinstance(given, tuple):
+        given = given[-1] if given else None
+    return given or url.password
 
 
 def _run(command: list[str], environment: dict[str, str], timeout_s: float) -> None:

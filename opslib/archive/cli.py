@@ -97,28 +97,40 @@ def _cmd_index(_args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from opslib.archive.scan import readable_by_others, scan, secrets_by_key
-    from opslib.profiles import available_profiles, load_profile
+    from opslib.archive.scan import Unread, load_profiles, readable_by_others, scan, secrets_by_key
+    from opslib.profiles import available_profiles
 
     root = paths.reports_dir()
     if not root.is_dir():
         raise OpslibError(f"no archive at {paths.shown(root)}")
     names = args.profile or available_profiles()
-    secrets, unresolved = secrets_by_key(load_profile(name) for name in names)
-    for line in unresolved:
+    profiles, not_loaded = load_profiles(names)
+    secrets, unresolved = secrets_by_key(profiles)
+    for line in [*not_loaded, *unresolved]:
         print(f"not looked for: {line}")
-    findings = scan(root, secrets)
+    unread: list[Unread] = []
+    findings = scan(root, secrets, unread)
     for finding in findings:
         print(f"{paths.shown(finding.path)}: {finding.count} x {finding.what}")
+    for problem in unread:
+        print(f"{paths.shown(problem.path)}: not scanned ({problem.reason})")
     exposed = readable_by_others(root, paths.group_access_allowed())
     for path in exposed:
-        print(f"{paths.shown(path)}: readable by others ({oct(path.stat().st_mode & 0o777)})")
+        try:
+            mode = oct(path.stat().st_mode & 0o777)
+        except OSError:  # gone since it was listed
+            continue
+        print(f"{paths.shown(path)}: readable by others ({mode})")
     holders = len({finding.path for finding in findings})
     print(
-        f"{len(secrets)} secret(s) of {len(names)} profile(s) looked for under "
+        f"{len(secrets)} secret(s) of {len(profiles)} profile(s) looked for under "
         f"{paths.shown(root)}: {holders} file(s) hold one, {len(exposed)} readable by others"
     )
-    return int(Status.CRITICAL if findings else Status.WARNING if exposed else Status.OK)
+    if findings:
+        return int(Status.CRITICAL)
+    if unread or not_loaded:  # part of the archive, or of the secrets, was not looked at
+        return int(Status.UNKNOWN)
+    return int(Status.WARNING if exposed else Status.OK)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -8,13 +8,14 @@ URL is masked wherever it appears) or the value is too short to tell from ordina
 The secret parts of an expanded URL are registered on their own as well (its password,
 its `?password=`, `?access_token=`... values): a log line or a driver's error may quote
 the password without the rest of the DSN. `scrub` then masks them, in their plain,
-HTML-escaped and URL-encoded forms, wherever text leaves opslib: check summaries,
-exception messages, the executed notebook before it is archived.
+HTML-escaped, URL-encoded and JSON-escaped forms, wherever text leaves opslib: check
+summaries, exception messages, the executed notebook before it is archived.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import urllib.parse
@@ -24,26 +25,31 @@ from typing import Any
 from opslib.errors import ProfileError
 
 MASK = "***"
+# Shorter values, even a URL's password, are not registered on their own: masking a
+# three-letter `dev` would garble every `development` of a report and the base64 charts
+# in it. A URL carrying one is still masked whole by `mask_url`.
 _MIN_SECRET_LENGTH = 6
-# A URL's password is registered whatever its length, except one or two characters:
-# masking those would garble every word of every report, and they protect nothing.
-_MIN_URL_PART_LENGTH = 3
 _LOCATION_SUFFIXES = ("_DIR", "_HOME", "_PATH", "_DB")
-_SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|dsn", re.IGNORECASE)
-# what names a secret in a command-line option or a URL's query parameter
-_SECRET_WORD = r"(?i:pass|secret|token|key|credential)"
-# The lookbehind anchors the scheme at its first letter: without it a long run of letters
-# (a base64 image in a report) is rescanned from every position, quadratically.
+# what names a secret: a variable, a parameter's key, a command-line option, a URL's
+# query parameter (the one definition, so `?pwd=` is masked wherever `PWD=` would be)
+SECRET_NAME = r"(?i:pass|pwd|secret|token|key|credential|auth|dsn)"
+_SECRET_KEY = re.compile(SECRET_NAME)
+# `scheme://`, anchored at the scheme's first letter: without the lookbehind a long run
+# of letters (a base64 image in a report) is rescanned from every position, quadratically
+URL_SCHEME = r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://"
+# A password runs from the user's `:` to the LAST `@` of the authority, which ends at the
+# first `/`, `?`, `#` or space: redis-py (`urllib.parse`) reads `redis://:p@ss@host` as
+# password `p@ss`, and `http://host:8888/tree/x@y` has none.
+URL_AUTHORITY_ENDS = r"/?#\s"
 _URL_PASSWORD = re.compile(
-    r"(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)", re.I
+    rf"(?P<head>{URL_SCHEME}[^:/@\s]*:)(?P<pw>[^{URL_AUTHORITY_ENDS}]+)(?=@)", re.I
 )
-# a URL as text carries one, anchored like `_URL_PASSWORD`
-_URL = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
-# in a URL: `?password=x`, `&sslpassword=x`, `&access_token=x`; after `;` as well, which
-# ends the `&amp;` of an HTML-escaped URL
-_URL_SECRET_PARAMETER = re.compile(
-    rf"(?P<head>[?&;](?P<name>[\w.-]*?{_SECRET_WORD}[\w.-]*)=)(?P<value>[^&#;]+)"
-)
+_URL = re.compile(rf"{URL_SCHEME}[^\s'\"<>]+", re.I)
+# In a URL: `?password=x`, `&sslpassword=x`, `&access_token=x`; after `;` as well, which
+# ends the `&amp;` of an HTML-escaped URL. Only `&` ends the value (a `;` may be part of
+# a password), or the `#` of a fragment.
+URL_SECRET_PARAMETER = rf"[?&;](?P<name>[\w.-]*?{SECRET_NAME}[\w.-]*)="
+_URL_SECRET_PARAMETER = re.compile(rf"(?P<head>{URL_SECRET_PARAMETER})(?P<value>[^&#]+)")
 
 _secrets: set[str] = set()
 
@@ -66,12 +72,16 @@ def known_secrets() -> frozenset[str]:
 
 
 def forms(secret: str) -> set[str]:
-    """The ways a secret can appear in text: as is, HTML-escaped, percent-encoded."""
+    """The ways a secret can appear in text: as is, HTML-escaped, percent-encoded, and
+    JSON-escaped as a notebook or a JSON log writes it (`\\"`, `\\\\`, a non-ASCII
+    letter as is or as `\\uXXXX`), for whatever reads such a file as text."""
     return {
         secret,
         html.escape(secret),
         html.escape(secret, quote=False),
         urllib.parse.quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
     }
 
 
@@ -86,8 +96,8 @@ def mask_url(url: str) -> str:
 
 def register_url_secrets(url: str) -> None:
     """Register the secret parts of `url` on their own: the password of its userinfo and
-    the value of each secret-named query parameter, as written and decoded (a password
-    counts as secret by its name, so a short one is registered too)."""
+    the value of each secret-named query parameter, as written and decoded; those shorter
+    than any other secret are left to `mask_url` (see `_MIN_SECRET_LENGTH`)."""
     parts = [(match.group("pw"), "password") for match in _URL_PASSWORD.finditer(url)]
     parts += [
         (parameter.group("value"), parameter.group("name"))
@@ -96,7 +106,7 @@ def register_url_secrets(url: str) -> None:
     ]
     for written, name in parts:
         for form in {written, urllib.parse.unquote(written), urllib.parse.unquote_plus(written)}:
-            if len(form) >= _MIN_URL_PART_LENGTH:
+            if len(form) >= _MIN_SECRET_LENGTH:
                 register_secret(form, name=name)
 
 
@@ -110,21 +120,28 @@ def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
 
 def scrub_values(node: Any) -> Any:
     """A copy of a JSON-like structure with every string *value* scrubbed; keys are left
-    alone, so a secret that happens to equal a key cannot break the structure."""
+    alone, so a secret that happens to equal a key cannot break the structure. Tuples
+    (a query's rows, an action's arguments) and sets are values too: the audit row once
+    kept them unscrubbed."""
+    if isinstance(node, str):
+        return scrub(node)
     if isinstance(node, Mapping):
         return type(node)({key: scrub_values(value) for key, value in node.items()})
     if isinstance(node, list):
         return [scrub_values(item) for item in node]
-    if isinstance(node, str):
-        return scrub(node)
+    if isinstance(node, tuple):
+        items = [scrub_values(item) for item in node]
+        return type(node)(*items) if hasattr(node, "_fields") else tuple(items)
+    if isinstance(node, set | frozenset):
+        return type(node)(scrub_values(item) for item in node)
     return node
 
 
 # `--password=x`, `--api-key x`, `PGPASSWORD=x`, `password=x` (a keyword DSN) and
 # `Bearer x` on a command line
 _SECRET_ARGUMENT = re.compile(
-    rf"(?P<head>(?:(?<=[\s'\"])|^)(?:--?[\w-]*?{_SECRET_WORD}[\w-]*(?:=|\s+)"
-    rf"|\w*{_SECRET_WORD}\w*=|(?i:bearer)\s+))(?P<value>[^\s'\"-][^\s'\"]*)"
+    rf"(?P<head>(?:(?<=[\s'\"])|^)(?:--?[\w-]*?{SECRET_NAME}[\w-]*(?:=|\s+)"
+    rf"|\w*{SECRET_NAME}\w*=|(?i:bearer)\s+))(?P<value>[^\s'\"-][^\s'\"]*)"
 )
 # the MySQL clients take their password glued to -p: `mysql -uroot -pS3cret db`
 _MYSQL_PASSWORD = re.compile(r"(?P<head>(?<=\s)-p)(?P<value>\S+)")

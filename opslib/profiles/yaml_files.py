@@ -11,8 +11,9 @@ nests deeper than any configuration does, is refused before anything walks it.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from pydantic import ValidationError
 
 # what a key a person wrote looks like: a name, or `check[label]`
 _NAME = re.compile(r"[A-Za-z0-9_][\w.-]{0,63}(?:\[[\w. -]{1,64}\])?")
-# a quoted part of a YAML error; kept only when it is a token's name or a punctuation mark
-_QUOTED = re.compile(r"\s*('[^']*'|\"[^\"]*\")")
+# a quoted part of a message, backslash escapes (a repr's) included; of a YAML error, kept
+# only when it is a token's name or a punctuation mark
+_QUOTED = re.compile(r"\s*('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
 _TOKEN = re.compile(r"'(?:<[\w ]+>|[^\w\s])'")
 _SHOWN_PROBLEMS = 5
 _MAX_VALUES = 100_000  # once aliases are expanded; a large profile holds a few hundred
@@ -108,41 +110,61 @@ def describe_validation(
     pydantic's "Value error, " prefix; the first few, and how many more.
 
     With `text`, the file's own text, no value is quoted and a key that is not a name is
-    given by its line instead (see the module's docstring)."""
+    given by its line instead (see the module's docstring). The text is composed once,
+    and only when an error shown needs a line: once per error, a file with thousands of
+    bad entries took minutes."""
     allowed = f" (keys: {', '.join(keys)})" if keys else ""
-    problems = []
-    for error in exc.errors():
-        loc = error["loc"]
-        key = ".".join(str(part) for part in loc)
-        problem = error["msg"].removeprefix("Value error, ")
-        if text is not None:
-            problem = _without_value(problem, error)
-            if not all(isinstance(part, int) or is_name(part) for part in loc):
-                line = _line(text, loc)
-                unknown = error["type"] == "extra_forbidden"
-                problem = "unknown key that is not a name" if unknown else problem
-                problems.append(f"line {line}: {problem}" if line else problem)
-                continue
-        if error["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key!r}{allowed}")
-        elif error["type"] == "missing":
-            problems.append(f"missing key {key!r}")
-        else:
-            problems.append(f"{key}: {problem}")
-    more = len(problems) - _SHOWN_PROBLEMS
-    return "; ".join(problems[:_SHOWN_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    composed = (
+        functools.cache(functools.partial(yaml.compose, text, Loader=yaml.SafeLoader))
+        if text is not None
+        else None
+    )
+    errors = exc.errors()
+    problems = [_describe(error, allowed, composed) for error in errors[:_SHOWN_PROBLEMS]]
+    more = len(errors) - _SHOWN_PROBLEMS
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+def _describe(error: Any, allowed: str, composed: Callable[[], yaml.Node | None] | None) -> str:
+    """One pydantic error as `key: problem`; with `composed` (the file's YAML tree, made
+    when first asked for), a value's problem quoting none of it, a key that is not a
+    name given by its line."""
+    loc = error["loc"]
+    key = ".".join(str(part) for part in loc)
+    problem = error["msg"].removeprefix("Value error, ")
+    if composed is not None:
+        problem = _without_value(problem, error)
+        if not all(isinstance(part, int) or is_name(part) for part in loc):
+            line = _line(composed(), loc)
+            if error["type"] == "extra_forbidden":
+                problem = "unknown key that is not a name"
+            return f"line {line}: {problem}" if line else problem
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}{allowed}"
+    if error["type"] == "missing":
+        return f"missing key {key!r}"
+    return f"{key}: {problem}"
 
 
 def _without_value(problem: str, error: Any) -> str:
     """A validator's message (pydantic's own never quote the input) with each quoted
-    part of the value it was given replaced."""
+    part that holds any of the value it was given, or lies within it, replaced: a
+    message quotes `str()` of a list or the `repr()` of a string, escapes and all, so a
+    quoted part is rarely the value itself."""
     if error["type"] != "value_error":
         return problem
-    written = list(_strings(error.get("input")))
+    given = error.get("input")
+    written = {
+        form.casefold()
+        for text in (*_strings(given), str(given))
+        for form in (text, repr(text)[1:-1])
+        if form
+    }
 
     def hide(match: re.Match[str]) -> str:
-        inner = match.group(1)[1:-1]
-        return " the value" if inner and any(inner in text for text in written) else match.group()
+        inner = match.group(1)[1:-1].casefold()
+        holds_value = any(form in inner or inner in form for form in written)
+        return " the value" if inner and holds_value else match.group()
 
     return _QUOTED.sub(hide, problem).lstrip()
 
@@ -160,9 +182,8 @@ def _strings(node: Any) -> Iterator[str]:
         yield str(node)
 
 
-def _line(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The line of the deepest part of `loc` the YAML text holds."""
-    node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the deepest part of `loc` the composed YAML holds."""
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
