@@ -354,3 +354,14 @@ def runbook_cells(name: str, *steps: str) -> tuple[str, ...]:
         *steps,
         "rb.finish()",
     )
+
+
+def assert_probe_scenario(scenario: Scenario, findings: list[Any], elapsed_s: float) -> None:
+    """A probe-level scenario's verdict: a result for each check it ran, each with an
+    expected status, no canary in any summary, within its bound."""
+    results = [result for finding in findings for result in finding.results]
+    assert {r.name.partition("[")[0] for r in results} == set(scenario.command), results
+    for result in results:
+        assert result.status in scenario.expected, f"{result.name}: {result.summary}"
+    assert_no_canary(*(result.summary for result in results))
+    assert_within(scenario.name, elapsed_s, scenario.bound_s)

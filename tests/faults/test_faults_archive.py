@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults_support import (
@@ -65,31 +66,24 @@ class Stage:
         self.workspace.env["OPSLIB_REPORTS_DIR"] = str(folder / "reports")
 
 
-@contextlib.contextmanager
-def disk_full(stage: Stage) -> Iterator[None]:
-    medium = stage.tmpfs("full", "1m")
-    stage.archive_on(medium)
-    fill(medium, 0)
-    yield
+def archive_on_a_filled_disk(size: str, leave_bytes: int) -> Callable[[Stage], Any]:
+    """A setup putting the archive on a tmpfs of `size` filled to `leave_bytes` free."""
+
+    @contextlib.contextmanager
+    def setup(stage: Stage) -> Iterator[None]:
+        medium = stage.tmpfs(f"filled-{size}", size)
+        stage.archive_on(medium)
+        fill(medium, leave_bytes)
+        yield
+
+    return setup
 
 
-@contextlib.contextmanager
-def room_for_the_ledger_only(stage: Stage) -> Iterator[None]:
-    """~200 KB of 4 MB free: the ledger fits, the report (~270 KB of HTML) does not."""
-    medium = stage.tmpfs("nearly-full", "4m")
-    stage.archive_on(medium)
-    fill(medium, 200_000)
-    yield
-
-
-@contextlib.contextmanager
-def nearly_full_with_room(stage: Stage) -> Iterator[None]:
-    """~4 % of 16 MB free, room enough for the run: it is archived, and says the disk
-    holding the archive is critically full."""
-    medium = stage.tmpfs("little-room", "16m")
-    stage.archive_on(medium)
-    fill(medium, 700_000)
-    yield
+disk_full = archive_on_a_filled_disk("1m", 0)
+# ~200 KB of 4 MB free: the ledger fits, the report (~270 KB of HTML) does not
+room_for_the_ledger_only = archive_on_a_filled_disk("4m", 200_000)
+# ~4 % of 16 MB free, room for the run: archived, and the archive's disk critically full
+nearly_full_with_room = archive_on_a_filled_disk("16m", 700_000)
 
 
 @contextlib.contextmanager
