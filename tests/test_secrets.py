@@ -28,7 +28,13 @@ from opslib.context import RunContext
 from opslib.demo.common import python_log_line
 from opslib.errors import BackupError
 from opslib.profiles import load_profile
-from opslib.profiles.secrets import mask_url, redact_parameters, register_url_secrets, scrub
+from opslib.profiles.secrets import (
+    mask_url,
+    redact_parameters,
+    register_url_secrets,
+    scrub,
+    scrub_values,
+)
 
 DIGITS_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")
 
@@ -326,3 +332,22 @@ def test_a_password_with_every_hard_character_leaves_no_trace_of_a_failed_run(
         for form in every_form(password)
         for where in leaks(workspace, form, run.stdout, run.stderr)
     ] == []
+
+
+def test_a_short_secret_named_variable_leaves_the_report_charts_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable named like a secret is masked however short (`REDIS_PASSWORD=abc`), but
+    never inside an inlined image, where it would break the chart and hides nothing."""
+    monkeypatch.setenv("OPSLIB_TEST_SHORT_PASSWORD", "abc")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "name: p\ntargets:\n  redis:\n    url: redis://:${OPSLIB_TEST_SHORT_PASSWORD}@h:6379/0\n"
+    )
+    load_profile(str(profile)).resolve_all()
+    chart = base64.b64encode(b"\x89PN" + b"i\xb7\x1d" * 300).decode()  # "iVBO" + "abcd"s
+    assert "abc" in chart
+    page = f'<p>abc</p><img src="data:image/png;base64,{chart}">'
+    assert scrub(page) == f'<p>***</p><img src="data:image/png;base64,{chart}">'
+    output = {"data": {"image/png": chart, "text/plain": "abc"}}
+    assert scrub_values(output) == {"data": {"image/png": chart, "text/plain": "***"}}

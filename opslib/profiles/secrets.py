@@ -110,23 +110,39 @@ def register_url_secrets(url: str) -> None:
                 register_secret(form, name=name)
 
 
+# an image inlined in a report: base64 cannot carry a secret in clear, and a short one
+# (`REDIS_PASSWORD=abc`) replaced inside it would break the chart
+_INLINE_IMAGE = re.compile(r"(data:image/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+)")
+
+
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Text with every registered (or given) secret and URL password masked."""
+    """Text with every registered (or given) secret and URL password masked, except
+    inside inlined base64 images."""
     every_form = {form for secret in set(secrets or ()) | _secrets for form in forms(secret)}
-    for form in sorted(every_form, key=len, reverse=True):
-        text = text.replace(form, MASK)
-    return mask_url(text)
+    ordered = sorted(every_form, key=len, reverse=True)
+    pieces = _INLINE_IMAGE.split(text)  # odd indexes are the images
+    for index in range(0, len(pieces), 2):
+        for form in ordered:
+            pieces[index] = pieces[index].replace(form, MASK)
+        pieces[index] = mask_url(pieces[index])
+    return "".join(pieces)
 
 
 def scrub_values(node: Any) -> Any:
-    """A copy of a JSON-like structure with every string *value* scrubbed; keys are left
-    alone, so a secret that happens to equal a key cannot break the structure. Tuples
+    """A copy of a JSON-like structure with every string *value* scrubbed (but images);
+    keys are left alone, so a secret that happens to equal a key cannot break the structure. Tuples
     (a query's rows, an action's arguments) and sets are values too: the audit row once
     kept them unscrubbed."""
     if isinstance(node, str):
         return scrub(node)
     if isinstance(node, Mapping):
-        return type(node)({key: scrub_values(value) for key, value in node.items()})
+        return type(node)(
+            {
+                # a notebook's image outputs are base64 (see _INLINE_IMAGE)
+                key: value if str(key).startswith("image/") else scrub_values(value)
+                for key, value in node.items()
+            }
+        )
     if isinstance(node, list):
         return [scrub_values(item) for item in node]
     if isinstance(node, tuple):
