@@ -94,7 +94,7 @@ class QueueTable:
         so a failure that leaves finished_at empty is neither waiting nor a success."""
         if self.has("status"):
             values = getattr(self.config.statuses, role)
-            return self.column("status").in_([_untyped(value) for value in values])
+            return self.column("status").in_([untyped(value) for value in values])
         started = self.column("started_at")
         ends = [self.column(end) for end in ("finished_at", "failed_at") if self.has(end)]
         unfinished = [end.is_(None) for end in ends]
@@ -237,12 +237,13 @@ class MissingTable(ProbeError):
     """queue.table names a table the database does not have."""
 
 
-def _untyped(value: str | int) -> sa.BindParameter:
-    """A status value bound without a SQL type. SQLAlchemy's psycopg dialect casts a typed
-    one (`$1::VARCHAR`), and PostgreSQL has no `enum = varchar`: the enum status columns
-    of pg-boss, Oban and procrastinate refused every queue query. Untyped, the server
-    reads the value as the column's own type, whatever it is."""
-    return sa.bindparam(None, value, type_=sa.types.NullType())
+def untyped(value: object, *, expanding: bool = False) -> sa.BindParameter:
+    """A value (or, `expanding`, a list for `IN`) bound without a SQL type. SQLAlchemy's
+    psycopg dialect casts a typed one (`$1::VARCHAR`, `$1::INTEGER`), and PostgreSQL has
+    no `enum = varchar`: the enum status columns of pg-boss, Oban and procrastinate refused
+    every queue query, and a bigint id overflowed. Untyped, the server reads the value as
+    the column's own type, whatever it is."""
+    return sa.bindparam(None, value, expanding=expanding, type_=sa.types.NullType())
 
 
 def closest(name: str, known: list[str]) -> str:

@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from opslib.probes import Metric, ProbeError, TargetUnreachable, db
-from opslib.probes.queue_table import QueueTable
+from opslib.probes.queue_table import QueueTable, untyped
 from opslib.profiles import Profile
 from opslib.profiles.secrets import scrub
 
@@ -274,18 +274,12 @@ def _id_matcher(
 def _array_one_of(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
     """`column = ANY(:values)`: one array parameter, where thousands of separate ones
     cost the driver several times what the query costs the server."""
-    return column == sa.any_(_untyped(values))
+    return column == sa.any_(untyped(values))
 
 
 def _list_one_of(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
     """`column IN (:v1, :v2, ...)`, for SQLite, which has no arrays."""
-    return column.in_(_untyped(values, expanding=True))
-
-
-def _untyped(value: object, *, expanding: bool = False) -> sa.BindParameter:
-    """An id (or list of ids) bound without a SQL type, as the id column is: SQLAlchemy
-    casts a typed one (`::INTEGER`), which overflows on a bigint id."""
-    return sa.bindparam(None, value, expanding=expanding, type_=sa.types.NullType())
+    return column.in_(untyped(values, expanding=True))
 
 
 def _processing_ids(queue: QueueTable, connection: sa.Connection) -> Iterator[list[str]]:
@@ -304,7 +298,7 @@ def _processing_ids(queue: QueueTable, connection: sa.Connection) -> Iterator[li
         yield [str(job) for job in rows]
         if len(rows) < BATCH:
             return
-        query = page.where(id_column > _untyped(rows[-1]))
+        query = page.where(id_column > untyped(rows[-1]))
 
 
 def processing_drift(profile: Profile) -> Metric:

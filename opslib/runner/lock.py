@@ -71,9 +71,11 @@ def _lock_file(lock_dir: Path, name: str) -> IO[str]:
         lock_dir.mkdir(parents=True, exist_ok=True)
         return open(lock_dir / name, "a+")
     except OSError:
-        digest = hashlib.sha256(str(lock_dir).encode()).hexdigest()[:12]
-        stand_in = Path(tempfile.gettempdir()) / f"opslib-locks-{os.getuid()}" / digest
-        stand_in.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if stand_in.parent.stat().st_uid != os.getuid():
-            raise OpslibError(f"cannot take the run lock: {stand_in.parent} is not ours") from None
+        private = Path(tempfile.gettempdir()) / f"opslib-locks-{os.getuid()}"
+        private.mkdir(mode=0o700, exist_ok=True)
+        # checked before anything is made in it: another user could have planted it
+        if private.is_symlink() or private.stat().st_uid != os.getuid():
+            raise OpslibError(f"cannot take the run lock: {private} is not ours") from None
+        stand_in = private / hashlib.sha256(str(lock_dir).encode()).hexdigest()[:12]
+        stand_in.mkdir(mode=0o700, exist_ok=True)
         return open(stand_in / name, "a+")
