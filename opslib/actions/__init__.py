@@ -49,6 +49,8 @@ class Plan:
     summary: str
     changes: tuple[dict[str, Any], ...]
     context: pd.DataFrame | None = field(default=None, compare=False)
+    # the plans of the steps of a procedure planned whole (`actions.steps.Steps`)
+    parts: tuple[Plan, ...] = field(default=(), compare=False)
 
     @cached_property
     def hash(self) -> str:
@@ -130,7 +132,7 @@ def execute(
     a dry run how to ask for the change (`{hash}` is the plan's)."""
     name = f"action:{action.name}"
     try:
-        if action.profile is not None and not action.profile.provides(action.needs):
+        if action.needs and action.profile and not action.profile.provides(action.needs):
             raise NotApplicable(f"no {action.needs}")
         plan = action.plan()
     except NotApplicable as exc:  # the profile has nothing this action changes
@@ -176,7 +178,10 @@ def execute(
     except Exception as exc:  # noqa: BLE001 - any failure of a change must surface as UNKNOWN
         # the action's error says what, if anything, it changed before failing
         reason = scrub(getattr(exc, "reason", None) or str(exc))
-        log.close_audit(audit_id, "failed", error=reason)
+        # a procedure stopped half way keeps the before-images of the steps it ran
+        log.close_audit(
+            audit_id, "failed", error=reason, backup=scrub_values(getattr(exc, "backup", None))
+        )
         status = Status.CRITICAL if isinstance(exc, ChangedThenFailed) else Status.UNKNOWN
         return _outcome(plan, "failed", f"apply failed: {reason}", status, name)
     log.close_audit(

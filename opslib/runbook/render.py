@@ -82,7 +82,8 @@ def plan(shown: Plan) -> str:
     if shown.empty:
         return heading + "</p>"
     rows = shown.context if shown.context is not None else pd.DataFrame(list(shown.changes))
-    return f"{heading} — plan hash <code>{shown.hash}</code></p>{table(rows)}"
+    steps = "".join(plan(part) for part in shown.parts)
+    return f"{heading} — plan hash <code>{shown.hash}</code></p>{table(rows)}{steps}"
 
 
 def teach_ipython() -> None:
