@@ -65,7 +65,7 @@ demo: $(STAMP)
 test: $(STAMP) redis-server chromium
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
-	@$(BIN)/python -m pytest -q tests
+	@$(BIN)/python -m pytest -q --durations=20 tests
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
