@@ -21,7 +21,12 @@ class RunInProgress(OpslibError):
 
 class ChangedThenFailed(OpslibError):
     """A remedy changed its target and then found the result wrong: CRITICAL, since the
-    target is neither as it was nor as planned."""
+    target is neither as it was nor as planned. `backup` holds the before-image of what
+    it did change, which the gate records with the failure."""
+
+    def __init__(self, reason: str, backup: dict | None = None) -> None:
+        super().__init__(reason)
+        self.backup = backup
 
 
 class BackupError(OpslibError):

@@ -50,17 +50,25 @@ def _run(tmp_path: Path, steps: Steps, **how: object):
 
 def test_a_dry_run_shows_every_step_and_changes_nothing(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    steps = Steps("procedure", None, (WriteFile(first, "1"), WriteFile(second, "2")))
+    steps = Steps(
+        "procedure",
+        None,
+        (WriteFile(first, "1", name="write_first"), WriteFile(second, "2", name="write_second")),
+    )
     outcome, _ = _run(tmp_path, steps)
     assert outcome.mode == "dry-run"
-    assert [part.action for part in outcome.plan.parts] == ["write_file", "write_file"]
-    assert outcome.plan.summary == "1. write first; 2. write second"
+    assert [part.action for part in outcome.plan.parts] == ["write_first", "write_second"]
+    assert outcome.plan.summary == "write first; then write second"
     assert not first.exists() and not second.exists()
 
 
 def test_the_one_hash_applies_every_step_in_order(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    steps = Steps("procedure", None, (WriteFile(first, "1"), WriteFile(second, "2")))
+    steps = Steps(
+        "procedure",
+        None,
+        (WriteFile(first, "1", name="write_first"), WriteFile(second, "2", name="write_second")),
+    )
     planned, _ = _run(tmp_path, steps)
     outcome, _ = _run(tmp_path, steps, approve=planned.plan.hash)
     assert outcome.mode == "applied" and outcome.applied.changed == 2
@@ -73,13 +81,46 @@ def test_a_failing_step_stops_the_rest_and_names_what_ran(tmp_path: Path) -> Non
     steps = Steps(
         "procedure",
         None,
-        (WriteFile(first, "1"), WriteFile(second, "2"), WriteFile(third, "3")),
+        (
+            WriteFile(first, "1", name="write_first"),
+            WriteFile(second, "2", name="write_second"),
+            WriteFile(third, "3", name="write_third"),
+        ),
     )
     outcome, ledger_url = _run(tmp_path, steps, apply=True)
     assert outcome.mode == "failed" and outcome.result.status is Status.CRITICAL
-    assert "write_file failed: [Errno 2] No such file or directory" in outcome.message
-    assert "after write_file (1 changed)" in outcome.message
+    assert "write_second failed: [Errno 2] No such file or directory" in outcome.message
+    assert "after write_first (1 changed)" in outcome.message
     assert first.read_text() == "1" and not third.exists()
     with sa.create_engine(ledger_url).connect() as connection:
         outcome_row, backup = connection.execute(sa.text("SELECT outcome, backup FROM audit")).one()
-    assert outcome_row == "failed" and json.loads(backup) == {"write_file": {"previous": None}}
+    assert outcome_row == "failed" and json.loads(backup) == {"write_first": {"previous": None}}
+
+
+@dataclass
+class CannotPlan:
+    """A step whose plan cannot be made here (a Redis whose snapshot is on another host)."""
+
+    profile: None = None
+    needs: ClassVar[str] = ""
+    name: str = "snapshot"
+
+    def plan(self) -> Plan:
+        raise RuntimeError("the snapshot file is not on this machine")
+
+    def apply(self, plan: Plan) -> Applied:
+        raise AssertionError("never planned, never applied")
+
+
+def test_an_optional_step_that_cannot_be_planned_is_left_out_and_named(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    optional = Steps(
+        "procedure", None, (CannotPlan(), WriteFile(first, "1")), optional=frozenset({"snapshot"})
+    )
+    outcome, _ = _run(tmp_path, optional, apply=True)
+    assert outcome.mode == "applied" and first.read_text() == "1"
+    assert "(left out: snapshot (the snapshot file is not on this machine))" in outcome.plan.summary
+    required = Steps("procedure", None, (CannotPlan(), WriteFile(tmp_path / "second", "2")))
+    refused, _ = _run(tmp_path, required, apply=True)
+    assert refused.mode == "failed" and refused.result.status is Status.UNKNOWN
+    assert not (tmp_path / "second").exists()  # nothing runs of a plan not made whole

@@ -51,6 +51,9 @@ class Plan:
     context: pd.DataFrame | None = field(default=None, compare=False)
     # the plans of the steps of a procedure planned whole (`actions.steps.Steps`)
     parts: tuple[Plan, ...] = field(default=(), compare=False)
+    # why the action will not do what it is for now (a resume while a budget is spent):
+    # nothing is planned, and the run says so as a WARNING, never as "nothing to do"
+    refused: str = field(default="", compare=False)
 
     @cached_property
     def hash(self) -> str:
@@ -112,7 +115,7 @@ class AuditLog(Protocol):
 @dataclass
 class Outcome:
     plan: Plan
-    mode: str  # not-applicable | nothing-to-do | dry-run | stale-approval | applied | failed
+    mode: str  # not-applicable | nothing-to-do | refused | dry-run | stale-approval | applied | failed
     message: str
     result: CheckResult
     applied: Applied | None = None  # what the change did, when it was applied
@@ -143,6 +146,8 @@ def execute(
         reason = scrub(getattr(exc, "reason", None) or str(exc))
         unplanned = Plan(action.name, target="", summary=f"no plan: {reason}", changes=())
         return _outcome(unplanned, "failed", f"could not plan: {reason}", Status.UNKNOWN, name)
+    if plan.refused:
+        return _outcome(plan, "refused", f"refused: {plan.refused}", Status.WARNING, name)
     if plan.empty:
         return _outcome(plan, "nothing-to-do", f"nothing to do: {plan.summary}", Status.OK, name)
     # a runbook with several plans is approved with their hashes joined by commas
