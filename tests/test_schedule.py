@@ -28,6 +28,11 @@ SHIPPED = {
     ("monthly-maintenance", "catalog"): "0 3 1 * *",
     ("pre-processing-checklist", "mediaplan"): "30 5 * * *",
     ("post-processing-verification", "mediaplan"): "0 8 * * *",
+    ("backup", "video"): "*/30 * * * *",
+    ("cleanup", "video"): "30 22 * * *",
+    ("cleanup", "mediaplan"): "0 4 1 * *",
+    ("daily-summary", "video"): "45 22 * * *",
+    ("weekly-summary", "catalog"): "30 9 * * 1",
 }
 HEALTH_CHECK = '- {runbook: health-check, profile: ideas, cron: "*/5 * * * *", timeout: 4 min}\n'
 MORNING_CHECK = '- {runbook: morning-check, profile: demo, cron: "0 7 * * *", timeout: 15 min}\n'
@@ -83,11 +88,22 @@ def print_args_program(folder: Path) -> Path:
 
 def test_the_shipped_schedule_is_valid_and_complete() -> None:
     entries = load_schedule()
-    assert {(e.runbook, e.profile): e.cron for e in entries} == SHIPPED
-    by_pair = {(e.runbook, e.profile): e for e in entries}
+    assert {(e.job, e.profile): e.cron for e in entries} == SHIPPED
+    by_pair = {(e.job, e.profile): e for e in entries}
     assert by_pair["health-check", "ideas"].timeout == 240
     assert by_pair["evening-wrap", "video"].parameters == {"apply": True}
     assert {e.by for e in entries} == {"cron"}
+
+
+def test_a_summary_entry_is_a_cron_line_sending_the_period_summary(workspace: Workspace) -> None:
+    """The manuals' daily and weekly messages go out even when nothing changed: cron sends
+    them with `opslib notify summary`, under the same lock and log naming as a run."""
+    entry = '- {summary: weekly, profile: catalog, cron: "30 9 * * 1", timeout: 2 min}\n'
+    result = workspace.opslib("schedule", "--file", str(schedule_file(workspace, entry)), "cron")
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("30 9 * * 1")]
+    assert "opslib notify summary --profile catalog --period weekly >>" in line
+    assert "cron--weekly-summary--catalog.lock" in line and " run " not in line
 
 
 def test_show_lists_the_next_five_minute_runs_after_a_given_time(workspace: Workspace) -> None:
@@ -142,6 +158,15 @@ def test_show_lists_the_next_five_minute_runs_after_a_given_time(workspace: Work
         (
             '{runbook: health-check, profile: ideas, cron: "*/5 * * * *", timout: 4 min}',
             "unknown key 'timout'",
+        ),
+        (
+            '{summary: daily, runbook: health-check, profile: ideas, cron: "0 7 * * *", '
+            "timeout: 2 min}",
+            "an entry runs a runbook or sends a summary: set exactly one",
+        ),
+        (
+            '{summary: daily, profile: demo, cron: "0 7 * * *", timeout: 2 min}',
+            "profile demo has no notify channels",
         ),
     ],
 )

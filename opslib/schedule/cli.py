@@ -57,7 +57,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             f"{moment:%Y-%m-%d %H:%M}" for moment in next_runs(entry, after, args.count)
         )
         timeout = humanfriendly.format_timespan(entry.timeout)
-        rows.append((entry.runbook, entry.profile, entry.cron, timeout, runs))
+        rows.append((entry.job, entry.profile, entry.cron, timeout, runs))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]

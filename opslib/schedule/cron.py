@@ -86,9 +86,7 @@ def cron_line(entry: Entry) -> str:
     )
     # cron turns an unescaped % into a line break
     line = f"{entry.cron} {command.replace('%', chr(92) + '%')}"
-    return _checked(
-        line, f"{entry.runbook} on {entry.profile_name}", "shorten its parameters or paths"
-    )
+    return _checked(line, f"{entry.job} on {entry.profile_name}", "shorten its parameters or paths")
 
 
 def _checked(line: str, what: str, advice: str = "use a shorter path") -> str:

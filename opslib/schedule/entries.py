@@ -16,10 +16,17 @@ import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from opslib import paths
 from opslib.errors import OpslibError, ProfileError, RunbookError
@@ -80,16 +87,32 @@ ParameterValue = Annotated[bool | int | float | str, BeforeValidator(_parameter_
 
 
 class Entry(BaseModel):
-    """One scheduled run: which runbook on which profile, when, for how long, with what."""
+    """One scheduled run: which runbook on which profile, when, for how long, with what;
+    or, with `summary:` instead of a runbook, the profile's period summary sent through
+    its channels (`opslib notify summary`), which goes out even when nothing changed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    runbook: Word
+    runbook: Word | None = None
+    summary: Literal["daily", "weekly"] | None = None
     profile: Word
     cron: CronExpression
     timeout: Seconds
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     by: Word = "cron"
+
+    @model_validator(mode="after")
+    def _one_job(self) -> Entry:
+        if (self.runbook is None) == (self.summary is None):
+            raise ValueError("an entry runs a runbook or sends a summary: set exactly one")
+        if self.summary and self.parameters:
+            raise ValueError("a summary takes no parameters")
+        return self
+
+    @property
+    def job(self) -> str:
+        """What the entry runs, for names and messages: the runbook, or `daily-summary`."""
+        return self.runbook or f"{self.summary}-summary"
 
     @property
     def profile_name(self) -> str:
@@ -99,7 +122,7 @@ class Entry(BaseModel):
     @property
     def slug(self) -> str:
         """`health-check--ideas`: what the cron lock and log are called, like the runner's."""
-        return f"{self.runbook}--{self.profile_name}"
+        return f"{self.job}--{self.profile_name}"
 
     @property
     def timeout_text(self) -> str:
@@ -108,6 +131,8 @@ class Entry(BaseModel):
 
     def opslib_args(self) -> list[str]:
         """The arguments after `opslib`: the run exactly as a person would start it."""
+        if self.summary:
+            return ["notify", "summary", "--profile", self.profile, "--period", self.summary]
         args = ["run", self.runbook, "--profile", self.profile, "--timeout", self.timeout_text]
         args += ["--by", self.by]
         for key, value in self.parameters.items():
@@ -185,6 +210,12 @@ def _profile(entry: Entry, where: str) -> Profile:
 def _check_references(entry: Entry, profiles: dict[str, Profile], where: str) -> None:
     """The runbook, the profile and each parameter exist, and the runbook applies to the
     profile, as `opslib run` will demand. `profiles` keeps the ones loaded so far."""
+    if entry.runbook is None:  # a summary: the profile must have channels to send it on
+        if entry.profile not in profiles:
+            profiles[entry.profile] = _profile(entry, where)
+        if profiles[entry.profile].notify is None:
+            raise ScheduleError(f"{where}: profile {entry.profile} has no notify channels")
+        return
     from opslib.notebooks import (
         declared_parameters,
         find_runbook,
@@ -218,7 +249,7 @@ def _check_unique(entry: Entry, earlier: list[Entry], where: str) -> None:
     for number, other in enumerate(earlier, start=1):
         if other.slug == entry.slug:
             raise ScheduleError(
-                f"{where}: {entry.runbook} on {entry.profile_name} is already scheduled by "
+                f"{where}: {entry.job} on {entry.profile_name} is already scheduled by "
                 f"entry {number}; one entry per runbook and profile"
             )
 
