@@ -35,6 +35,13 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+@pytest.fixture(autouse=True)
+def archive_outside_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that applies a fix without a workspace still audits into a folder of its
+    own, never into the project's reports/ (where a developer's real runs are)."""
+    monkeypatch.setenv("OPSLIB_REPORTS_DIR", str(tmp_path / "reports"))
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, demo_template: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     data = tmp_path / "data"
@@ -74,6 +81,24 @@ def pipeline(server: PostgresServer, workspace: Workspace, monkeypatch: pytest.M
     profile = workspace.root / "pg.yaml"
     profile.write_text(PG_PROFILE)
     return str(profile)
+
+
+@pytest.fixture
+def ideas(
+    workspace: Workspace, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """A fresh `ideas` database with pg_stat_statements, seeded by `opslib demo ideas`;
+    returns what the demo planted (change it with `support.ideas_sql`)."""
+    server.fresh_database("ideas")
+    engine = server.engine("ideas")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION pg_stat_statements")
+    engine.dispose()
+    workspace.env["IDEAS_DSN"] = server.url("ideas")
+    monkeypatch.setenv("IDEAS_DSN", server.url("ideas"))
+    seeded = workspace.opslib("demo", "ideas")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))
 
 
 @pytest.fixture(scope="session")

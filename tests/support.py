@@ -9,8 +9,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from postgres_server import PostgresServer
+
+from opslib.actions import Outcome, execute
+from opslib.context import RunContext
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -87,6 +92,27 @@ class Workspace:
         self.env["OPSLIB_HOME"] = str(home)
 
 
+def ideas_sql(server: PostgresServer, *statements: str) -> None:
+    """Run statements in the `ideas` database (the `ideas` fixture's) in one transaction."""
+    engine = server.engine("ideas")
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def spend_exactly(server: PostgresServer, share: float) -> None:
+    """Replace the ideas period's spend with `share` of every category's allocation."""
+    ideas_sql(
+        server,
+        "DELETE FROM spend",
+        f"""INSERT INTO spend (idea_id, category, amount_usd, created_at)
+            SELECT 'idea-0001', category, round(allocated_usd * {share}, 2),
+                   now() AT TIME ZONE 'UTC' - interval '1 hour'
+            FROM budgets""",
+    )
+
+
 PG_JOBS = """
 CREATE TABLE jobs (
     id integer PRIMARY KEY, stage text NOT NULL, status text NOT NULL,
@@ -123,3 +149,22 @@ class RedisQueue:
     lost: str  # processing in the table, absent from Redis
     orphan_done: str  # in the processing set, completed in the table
     orphan_queued: str  # in the processing set, queued in the table
+
+
+class MemoryAudit:
+    """The audit log the gate writes to, kept in memory: for tests of what an action
+    does, where the ledger itself is not under test."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[str, dict[str, Any]]] = []
+
+    def open_audit(self, entry: dict[str, Any]) -> int:
+        return 1
+
+    def close_audit(self, audit_id: int, outcome: str, **facts: Any) -> None:
+        self.closed.append((outcome, facts))
+
+
+def act(action: Any, **how: Any) -> Outcome:
+    """Plan `action` through the gate and apply it as `how` says (apply=, approve=)."""
+    return execute(action, RunContext.current("test", action.profile.name), MemoryAudit, **how)
