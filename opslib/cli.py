@@ -1,4 +1,4 @@
-"""`opslib`: run, list, profile check, history, index, demo.
+"""`opslib`: run, list, profile check, history, index, demo, notify.
 
 Exit codes follow monitoring plugins: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN — and 3
 for anything that stopped a run from happening (bad input included), always as one line
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from opslib import paths
+from opslib.alerting.cli import register as register_notify
 from opslib.archive.cli import REPORTS_HELP, USAGE_ERROR
 from opslib.archive.cli import register as register_archive
 from opslib.clock import Deadline, process_age_s, utc_now
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_archive(commands)
     register_schedule(commands)
+    register_notify(commands)
 
     ack = commands.add_parser(
         "ack", help="silence a runbook's notifications (not its reports) for a while"

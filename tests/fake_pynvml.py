@@ -4,6 +4,9 @@ Names, signatures, return shapes, constants and the exception hierarchy mirror t
 module (test_gpu checks them against it), so the probe cannot pass here while it would
 fail on a GPU host. Configure it with `configure(devices, init_error=...)`; the names that
 do not start with `nvml`, `NVML` or `c_nvml` are this module's controls, not NVML's.
+
+A device with `release_on_exit` behaves as a driver does when a process ends: the process
+drops out of the compute list and the memory it held is free again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import string
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+import psutil
 
 GIB = 2**30
 
@@ -135,6 +140,28 @@ class FakeDevice:
     throttle_reasons: int = 0
     error: type[NVMLError] | None = None
     errors: dict[str, type[NVMLError]] = field(default_factory=dict)
+    release_on_exit: bool = False  # a process that has ended no longer holds memory
+
+    def holding(self) -> list[tuple[int, int | None]]:
+        """The processes holding memory now."""
+        if not self.release_on_exit:
+            return list(self.processes)
+        return [(pid, used) for pid, used in self.processes if _running(pid)]
+
+    def used_now(self) -> int:
+        """`memory_used` less what the processes that have ended held."""
+        holding = self.holding()
+        return self.memory_used - sum(
+            used or 0 for pid, used in self.processes if (pid, used) not in holding
+        )
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie holds no GPU memory)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
@@ -198,7 +225,7 @@ def nvmlDeviceGetName(handle: FakeDevice) -> str | bytes:
 
 def nvmlDeviceGetMemoryInfo(handle: FakeDevice, version: int | None = None) -> c_nvmlMemory_t:
     device = _device(handle, "nvmlDeviceGetMemoryInfo")
-    total, used = device.memory_total, device.memory_used
+    total, used = device.memory_total, device.used_now()
     return c_nvmlMemory_t(total=total, free=total - used, used=used)
 
 
@@ -208,7 +235,7 @@ def nvmlDeviceGetComputeRunningProcesses(handle: FakeDevice) -> list[nvmlFriendl
         nvmlFriendlyObject(
             {"pid": pid, "usedGpuMemory": used, "gpuInstanceId": 0, "computeInstanceId": 0}
         )
-        for pid, used in device.processes
+        for pid, used in device.holding()
     ]
 
 

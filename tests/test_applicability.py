@@ -26,11 +26,11 @@ from opslib.runbook.service_state import Reading, ServiceState
     ("runbook", "profile", "needs"),
     [
         ("gpu-memory", "demo", "gpu"),
-        ("backup", "catalog", "backups"),
+        ("backup", "catalog", "backups or redis_backups"),
         ("emergency-halt", "catalog", "halt"),
-        ("restore", "demo", "backups or postgres_backups or sqlite_backups"),
+        ("restore", "demo", "backups or postgres_backups or redis_backups or sqlite_backups"),
         ("budget-status", "demo", "budget"),
-        ("backup", "ideas", "backups"),
+        ("backup", "ideas", "backups or redis_backups"),
     ],
 )
 def test_a_runbook_for_something_the_profile_lacks_is_refused(

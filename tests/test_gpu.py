@@ -10,12 +10,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import fake_pynvml
+import psutil
 import pytest
 from fake_pynvml import GIB, FakeDevice
 
@@ -37,8 +39,12 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    """A real process for NVML to name, so the summary shows its command line."""
+    """A real process for NVML to name, so the summary shows its command line (read once
+    the child has exec'd `sleep`: just forked, it still has the parent's)."""
     process = subprocess.Popen(["sleep", "30"])
+    deadline = time.monotonic() + 5
+    while psutil.Process(process.pid).cmdline() != ["sleep", "30"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield process
     process.kill()
     process.wait()

@@ -4,7 +4,6 @@ all against a real PostgreSQL seeded by `opslib demo ideas`."""
 
 from __future__ import annotations
 
-import ast
 import re
 import socket
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from postgres_server import PostgresServer
-from support import Workspace
+from support import Workspace, ideas_sql, spend_exactly
 
 from opslib.alerting.severity import classify
 from opslib.checks import CheckResult
@@ -26,45 +25,8 @@ from opslib.runbook.service_state import ServiceState
 from opslib.status import Status
 
 
-@pytest.fixture
-def ideas(
-    workspace: Workspace, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, object]:
-    """A fresh `ideas` database with pg_stat_statements, seeded by the demo."""
-    server.fresh_database("ideas")
-    engine = server.engine("ideas")
-    with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE EXTENSION pg_stat_statements")
-    engine.dispose()
-    workspace.env["IDEAS_DSN"] = server.url("ideas")
-    monkeypatch.setenv("IDEAS_DSN", server.url("ideas"))
-    seeded = workspace.opslib("demo", "ideas")
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    return ast.literal_eval(re.search(r"planted: (\{.*\})", seeded.stdout).group(1))
-
-
-def _sql(server: PostgresServer, *statements: str) -> None:
-    engine = server.engine("ideas")
-    with engine.begin() as connection:
-        for statement in statements:
-            connection.exec_driver_sql(statement)
-    engine.dispose()
-
-
-def _spend_exactly(server: PostgresServer, share: float) -> None:
-    """Replace the period's spend with `share` of every category's allocation."""
-    _sql(
-        server,
-        "DELETE FROM spend",
-        f"""INSERT INTO spend (idea_id, category, amount_usd, created_at)
-            SELECT 'idea-0001', category, round(allocated_usd * {share}, 2),
-                   now() AT TIME ZONE 'UTC' - interval '1 hour'
-            FROM budgets""",
-    )
-
-
 def _fix_the_demo(server: PostgresServer) -> None:
-    _sql(
+    ideas_sql(
         server,
         "UPDATE ideas SET status = 'completed', completed_at = updated_at WHERE status = 'processing'",
         "UPDATE budgets SET allocated_usd = allocated_usd * 2",
@@ -116,7 +78,7 @@ def test_a_webhook_whose_address_is_unset_is_off_not_failing(
 def test_budget_past_95_percent_is_a_warning_at_the_throttle_level(
     workspace: Workspace, ideas: dict, server: PostgresServer
 ) -> None:
-    _spend_exactly(server, 0.96)
+    spend_exactly(server, 0.96)
     run = workspace.opslib("run", "budget-status", "--profile", "ideas")
     assert run.returncode == 1, run.stdout + run.stderr
     (total,) = _lines(run.stdout, "WARNING  budget_usage[total]")
@@ -129,7 +91,7 @@ def test_budget_past_95_percent_is_a_warning_at_the_throttle_level(
 def test_budget_past_100_percent_is_critical_and_carries_the_halt_plan(
     workspace: Workspace, ideas: dict, server: PostgresServer
 ) -> None:
-    _spend_exactly(server, 1.01)
+    spend_exactly(server, 1.01)
     run = workspace.opslib("run", "budget-status", "--profile", "ideas")
     assert run.returncode == 2, run.stdout + run.stderr
     assert _lines(run.stdout, "CRITICAL budget_usage[total]")
@@ -152,7 +114,7 @@ def test_budget_past_100_percent_is_critical_and_carries_the_halt_plan(
 def test_a_category_spending_without_an_allocation_is_named(
     workspace: Workspace, ideas: dict, server: PostgresServer
 ) -> None:
-    _sql(
+    ideas_sql(
         server,
         "INSERT INTO spend (idea_id, category, amount_usd, created_at) "
         "VALUES ('idea-0002', 'posthog', 1.25, now() AT TIME ZONE 'UTC')",
@@ -172,7 +134,9 @@ def test_a_category_spending_without_an_allocation_is_named(
 def test_the_circuit_breaker_state_is_read_from_the_control_table(
     workspace: Workspace, ideas: dict, server: PostgresServer, value: str, line: str
 ) -> None:
-    _sql(server, f"UPDATE pipeline_control SET value = '{value}' WHERE key = 'circuit_breaker'")
+    ideas_sql(
+        server, f"UPDATE pipeline_control SET value = '{value}' WHERE key = 'circuit_breaker'"
+    )
     run = workspace.opslib("run", "emergency-halt", "--profile", "ideas")
     assert _lines(run.stdout, line), run.stdout
 
@@ -194,7 +158,7 @@ def test_slow_statements_by_mean_and_total_and_without_the_extension(
     assert list(by_mean.table["mean_ms"]) == sorted(by_mean.table["mean_ms"], reverse=True)
     assert not by_total.table["query"].str.contains("pg_stat_statements").any()
 
-    _sql(server, "DROP EXTENSION pg_stat_statements")
+    ideas_sql(server, "DROP EXTENSION pg_stat_statements")
     run = workspace.opslib("run", "slow-processing", "--profile", "ideas")
     absent = _lines(run.stdout, "UNKNOWN  pg_top_statements") + _lines(
         run.stdout, "UNKNOWN  pg_slowest_statements"
@@ -312,7 +276,7 @@ def test_the_demo_with_its_database_down_keeps_the_log_folder(workspace: Workspa
 def test_a_period_with_no_spend_yet_and_an_unused_category(
     workspace: Workspace, ideas: dict, server: PostgresServer
 ) -> None:
-    _sql(
+    ideas_sql(
         server,
         "DELETE FROM spend",
         "INSERT INTO budgets SELECT cycle_id, 'posthog', 0, period_start, period_end "

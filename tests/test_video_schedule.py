@@ -41,6 +41,8 @@ def test_evening_wrap_applied_takes_the_backup_and_vacuums(
     assert "action:take_backup: applied plan" in result.stdout, result.stdout + result.stderr
     assert "action:vacuum_analyze: applied plan" in result.stdout
     assert len(list((workspace.root / "backups").glob("video-*.dump"))) == 1
+    # the manual's evening BGSAVE: the Redis snapshot beside the dump, with its checksum
+    assert len(list((workspace.root / "backups").glob("video-redis-*.rdb"))) == 1
     with sqlite3.connect(workspace.reports / "ledger.sqlite") as ledger:
         audited = {
             row[0]
@@ -48,7 +50,7 @@ def test_evening_wrap_applied_takes_the_backup_and_vacuums(
                 "SELECT action FROM audit WHERE outcome = 'applied' AND run_by = 'cron'"
             )
         }
-    assert audited == {"take_backup", "vacuum_analyze"}
+    assert audited == {"take_backup", "take_redis_backup", "vacuum_analyze"}
 
 
 def test_post_recovery_validation_reports_rpo_and_rto_after_a_rehearsed_restore(

@@ -8,6 +8,7 @@ the current file and refusing while anything has it open.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,11 +31,7 @@ class TakeBackup:
     name: str = "take_backup"
 
     def _prunable(self) -> list[str]:
-        settings = self.profile.backups
-        found = backups.existing(self.profile)
-        keep = backups.to_keep(found, utc_now(), settings.hourly, settings.daily, settings.weekly)
-        # the backup about to be taken is the newest of its hour: the oldest kept one goes
-        return sorted(b.path.name for b in found if b.path not in keep)
+        return backups.prunable(self.profile, backups.existing(self.profile))
 
     @property
     def _sqlite(self) -> bool:
@@ -64,12 +61,7 @@ class TakeBackup:
         take = sqlite_copy.take if self._sqlite else pg_dump.take
         backup = take(self.profile, utc_now())
         planned_prune = set(plan.changes[1]["prune"])
-        pruned = []
-        for old in backups.existing(self.profile):
-            if old.path.name in planned_prune and old.path.name in self._prunable():
-                old.path.unlink()
-                old.manifest_path.unlink(missing_ok=True)
-                pruned.append(old.path.name)
+        pruned = prune(self.profile, lambda: backups.existing(self.profile), planned_prune)
         return Applied(
             changed=1 + len(pruned),
             before_count=before,
@@ -83,6 +75,23 @@ class TakeBackup:
         )
 
 
+def prune(
+    profile: Profile, found: Callable[[], list[backups.Backup]], planned: Iterable[str]
+) -> list[str]:
+    """Remove the planned backups (of the kind `found` lists) that the retention classes
+    still drop now that the new backup is written, each with its manifest or checksum;
+    returns their names. One retention for database dumps and Redis snapshots alike."""
+    wanted = set(planned)
+    now_prunable = set(backups.prunable(profile, found()))
+    pruned = []
+    for old in found():
+        if old.path.name in wanted and old.path.name in now_prunable:
+            old.path.unlink()
+            old.sidecar.unlink(missing_ok=True)
+            pruned.append(old.path.name)
+    return pruned
+
+
 @dataclass
 class RestoreVerified:
     """Restore a backup (the newest, or the named file) into a new database and verify it
@@ -94,14 +103,8 @@ class RestoreVerified:
     backup_name: str = ""
     name: str = "restore_verified"
 
-    def _chosen(self) -> backups.Backup | None:
-        found = backups.existing(self.profile)
-        if self.backup_name:
-            found = [b for b in found if b.path.name == self.backup_name]
-        return found[0] if found else None
-
     def plan(self) -> Plan:
-        chosen = self._chosen()
+        chosen = backups.chosen(backups.existing(self.profile), self.backup_name)
         if chosen is None:
             return Plan(
                 self.name,
@@ -150,14 +153,11 @@ class RollbackDatabase:
     name: str = "rollback_database"
 
     def plan(self) -> Plan:
-        found = backups.existing(self.profile)
-        if self.backup_name:
-            found = [b for b in found if b.path.name == self.backup_name]
+        chosen = backups.chosen(backups.existing(self.profile), self.backup_name)
         live = self.profile.database_path()
-        if not found:
+        if chosen is None:
             summary = f"no backup {self.backup_name or 'at all'} in {self.profile.backup_dir()}"
             return Plan(self.name, str(live), summary, ())
-        chosen = found[0]
         return Plan(
             action=self.name,
             target=str(live),

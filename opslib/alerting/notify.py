@@ -5,12 +5,19 @@ Delivery can fail (the mail server is down); that never changes the run's status
 loses its report. A failed delivery is recorded in the ledger with its message and sent
 again at the next run of any runbook on the profile. Messages carry the status, what
 changed and where the report is, scrubbed of every registered secret.
+
+`send_to_channels` is the one delivery of every message: a run's alert, the test message
+of `opslib notify test` and the period summaries of `alerting.summary`.
 """
 
 from __future__ import annotations
 
+import getpass
 import smtplib
+import socket
 import subprocess
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -55,18 +62,17 @@ def _smtp(channel: Channel, profile: Profile, subject: str, body: str) -> None:
     message = EmailMessage()
     message["Subject"], message["From"], message["To"] = (
         subject,
-        settings.sender,
-        ", ".join(settings.to),
+        profile.expand(settings.sender, "notify.smtp.sender"),
+        ", ".join(filter(None, (profile.expand(to, "notify.smtp.to") for to in settings.to))),
     )
     message.set_content(body)
-    with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as server:
+    host = profile.expand(settings.host, "notify.smtp.host")
+    with smtplib.SMTP(host, settings.port, timeout=settings.timeout) as server:
         if settings.starttls:
             server.starttls()
-        if settings.username:
-            server.login(
-                profile.expand(settings.username, "notify.smtp.username"),
-                profile.expand(settings.password or "", "notify.smtp.password"),
-            )
+        username = profile.expand(settings.username or "", "notify.smtp.username")
+        if username:
+            server.login(username, profile.expand(settings.password or "", "notify.smtp.password"))
         server.send_message(message)
 
 
@@ -97,6 +103,87 @@ def deliver(channel: Channel, profile: Profile, subject: str, body: str) -> None
         raise DeliveryError(type(exc).__name__ + (f" (HTTP {status})" if status else "")) from None
     except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised into the run
         raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])) from None
+
+
+def switched_off_reason(profile: Profile, channel: Channel) -> str:
+    """Why a channel is off ('' when it is on): a shipped profile names a webhook URL or
+    an SMTP host as `${VAR:-}`, and the environment turns the channel on."""
+    if channel.webhook is not None and switched_off(
+        profile, channel.webhook.url, "notify.webhook.url"
+    ):
+        return "its address is set to nothing"
+    if channel.smtp is not None and not profile.expand(channel.smtp.host, "notify.smtp.host"):
+        return "its mail server is set to nothing"
+    return ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one message on one channel: `delivered`, `failed` (with the
+    scrubbed reason) or `off` (the channel is switched off, nothing was tried)."""
+
+    channel: str
+    outcome: str
+    reason: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        if self.outcome == "delivered":
+            return f"{self.channel}: delivered ({self.seconds:.1f} s)"
+        if self.outcome == "off":
+            return f"{self.channel}: off, {self.reason}"
+        return f"{self.channel}: failed after {self.seconds:.1f} s: {self.reason}"
+
+
+def send_to_channels(
+    profile: Profile, channels: dict[str, Channel], subject: str, body: str
+) -> list[Delivery]:
+    """Send one message through each of `channels` (the profile's, or some of them), one
+    after the other, each within its own timeout; a failure never stops the others."""
+    deliveries = []
+    for name, channel in channels.items():
+        try:
+            off = switched_off_reason(profile, channel)
+        except Exception as exc:  # noqa: BLE001 - a variable without default not set
+            deliveries.append(Delivery(name, "failed", scrub(str(exc).splitlines()[0])))
+            continue
+        if off:
+            deliveries.append(Delivery(name, "off", off))
+            continue
+        started = time.monotonic()
+        try:
+            deliver(channel, profile, subject, body)
+        except DeliveryError as exc:
+            deliveries.append(Delivery(name, "failed", str(exc), time.monotonic() - started))
+            continue
+        deliveries.append(Delivery(name, "delivered", seconds=time.monotonic() - started))
+    return deliveries
+
+
+def compose_test_message(profile: Profile, channel: str, now: datetime) -> tuple[str, str]:
+    """A message that says plainly it is a test and where it came from; no profile value
+    beyond the names of the profile and the channel."""
+    subject = f"[opslib] TEST message for {profile.name} via {channel} (no action needed)"
+    body = "\n".join(
+        [
+            f"This is a test of the notification channel {channel!r} of profile {profile.name}.",
+            f"Sent by `opslib notify test` at {now:%Y-%m-%d %H:%M:%S} UTC "
+            f"from {getpass.getuser()}@{socket.gethostname()}.",
+            "If you read this, the channel works. Nothing is wrong and nothing needs doing.",
+        ]
+    )
+    return scrub(subject), scrub(body)
+
+
+def record_delivery(ledger: Ledger, deliveries: list[Delivery], **row: object) -> None:
+    """Keep the outcome of each delivery of a message (an alert, a summary): a failed one
+    is sent again at the next run on the profile."""
+    for delivery in deliveries:
+        if delivery.outcome == "off":
+            continue
+        failed = delivery.outcome == "failed"
+        _record(ledger, **row, channel=delivery.channel, outcome="failed" if failed else "sent",
+                error=delivery.reason if failed else None)  # fmt: skip
 
 
 def _record(ledger: Ledger, **row: object) -> None:
@@ -182,20 +269,17 @@ def after_run(
     if not audible:
         return said
     subject, body = compose(runbook, profile.name, audible, report, str(severity or ""))
-    for name, channel in profile.notify.channels.items():
-        if channel.webhook is not None and switched_off(
-            profile, channel.webhook.url, "notify.webhook.url"
-        ):
-            said.append(f"not notified, channel {name}: its address is set to nothing")
-            continue
-        row = {"run_id": run_id, "runbook": runbook, "profile": profile.name, "channel": name,
-               "at": now, "subject": subject, "body": body}  # fmt: skip
-        try:
-            deliver(channel, profile, subject, body)
-        except DeliveryError as exc:
-            _record(ledger, **row, outcome="failed", error=str(exc))
-            said.append(f"notification to {name} failed (will retry next run): {exc}")
-            continue
-        _record(ledger, **row, outcome="sent")
-        said.append(f"notified {name}: {subject}")
+    deliveries = send_to_channels(profile, profile.notify.channels, subject, body)
+    record_delivery(ledger, deliveries, run_id=run_id, runbook=runbook, profile=profile.name,
+                    at=now, subject=subject, body=body)  # fmt: skip
+    for delivery in deliveries:
+        if delivery.outcome == "off":
+            said.append(f"not notified, channel {delivery.channel}: {delivery.reason}")
+        elif delivery.outcome == "failed":
+            said.append(
+                f"notification to {delivery.channel} failed (will retry next run): "
+                f"{delivery.reason}"
+            )
+        else:
+            said.append(f"notified {delivery.channel}: {subject}")
     return said

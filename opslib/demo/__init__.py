@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from opslib import paths
 
@@ -37,7 +38,23 @@ class Demo:
             return f"{name} demo seeded into {module.where(profile)}; planted: {planted}"
         if if_stale and module.present():
             return None
-        return f"{name} pipeline created in {paths.shown(module.create())}"
+        created = module.create()
+        _record_schema(profile_name or name, created if created.is_dir() else created.parent)
+        return f"{name} pipeline created in {paths.shown(created)}"
+
+
+def _record_schema(profile_name: str, folder: Path) -> None:
+    """A SQLite demo starts with its schema recorded as the baseline `schema_drift`
+    compares with, as a team would record theirs once: the check then has a meaning on a
+    fresh machine instead of asking for a baseline first. Only a database the demo just
+    wrote into `folder`: a profile pointing elsewhere is never touched."""
+    from opslib.actions.schema import RecordSchemaBaseline
+    from opslib.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    if profile.provides("sqlite") and profile.database_path().is_relative_to(folder):
+        recorder = RecordSchemaBaseline(profile)
+        recorder.apply(recorder.plan())
 
 
 DEMOS = {

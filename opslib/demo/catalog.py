@@ -3,7 +3,8 @@
 Twelve weekly monitoring-cycle summaries (the latest one worse than the rest), a week of
 monitor logs (older days rotated and compressed) whose error rate rises over the last
 hours with timeouts, rate limiting and duplicate-key failures, and the pipeline's
-configuration with a JSON Schema for it. Times are relative to now, so the story holds.
+configuration with a JSON Schema for it, and two configuration backups past their 90-day
+retention. Times are relative to now, so the story holds.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ OLD_LOGS = (
     (48, "pipeline_errors_{date:%Y%m%d}.log"),
     (120, "pipeline_errors_{date:%Y%m%d}.log.gz"),
 )
+
+
+# ages in days of configuration backups from earlier months, past the manual's 90-day
+# retention: what the config_backups cleanup deletes
+OLD_CONFIG_BACKUPS = (95, 120)
 
 
 def demo_dir() -> Path:
@@ -151,3 +157,9 @@ def _fill(root: Path, seed: int) -> None:
     (root / "config" / "schema" / "monitoring_config.schema.json").write_text(
         json.dumps(CONFIG_SCHEMA, indent=2)
     )
+    (root / "config" / "backup").mkdir()
+    for days_ago in OLD_CONFIG_BACKUPS:
+        moment = now - timedelta(days=days_ago)
+        path = root / "config" / "backup" / f"monitoring_config_{moment:%Y%m%d}.json"
+        path.write_text(json.dumps(CONFIG, indent=2))
+        set_mtime(path, moment)

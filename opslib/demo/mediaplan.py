@@ -7,7 +7,8 @@ mapping rule (Globex), an Office lock file (`~$…`, someone has a workbook open
 an input named against the convention; outputs missing for two inputs, one output under
 the 100 KB floor with fewer rows than its input, one older than its re-delivered input; a
 comprehensive report with mapping coverage under 100 %; a processing log with thirty days
-of per-file durations where the latest run of one file took 2.6 times its usual time.
+of per-file durations where the latest run of one file took 2.6 times its usual time;
+and two outputs of earlier months' batches, past the 30-day archive age.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ MAPPING_SCHEMA = {
     },
 }
 SECONDS_PER_MB = 400.0
+OLD_BATCHES = (45, 75)  # days ago: outputs the monthly archive takes out of output/
 
 
 def demo_dir() -> Path:
@@ -169,3 +171,14 @@ def _fill(root: Path, seed: int) -> None:
     (root / "config" / "schema" / "client_mapping_rules.schema.json").write_text(
         json.dumps(MAPPING_SCHEMA, indent=2)
     )
+    _earlier_outputs(root, now, random.Random(seed + 1))
+
+
+def _earlier_outputs(root: Path, now: datetime, rng: random.Random) -> None:
+    """Outputs of earlier months' batches, past the monthly 30-day archive (the outputs
+    cleanup), with no input left in input/."""
+    for days_ago in OLD_BATCHES:
+        moment = now - timedelta(days=days_ago)
+        output = root / "output" / f"PLANNED_acme_{moment:%Y%m%d}_MAPPED.xlsx"
+        write_workbook(output, "Mapped", ["CLIENT_CODE", *COLUMNS[1:]], _rows("ACM", 200, rng))
+        set_mtime(output, moment)

@@ -3,7 +3,9 @@ how fast it burns and when it runs out; per-item cost outliers; the circuit brea
 
 The period is the budget table's row(s) whose [period_start, period_end) holds now; the
 spend is the profile's `costs` table over that period. A category with spend but no
-allocation is named, never divided by zero.
+allocation is named, never divided by zero. `over_budget` says which budgets are spent
+(what every resume of spending is checked against); `latest_period`, `next_start` and
+`cycle_summary` are what starting a new cycle reads.
 """
 
 from __future__ import annotations
@@ -70,25 +72,85 @@ def current_period(connection: sa.Connection, profile: Profile, now: datetime) -
     )
 
 
-def _spend_by_category(
-    connection: sa.Connection, profile: Profile, period: Period, now: datetime
-) -> pd.Series:
-    costs, table = profile.costs, costs_table(profile)
-    amount = sa.func.sum(table.c[costs.amount])
+def latest_period(connection: sa.Connection, profile: Profile, now: datetime) -> Period:
+    """The period that began last, at or before `now`, whether it has ended or not (the
+    one a new cycle follows)."""
+    budget, table = profile.budget, _budget_table(profile)
+    start, end = table.c[budget.period_start], table.c[budget.period_end]
+    starts = encoding(connection, table, budget.period_start, "auto", "budget.period_start")
+    ends = encoding(connection, table, budget.period_end, "auto", "budget.period_end")
+    latest = sa.select(sa.func.max(start)).where(start <= starts.bound(now)).scalar_subquery()
     rows = connection.execute(
-        sa.select(table.c[costs.category], amount)
-        .where(spent_between(connection, profile, table, period.start, now))
-        .group_by(table.c[costs.category])
+        sa.select(table.c[budget.category], table.c[budget.allocated], start, end).where(
+            start == latest
+        )
     ).all()
-    return pd.Series(
-        {category: float(total) for category, total in rows}, name="spent_usd", dtype=float
+    if not rows:
+        raise ProbeError(f"no budget period in {budget.table} began by {now:%Y-%m-%d %H:%M} UTC")
+    allocated = pd.Series({category: float(amount) for category, amount, _, _ in rows})
+    return Period(
+        starts.read_one(rows[0][2]), max(ends.read_one(row[3]) for row in rows), allocated
     )
 
 
-def _ledger(period: Period, spent: pd.Series, now: datetime) -> pd.DataFrame:
+def next_start(connection: sa.Connection, profile: Profile, after: datetime) -> datetime | None:
+    """When the first period beginning after `after` begins (a cycle already started or
+    planned), or None."""
+    budget, table = profile.budget, _budget_table(profile)
+    start = table.c[budget.period_start]
+    starts = encoding(connection, table, budget.period_start, "auto", "budget.period_start")
+    first = connection.execute(
+        sa.select(sa.func.min(start)).where(start > starts.bound(after))
+    ).scalar_one()
+    return starts.read_one(first)
+
+
+def cycle_summary(
+    connection: sa.Connection, profile: Profile, period: Period, until: datetime
+) -> pd.DataFrame:
+    """What a cycle spent by `until`, per category: allocated, spent, percent of the
+    allocation and the distinct items that spent it (what a closed cycle is archived as)."""
+    spent = _spend_by_category(connection, profile, period.start, until, with_items=True)
+    frame = pd.concat([period.allocated.rename("allocated_usd"), spent], axis=1)
+    frame = frame.fillna({"allocated_usd": 0.0, "spent_usd": 0.0, "items": 0})
+    frame.index.name = "category"
+    frame["usage_pct"] = (100 * frame["spent_usd"] / frame["allocated_usd"]).where(
+        frame["allocated_usd"] > 0
+    )
+    frame["items"] = frame["items"].astype(int)
+    return frame.round({"spent_usd": 2, "usage_pct": 1})[
+        ["allocated_usd", "spent_usd", "usage_pct", "items"]
+    ]
+
+
+def _spend_by_category(
+    connection: sa.Connection,
+    profile: Profile,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    with_items: bool = False,
+) -> pd.DataFrame:
+    """Spend per category from `start` (to `end`), and `with_items` the distinct items
+    that spent it: only an archived cycle counts them, so a costs table without an item
+    column still has its budget read."""
+    costs, table = profile.costs, costs_table(profile)
+    counted = [sa.func.count(sa.distinct(table.c[costs.item]))] if with_items else []
+    rows = connection.execute(
+        sa.select(table.c[costs.category], sa.func.sum(table.c[costs.amount]), *counted)
+        .where(spent_between(connection, profile, table, start, end))
+        .group_by(table.c[costs.category])
+    ).all()
+    columns = ["category", "spent_usd", "items"][: 2 + len(counted)]
+    return pd.DataFrame(
+        [(row[0], float(row[1]), *(int(n) for n in row[2:])) for row in rows], columns=columns
+    ).set_index("category")
+
+
+def _ledger(period: Period, spent: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Allocated, spent, remaining, usage, burn per day and projected exhaustion, by
     category and in total (the last row)."""
-    frame = pd.concat([period.allocated, spent], axis=1).astype(float).fillna(0.0)
+    frame = pd.concat([period.allocated, spent["spent_usd"]], axis=1).astype(float).fillna(0.0)
     frame.loc[TOTAL] = frame.sum()
     frame.index.name = "category"
     days = max(now - period.start, MIN_ELAPSED) / timedelta(days=1)
@@ -129,14 +191,36 @@ def _describe(name: str, row: pd.Series, period: Period, throttle_at: float) -> 
     return text
 
 
-def usage(profile: Profile) -> list[Metric]:
-    """Spend as a share of the allocation: the total first (its table is the whole budget
-    with burn rates and projected exhaustion), then each category."""
+def reading(profile: Profile) -> tuple[Period, pd.DataFrame]:
+    """The current period and its ledger (allocated, spent, usage, burn, runs out, by
+    category and in total): the one budget reading `usage` and `over_budget` share."""
     now = utc_now()
     with db.connect(profile) as connection:
         period = current_period(connection, profile, now)
-        spent = _spend_by_category(connection, profile, period, now)
-    ledger = _ledger(period, spent, now)
+        spent = _spend_by_category(connection, profile, period.start, now)
+    return period, _ledger(period, spent, now)
+
+
+def over_budget(profile: Profile) -> list[dict[str, object]]:
+    """The budgets at or over 100 % of their allocation this period, worst first, each
+    `{"category": "openai", "percent": 104.7}` (the total, too, as "total"); empty when
+    every budget is under, and for a profile without a budget. A budget that cannot be
+    read raises `ProbeError`: never "none over"."""
+    if profile.budget is None or profile.costs is None:
+        return []
+    ledger = reading(profile)[1]
+    spent = ledger[(ledger["allocated_usd"] > 0) & (ledger["spent_usd"] >= ledger["allocated_usd"])]
+    percent = (100 * spent["spent_usd"] / spent["allocated_usd"]).round(1)
+    return [
+        {"category": str(category), "percent": float(value)}
+        for category, value in percent.sort_values(ascending=False).items()
+    ]
+
+
+def usage(profile: Profile) -> list[Metric]:
+    """Spend as a share of the allocation: the total first (its table is the whole budget
+    with burn rates and projected exhaustion), then each category."""
+    period, ledger = reading(profile)
     if ledger.loc[TOTAL, "allocated_usd"] <= 0:
         raise ProbeError(f"the period's allocations in {profile.budget.table} add up to $0")
     throttle_at = profile.budget.throttle_at

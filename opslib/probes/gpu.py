@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -57,6 +57,43 @@ def memory(profile: Profile) -> list[Metric]:
     return _each_device(profile, _read_memory)
 
 
+def free_memory(profile: Profile) -> list[Metric]:
+    """Bytes of memory still free on each GPU: what the next job can allocate."""
+    return _each_device(profile, _read_free)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceMemory:
+    """One GPU's memory with the compute processes holding it (`holders` None where the
+    driver does not list them)."""
+
+    index: int
+    name: str
+    total: int
+    free: int
+    holders: tuple[GpuProcess, ...] | None
+
+
+def device_memory(profile: Profile) -> list[DeviceMemory]:
+    """Memory of each GPU the profile selects, for a fix that must know who holds it; any
+    GPU that cannot be read fails the whole reading (a fix acts on all of it or none)."""
+    with _session() as nvml:
+        count, indexes = _selected(nvml, profile)
+        readings = []
+        for index in indexes:
+            if not 0 <= index < count:
+                raise ProbeError(f"GPU {index} not found: NVML sees {count} GPU(s)")
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                name = _text(nvml.nvmlDeviceGetName(handle))
+                info = nvml.nvmlDeviceGetMemoryInfo(handle)
+                holders = _holders(nvml, handle)
+            except nvml.NVMLError as exc:
+                raise ProbeError(f"GPU {index} could not be read: {exc}") from None
+            readings.append(DeviceMemory(index, name, info.total, info.free, holders))
+        return readings
+
+
 def temperature(profile: Profile) -> list[Metric]:
     """Temperature of each GPU in °C; the table shows utilization, power, ECC error counts
     and active throttle reasons, n/a where the card does not report one."""
@@ -85,15 +122,21 @@ def _session() -> Iterator[ModuleType]:
 def _each_device(profile: Profile, read: DeviceReader) -> list[Metric]:
     """One metric per GPU the profile selects (`targets.gpu.devices`, else all)."""
     with _session() as nvml:
-        try:
-            count = nvml.nvmlDeviceGetCount()
-        except nvml.NVMLError as exc:
-            raise ProbeError(f"NVML could not count the GPUs: {exc}") from None
-        if count == 0:
-            raise ProbeError("NVML is loaded but found no GPU on this host")
-        target = profile.targets.gpu
-        indexes = target.devices if target is not None and target.devices else range(count)
+        count, indexes = _selected(nvml, profile)
         return [_read_device(nvml, index, count, read) for index in indexes]
+
+
+def _selected(nvml: ModuleType, profile: Profile) -> tuple[int, Sequence[int]]:
+    """How many GPUs NVML sees, and the indexes the profile selects (`targets.gpu.devices`,
+    else all); none at all is a failure to read, never an empty (healthy) reading."""
+    try:
+        count = nvml.nvmlDeviceGetCount()
+    except nvml.NVMLError as exc:
+        raise ProbeError(f"NVML could not count the GPUs: {exc}") from None
+    if count == 0:
+        raise ProbeError("NVML is loaded but found no GPU on this host")
+    target = profile.targets.gpu
+    return count, target.devices if target is not None and target.devices else range(count)
 
 
 def _read_device(nvml: ModuleType, index: int, count: int, read: DeviceReader) -> Metric:
@@ -153,18 +196,36 @@ class GpuProcess:
         return f"pid {self.pid}" + (f" ({self.info.brief})" if self.known else "") + held
 
 
+def _holders(nvml: ModuleType, handle: Any) -> tuple[GpuProcess, ...] | None:
+    """The device's compute processes, most memory first; None where NVML cannot list them."""
+    running = _optional(nvml, nvml.nvmlDeviceGetComputeRunningProcesses, handle)
+    if running is None:
+        return None
+    return tuple(
+        sorted(
+            (GpuProcess(p.pid, p.usedGpuMemory, processes.describe(p.pid)) for p in running),
+            key=lambda holder: -1 if holder.used_bytes is None else holder.used_bytes,
+            reverse=True,
+        )
+    )
+
+
+def _read_free(nvml: ModuleType, handle: Any, name: str) -> Metric:
+    info = nvml.nvmlDeviceGetMemoryInfo(handle)
+    holders = _holders(nvml, handle)
+    summary = f"{name}: {_size(info.free)} free of {_size(info.total)}"
+    if holders:
+        summary += f"; most held by {holders[0].summary}"
+    return Metric(float(info.free), summary)
+
+
 def _read_memory(nvml: ModuleType, handle: Any, name: str) -> Metric:
     info = nvml.nvmlDeviceGetMemoryInfo(handle)
     used_pct = 100.0 * info.used / info.total if info.total else None
     summary = f"{name}: {_size(info.used)} of {_size(info.total)} used"
-    running = _optional(nvml, nvml.nvmlDeviceGetComputeRunningProcesses, handle)
-    if running is None:
+    holders = _holders(nvml, handle)
+    if holders is None:
         return Metric(used_pct, f"{summary}; processes {NOT_AVAILABLE}")
-    holders = sorted(
-        (GpuProcess(p.pid, p.usedGpuMemory, processes.describe(p.pid)) for p in running),
-        key=lambda holder: -1 if holder.used_bytes is None else holder.used_bytes,
-        reverse=True,
-    )
     table = pd.DataFrame(
         [
             {

@@ -27,21 +27,23 @@ def stamp_encoding(connection: sa.Connection, table: str) -> Encoding:
 
 
 def control_value(
-    connection: sa.Connection, table: str, key: str
+    connection: sa.Connection, table: str, key: str, *, lock: bool = False
 ) -> tuple[str | None, datetime | None]:
-    """(value, updated_at) of one control row; (None, None) when the row is missing."""
+    """(value, updated_at) of one control row; (None, None) when the row is missing.
+    `lock` holds the row for the rest of a change's transaction (PostgreSQL)."""
     control = control_table(table)
-    row = connection.execute(
-        sa.select(control.c.value, control.c.updated_at).where(control.c.key == key)
-    ).first()
+    query = sa.select(control.c.value, control.c.updated_at).where(control.c.key == key)
+    row = connection.execute(query.with_for_update() if lock else query).first()
     if row is None:
         return None, None
     return row[0], stamp_encoding(connection, table).read_one(row[1])
 
 
-def halt_value(connection: sa.Connection, profile: Profile) -> tuple[str, object]:
+def halt_value(
+    connection: sa.Connection, profile: Profile, *, lock: bool = False
+) -> tuple[str, object]:
     """(value, updated_at) of the flag; a missing row means not halted."""
-    value, since = control_value(connection, profile.halt.table, profile.halt.key)
+    value, since = control_value(connection, profile.halt.table, profile.halt.key, lock=lock)
     return (value or "off", since)
 
 

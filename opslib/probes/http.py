@@ -49,14 +49,16 @@ def endpoints(profile: Profile) -> list[Metric]:
         raise ProbeError(f"{profile.source} has no targets.http")
     metrics, rows = [], []
     for name, endpoint in profile.targets.http.items():
-        metric, row = _check(profile, name, endpoint)
+        metric, row = check_endpoint(profile, name, endpoint)
         metrics.append(metric)
         rows.append(row)
     metrics[-1].table = pd.DataFrame(rows).astype({"status_code": "Int64"})
     return metrics
 
 
-def _check(profile: Profile, name: str, endpoint: HttpEndpoint) -> tuple[Metric, dict[str, Any]]:
+def check_endpoint(
+    profile: Profile, name: str, endpoint: HttpEndpoint
+) -> tuple[Metric, dict[str, Any]]:
     """The metric for one endpoint and its row of the table."""
     key = f"targets.http.{name}"
     shown = scrub(endpoint.url)

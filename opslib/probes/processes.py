@@ -165,6 +165,17 @@ def cpu_percent(pids: Iterable[int], window_s: float) -> dict[int, float]:
     return measured
 
 
+def resident_bytes(pids: Iterable[int]) -> dict[int, int]:
+    """Resident memory (RSS) of each process still there and readable, by pid."""
+    measured = {}
+    for pid in pids:
+        try:
+            measured[pid] = psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            continue
+    return measured
+
+
 def is_same(pid: int, started: float) -> bool:
     """Whether `pid` is still the process that started at `started` (not a reuse)."""
     info = describe(pid)

@@ -61,7 +61,9 @@ def stuck_job_rows(profile: Profile, now: datetime | None = None) -> pd.DataFram
     rows = rows.drop(columns=[f"_{role}" for role in moments])
     if rows.empty:
         return pd.DataFrame(columns=[*rows.columns, last, "age_min"])
-    rows[last] = read[0].fillna(read[-1])
+    # one unit for both: a column read empty comes back in another datetime unit
+    first, fallback = (times.astype("datetime64[us]") for times in (read[0], read[-1]))
+    rows[last] = first.fillna(fallback)
     rows["age_min"] = ((now - rows[last]).dt.total_seconds() / 60).round(1)
     return rows.sort_values(last, kind="stable", ignore_index=True)
 

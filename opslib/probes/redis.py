@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import humanfriendly
 import pandas as pd
 import redis
 import sqlalchemy as sa
@@ -91,6 +92,58 @@ def memory(profile: Profile) -> Metric:
     return Metric(
         used_pct, f"{info['used_memory_human']} of {info['maxmemory_human']} ({used_pct:.0f}%)"
     )
+
+
+def _memory_settings(connection: redis.Redis) -> tuple[int, str, str]:
+    """maxmemory (bytes, 0 = no limit), the eviction policy, and where they were read:
+    CONFIG GET, else INFO memory (a managed Redis often disables or renames CONFIG)."""
+    try:
+        config = connection.config_get("maxmemory*")
+        return int(config["maxmemory"]), config["maxmemory-policy"], "CONFIG GET"
+    except (redis.ResponseError, KeyError) as exc:
+        refused = scrub(str(exc)) if isinstance(exc, redis.ResponseError) else "no such setting"
+    try:
+        info = connection.info("memory")
+    except redis.ResponseError as exc:
+        info = {"refused": scrub(str(exc))}
+    if "maxmemory" not in info or "maxmemory_policy" not in info:
+        why = f"refused ({info['refused']})" if "refused" in info else "does not show it"
+        raise ProbeError(
+            f"maxmemory cannot be read: CONFIG GET refused ({refused}) and INFO memory {why}"
+        )
+    return int(info["maxmemory"]), str(info["maxmemory_policy"]), f"INFO memory ({refused})"
+
+
+def memory_policy(profile: Profile) -> Metric:
+    """Problems with Redis's memory limit: none set (it grows until the machine runs out
+    of memory), or a limit or eviction policy other than `targets.redis` expects."""
+    target = profile.targets.redis
+    with client(profile) as connection:
+        limit, policy, source = _memory_settings(connection)
+    expected_limit, expected_policy = target.maxmemory, target.maxmemory_policy
+    shown = humanfriendly.format_size(limit, binary=True) if limit else "none"
+    problems = []
+    if not limit:
+        problems.append("no maxmemory set: Redis grows until the machine runs out of memory")
+    elif expected_limit is not None and limit != int(expected_limit):
+        wanted = humanfriendly.format_size(int(expected_limit), binary=True)
+        problems.append(f"maxmemory is {shown}, the profile expects {wanted}")
+    if expected_policy is not None and policy != expected_policy:
+        problems.append(f"eviction policy is {policy}, the profile expects {expected_policy}")
+    table = pd.DataFrame(
+        [
+            {
+                "setting": "maxmemory",
+                "actual": shown,
+                "expected": "a limit"
+                if expected_limit is None
+                else humanfriendly.format_size(int(expected_limit), binary=True),
+            },
+            {"setting": "maxmemory-policy", "actual": policy, "expected": expected_policy or "any"},
+        ]
+    ).assign(read_with=source)
+    summary = "; ".join(problems) or f"maxmemory {shown}, eviction policy {policy}"
+    return Metric(len(problems), summary, table)
 
 
 def evictions(profile: Profile) -> Metric:
@@ -226,7 +279,7 @@ def _orphans(
         (queue.state("queued"), "queued"),
         else_=sa.cast(queue.state_label(), sa.String) if queue.has("status") else "finished",
     )
-    match = _id_matcher(queue, connection)
+    match = id_matcher(queue, connection)
     orphans: dict[str, str] = {}
     count = 0
     for batch in batches:
@@ -241,7 +294,7 @@ def _orphans(
     return orphans, count
 
 
-def _id_matcher(
+def id_matcher(
     queue: QueueTable, connection: sa.Connection
 ) -> Callable[[list[str]], sa.ColumnElement[bool]]:
     """A condition for the rows whose id, written as text, is one of the members. Ids of

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import humanfriendly
 import pandas as pd
 import sqlalchemy as sa
 
@@ -78,6 +79,50 @@ def running_stages(profile: Profile) -> list[str]:
     ]
 
 
+def _running(profile: Profile) -> list[tuple[str, processes.ProcessInfo]]:
+    """(stage, process) for each stage process running now."""
+    return [
+        (name, info)
+        for name, step in profile.stages.steps.items()
+        if step.process
+        for info in processes.matching([step.process])
+    ]
+
+
+def _size(rss: int | None) -> str | None:
+    return None if rss is None else humanfriendly.format_size(rss)
+
+
+def memory(profile: Profile) -> list[Metric]:
+    """Resident memory (RSS) of each running stage process, one result per process
+    labelled by its stage; the table lists them all by pid."""
+    running = _running(profile)
+    if not running:
+        return [Metric(0, "no stage process is running")]
+    rss = processes.resident_bytes(info.pid for _, info in running)
+    table = pd.DataFrame(
+        [
+            {
+                "stage": name,
+                "pid": info.pid,
+                "rss": _size(rss.get(info.pid)),
+                "command": info.command,
+            }
+            for name, info in running
+        ]
+    )
+    metrics = []
+    for name, info in running:
+        size = rss.get(info.pid)
+        summary = (
+            f"stage {name} pid {info.pid} uses {_size(size)} resident"
+            if size is not None
+            else f"stage {name} pid {info.pid}: its memory cannot be read (gone, or another user's)"
+        )
+        metrics.append(Metric(size, summary, table if not metrics else None, label=name))
+    return metrics
+
+
 def _blocked_by(profile: Profile, pid: int) -> str:
     """The lock holders keeping this stage waiting (SQLite only; never opens the database)."""
     if not profile.provides("sqlite"):
@@ -94,16 +139,12 @@ def stuck_stages(profile: Profile, window_s: float | None = None) -> Metric:
     CPU near zero over a sampling window, a log that stopped growing, or rows that stopped
     being stamped. Each is listed with what holds the lock it may be waiting for."""
     stages = profile.stages
-    running = [
-        (name, info)
-        for name, step in stages.steps.items()
-        if step.process
-        for info in processes.matching([step.process])
-    ]
+    running = _running(profile)
     if not running:
         return Metric(0, "no stage process is running")
     old_enough = [(name, info) for name, info in running if info.age_s > stages.stuck_after]
     cpu = processes.cpu_percent([info.pid for _, info in old_enough], window_s or stages.cpu_window)
+    rss = processes.resident_bytes(info.pid for _, info in running)
     rows = []
     for name, info in running:
         step = stages.steps[name]
@@ -127,6 +168,7 @@ def stuck_stages(profile: Profile, window_s: float | None = None) -> Metric:
                 "pid": info.pid,
                 "running_min": round(info.age_s / 60, 1),
                 "cpu_pct": cpu.get(info.pid),
+                "rss": _size(rss.get(info.pid)),
                 "log_silent_min": None if log_silent_s is None else round(log_silent_s / 60, 1),
                 "stuck_signs": ", ".join(signs),
                 "blocked_by": _blocked_by(profile, info.pid) if signs else "",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from opslib.clock import naive_utc
 from opslib.profiles.fields import Seconds, StrictModel
@@ -63,12 +63,22 @@ class Window(StrictModel):
         return self
 
 
+def _periods(value: Any) -> Any:
+    """`summary: daily` or `summary: [daily, weekly]`: one period or a list of them."""
+    return [value] if isinstance(value, str) else value
+
+
+SummaryPeriod = Literal["daily", "weekly"]
+
+
 class Notify(StrictModel):
     """When and where a runbook's results are sent: on a change of (hard) state and on
     recovery; a state is hard after `hard_after` consecutive results; a CRITICAL is
-    repeated every `repeat_critical` while it lasts."""
+    repeated every `repeat_critical` while it lasts. `summary` names the periods whose
+    summary (`opslib notify summary`) is sent whether anything changed or not."""
 
     channels: dict[str, Channel]
     hard_after: Annotated[int, Field(ge=1)] = 1
     repeat_critical: Seconds | None = None
     maintenance: list[Window] = []
+    summary: Annotated[list[SummaryPeriod], BeforeValidator(_periods)] = []

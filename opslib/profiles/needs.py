@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from opslib.profiles.services import enabled_services
 from opslib.profiles.targets import Targets
 
 if TYPE_CHECKING:
@@ -69,13 +70,17 @@ DERIVED: dict[str, Callable[[Profile], bool]] = {
     "sqlite_backups": lambda profile: (
         profile.backups is not None and _database_is(profile, "sqlite")
     ),
+    "redis_backups": lambda profile: profile.backups is not None and has_target(profile, "redis"),
     "stages": _has_in_database("stages"),
     "formats": _has_in_database("formats"),
     "files": lambda profile: bool(profile.files),
+    "cleanups": lambda profile: bool(profile.cleanups),
     "host": lambda profile: True,  # the machine opslib runs on
     "durations": lambda profile: bool(profile.durations),
     "tables": lambda profile: _has_database(profile) and bool(profile.key_tables()),
     "required_processes": lambda profile: bool(profile.processes.required),
+    "services": lambda profile: bool(enabled_services(profile)),
+    "listeners": lambda profile: bool(profile.processes.listeners),
     "benchmarks": _has_in_database("benchmarks"),
     "workbooks": lambda profile: profile.workbooks is not None,
     "processing_log": lambda profile: (

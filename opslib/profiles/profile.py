@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import PrivateAttr, StringConstraints
+from pydantic import PrivateAttr, StringConstraints, model_validator
 
 from opslib import paths
 from opslib.errors import ProfileError
@@ -22,6 +22,7 @@ from opslib.profiles.sections import (
     Backups,
     Budget,
     CheckSettings,
+    Cleanup,
     Costs,
     Duration,
     FileSet,
@@ -32,6 +33,7 @@ from opslib.profiles.sections import (
     Stages,
     Workbooks,
 )
+from opslib.profiles.services import Service, ServiceName, check_endpoints
 from opslib.profiles.targets import Targets
 
 
@@ -60,10 +62,19 @@ class Profile(StrictModel):
     notify: Notify | None = None
     budget: Budget | None = None
     workbooks: Workbooks | None = None
+    # name -> a service of the pipeline, in start order (see `profiles.services`)
+    services: dict[ServiceName, Service] = {}
+    # name -> old files to delete or archive (temporary media, outputs, config backups)
+    cleanups: dict[str, Cleanup] = {}
     # incident level -> conditions `check=STATUS`; the first level with a match is the run's
     severity: dict[Literal["P1", "P2", "P3", "P4"], list[SeverityCondition]] = {}
 
     _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _services_name_known_endpoints(self) -> Profile:
+        check_endpoints(self.services, self.targets.http)
+        return self
 
     @property
     def source(self) -> str:

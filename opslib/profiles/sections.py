@@ -169,6 +169,10 @@ class Budget(StrictModel):
     # an item is an outlier when it cost this many times its category's median item
     outlier_factor: Annotated[float, Field(gt=1)] = 3.0
     breaker: Breaker | None = None
+    # the column naming a cycle (its rows share one value, part of the key), if the table
+    # has one; a new cycle gets `cycle_name` formatted with its start and end
+    cycle: str | None = None
+    cycle_name: str = "cycle-{start:%Y%m%d}"
 
 
 class Duration(StrictModel):
@@ -233,6 +237,31 @@ class Processes(StrictModel):
     terminable: list[Regex] = []
     # name -> regex of a process that must be running (a scheduler, a worker)
     required: dict[str, Regex] = {}
+    # name -> TCP port it listens on (datasette: 8001); the `tcp_listener` check names the
+    # process listening there, and the profile's thresholds say whether one should be
+    listeners: dict[str, Annotated[int, Field(ge=1, le=65535)]] = {}
+
+
+class Cleanup(StrictModel):
+    """Old files to remove from one folder (`${VAR}` allowed): those matching `pattern`
+    (a glob relative to it) last modified more than `older_than` ago, except the
+    `keep_newest` newest of them, deleted or gzipped into `archive_to` (default: beside
+    themselves). Nothing outside the folder is touched, through a symlink or otherwise."""
+
+    path: str
+    pattern: str = "*"
+    older_than: Seconds
+    keep_newest: Annotated[int, Field(ge=0)] = 0
+    mode: Literal["delete", "archive"] = "delete"
+    archive_to: str | None = None
+
+    @model_validator(mode="after")
+    def _archive_only(self) -> Cleanup:
+        if self.archive_to is not None and self.mode != "archive":
+            raise ValueError("archive_to is only read with mode: archive")
+        if ".." in self.pattern.replace("\\", "/").split("/"):
+            raise ValueError(f"pattern {self.pattern!r} leaves the folder: no '..' in it")
+        return self
 
 
 class CheckSettings(StrictModel):

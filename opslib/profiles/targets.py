@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from opslib.profiles.fields import Regex, Seconds, StrictModel, TimestampFormat
+from opslib.profiles.fields import Bytes, Regex, Seconds, StrictModel, TimestampFormat
 
 
 class DatabaseTarget(StrictModel):
@@ -19,6 +19,9 @@ class DatabaseTarget(StrictModel):
     connect_timeout: Seconds = 5.0
     statement_timeout: Seconds = 10.0
     lock_timeout: Seconds = 2.0
+    # SQLite: the schema baseline `schema_drift` compares with (default: beside the
+    # database file, `<file>.schema.json`); the data-integrity runbook records it
+    schema_baseline: str | None = None
 
 
 class LogsTarget(StrictModel):
@@ -51,15 +54,22 @@ class HttpEndpoint(StrictModel):
 
 
 class GpuTarget(StrictModel):
-    """NVIDIA GPUs read through NVML; `devices` limits them by index (default: all)."""
+    """NVIDIA GPUs read through NVML; `devices` limits them by index (default: all).
+    `terminable`: command-line regexes of the processes a GPU cleanup may end to free
+    memory (a stray notebook, a render worker); any other holder is left alone."""
 
     devices: list[int] | None = None
+    terminable: list[Regex] = []
 
 
 class RedisTarget(StrictModel):
     url: str
     connect_timeout: Seconds = 2.0
     socket_timeout: Seconds = 2.0
+    # what the server's memory limit and eviction policy should be (redis_maxmemory); a
+    # server without any limit is reported whatever these say
+    maxmemory: Bytes | None = None
+    maxmemory_policy: str | None = None
 
 
 class Targets(StrictModel):
