@@ -156,6 +156,34 @@ def _cmd_profile_check(args: argparse.Namespace) -> int:
     return int(worst)
 
 
+def _cmd_manual(args: argparse.Namespace) -> int:
+    """A pipeline's manual turned into commands; the schedule's entries on the profile
+    are handed down to the archive's page, which sits below the schedule."""
+    from opslib.archive.manual import Scheduled, build_page, manual_of, text_lines, write_page
+    from opslib.profiles import load_profile
+    from opslib.schedule.entries import ScheduleError, load_schedule, next_runs
+
+    profile = load_profile(args.profile)
+    manual_of(profile)  # no manual: one line, before the schedule is read
+    now = utc_now()
+    try:
+        entries = load_schedule()
+    except ScheduleError as exc:  # the manual stands without it; the page says why
+        scheduled: list[Scheduled] | str = str(exc)
+    else:
+        scheduled = [
+            Scheduled(entry.runbook, entry.cron, next(iter(next_runs(entry, now, 1)), None))
+            for entry in entries
+            if entry.runbook and entry.profile_name == profile.name
+        ]
+    page = build_page(profile, scheduled)
+    if args.html:
+        print(f"manual page: {paths.shown(write_page(page))}")
+    else:
+        print("\n".join(text_lines(page)))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     said = DEMOS[args.pipeline].make(args.pipeline, args.profile, if_stale=args.if_stale)
     if said:
@@ -241,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges")
     ack.add_argument("--reason", required=True, help="why, for the others on call")
     ack.set_defaults(handler=_cmd_ack)
+
+    manual = commands.add_parser(
+        "manual", help="a pipeline's manual as commands: symptoms, runbooks, schedule, levels"
+    )
+    manual.add_argument("profile", help="profile name or YAML path")
+    manual.add_argument(
+        "--html", action="store_true", help="write reports/manual-PROFILE.html for the board"
+    )
+    manual.add_argument("--reports", type=Path, help=REPORTS_HELP)
+    manual.set_defaults(handler=_cmd_manual)
 
     demo = commands.add_parser(
         "demo", help="(re)create a pipeline's demo, or seed it into a profile"

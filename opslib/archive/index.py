@@ -29,6 +29,7 @@ RECENT_RUNS = 50
 STRIP_RUNS = 30  # runs per history strip
 TRENDS_PER_ROW = 6  # trend lines per runbook × profile, problems first
 COLOURS = {status.name: status.colour for status in Status}
+PAGE_PREFIX = "manual-"  # a pipeline's manual page beside the board (archive/manual.py)
 
 
 @dataclass
@@ -123,6 +124,12 @@ def board(ledger: Ledger) -> list[BoardRow]:
     return rows
 
 
+def manual_pages() -> set[str]:
+    """The profiles whose manual page (`opslib manual PROFILE --html`) is in the archive."""
+    pages = paths.reports_dir().glob(f"{PAGE_PREFIX}*.html")
+    return {page.name[len(PAGE_PREFIX) : -len(".html")] for page in pages}
+
+
 def write_index(ledger: Ledger | None = None) -> Path:
     """Render the index from the ledger alone and swap it in atomically."""
     ledger = ledger or Ledger()
@@ -137,6 +144,8 @@ def write_index(ledger: Ledger | None = None) -> Path:
         board=board(ledger),
         recent=ledger.history(limit=RECENT_RUNS),
         colours=COLOURS,
+        manuals=manual_pages(),
+        page_prefix=PAGE_PREFIX,
     )
     target = paths.reports_dir() / "index.html"
     temporary = target.with_name(f".index.{os.getpid()}.part")
