@@ -7,7 +7,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +172,30 @@ class MemoryAudit:
 def act(action: Any, **how: Any) -> Outcome:
     """Plan `action` through the gate and apply it as `how` says (apply=, approve=)."""
     return execute(action, RunContext.current("test", action.profile.name), MemoryAudit, **how)
+
+
+@contextmanager
+def answering(answer: Callable[[BaseHTTPRequestHandler], tuple[int, bytes]]) -> Iterator[str]:
+    """A local HTTP server that answers every GET with `answer(request)`, a status and a
+    body (JSON when it parses as JSON); yields its base URL, `http://127.0.0.1:PORT`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the name http.server dispatches to
+            status, body = answer(self)
+            self.send_response(status)
+            if body[:1] in (b"{", b"["):
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

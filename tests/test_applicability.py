@@ -30,7 +30,7 @@ from opslib.runbook.service_state import Reading, ServiceState
         ("emergency-halt", "catalog", "halt"),
         ("restore", "demo", "backups or postgres_backups or redis_backups or sqlite_backups"),
         ("budget-status", "demo", "budget"),
-        ("backup", "ideas", "backups or redis_backups"),
+        ("gpu-memory", "ideas", "gpu"),
     ],
 )
 def test_a_runbook_for_something_the_profile_lacks_is_refused(
@@ -51,7 +51,9 @@ def test_list_shows_where_each_runbook_applies_and_filters_by_profile(
     every = workspace.opslib("list")
     assert every.returncode == 0
     blocks = dict(re.findall(r"^(\S+) .*\n.*\n\s+applies to: (.*)$", every.stdout, re.M))
-    assert blocks["backup"] == "spots, video" and blocks["gpu-memory"] == "no shipped profile"
+    assert (
+        blocks["backup"] == "ideas, spots, video" and blocks["gpu-memory"] == "no shipped profile"
+    )
     assert "demo" in blocks["morning-check"].split(", ")
     catalog = workspace.opslib("list", "--profile", "catalog")
     names = re.findall(r"^(\S+) ", catalog.stdout, re.M)

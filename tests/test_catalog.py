@@ -131,7 +131,11 @@ def test_slow_processing_applies_the_twice_expected_rule_to_the_last_cycle(
 ) -> None:
     result = catalog.opslib("run", "slow-processing", "--profile", "catalog")
     assert result.returncode == 1, result.stdout + result.stderr
-    line = next(row for row in result.stdout.splitlines() if "duration_ratio[cycle]" in row)
+    line = next(
+        row
+        for row in result.stdout.splitlines()
+        if row.strip().startswith("WARNING  duration_ratio[cycle]")
+    )
     assert "WARNING" in line and "x the expected 15 minutes" in line
 
 

@@ -274,4 +274,4 @@ def test_a_runbook_for_another_pipeline_tells_what_did_not_apply_without_a_trace
     html = page.read_text()
     assert "Traceback" not in html and "KeyError" not in html
     line = next(row for row in html.splitlines() if "Not applicable to profile mediaplan" in row)
-    assert "summary_field (no file set 'cycle_summaries'" in line
+    assert "summary_field, summary_rate (no file set 'cycle_summaries'" in line

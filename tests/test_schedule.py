@@ -22,8 +22,12 @@ from opslib.schedule.export import cronjob
 SHIPPED = {
     ("morning-check", "demo"): "0 7 * * *",
     ("health-check", "ideas"): "*/5 * * * *",
+    ("monthly-maintenance", "ideas"): "0 3 * * 0",
+    ("run-watch", "spots"): "*/10 * * * *",
+    ("morning-check", "spots"): "0 7 * * *",
     ("hourly-monitor", "video"): "0 * * * *",
     ("evening-wrap", "video"): "0 22 * * *",
+    ("morning-check", "catalog"): "15 7 * * *",
     ("weekly-review", "catalog"): "0 9 * * 1",
     ("monthly-maintenance", "catalog"): "0 3 1 * *",
     ("pre-processing-checklist", "mediaplan"): "30 5 * * *",
@@ -31,6 +35,8 @@ SHIPPED = {
     ("backup", "video"): "*/30 * * * *",
     ("cleanup", "video"): "30 22 * * *",
     ("cleanup", "mediaplan"): "0 4 1 * *",
+    ("slow-processing", "mediaplan"): "15 9 * * 1",
+    ("high-error-rate", "mediaplan"): "30 4 1 * *",
     ("daily-summary", "video"): "45 22 * * *",
     ("weekly-summary", "catalog"): "30 9 * * 1",
 }
@@ -91,6 +97,8 @@ def test_the_shipped_schedule_is_valid_and_complete() -> None:
     assert {(e.job, e.profile): e.cron for e in entries} == SHIPPED
     by_pair = {(e.job, e.profile): e for e in entries}
     assert by_pair["health-check", "ideas"].timeout == 240
+    # the ideas manual shuts down at 100 %: the scheduled check applies the halt itself
+    assert by_pair["health-check", "ideas"].parameters == {"halt_on_emergency": True}
     assert by_pair["evening-wrap", "video"].parameters == {"apply": True}
     assert {e.by for e in entries} == {"cron"}
 
@@ -426,7 +434,9 @@ def test_the_airflow_file_has_one_dag_per_entry_with_its_schedule(workspace: Wor
     assert ast.literal_eval(health["max_active_runs"]) == 1
     task = tasks["opslib__health_check__ideas"]
     command = ast.literal_eval(task["bash_command"].args[0])
-    assert command.endswith("opslib run health-check --profile ideas --timeout 240 --by cron")
+    assert command.endswith(
+        "opslib run health-check --profile ideas --timeout 240 --by cron -p halt_on_emergency=true"
+    )
     assert ast.unparse(task["execution_timeout"]) == "timedelta(seconds=300)"
     schedules = {dag_id: ast.literal_eval(kw["schedule"]) for dag_id, kw in dags.items()}
     assert sorted(schedules.values()) == sorted(SHIPPED.values())

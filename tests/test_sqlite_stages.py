@@ -184,9 +184,10 @@ def test_stage_durations_are_read_from_their_log_lines(spots: Path) -> None:
     finding = Runbook("t", load_profile("spots")).evaluate("duration_ratio")
     by_stage = {result.name: result for result in finding.results}
     stage2 = by_stage["duration_ratio[business_rules]"]
-    # the demo's stage 2 log: 2,000 spots at 7.4 spots/s, against 10 minutes expected
-    assert stage2.value == pytest.approx(2000 / 7.4 / 600, abs=0.01)
-    assert stage2.status is Status.OK
+    # the demo's stage 2 log: 2,000 spots at 7.4 spots/s, against the manual's 10 minutes
+    # per 100K spots scaled to the 20,000 spots stage 1's log says the data set holds
+    assert stage2.value == pytest.approx(2000 / 7.4 / 120, abs=0.01)
+    assert stage2.status is Status.CRITICAL  # the demo's stage 2 is slow on purpose
 
 
 def test_weekly_review_measures_table_growth_against_the_run_a_week_ago(

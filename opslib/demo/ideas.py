@@ -1,12 +1,15 @@
 """`opslib demo ideas`: the ideas pipeline of the budget manual, in PostgreSQL and a log
 folder, with the problems its health check and budget sentinel exist for.
 
-Planted: three ideas stuck in processing for 7 to 9 hours; a weekly budget cycle five
-days in, at 81.5 % of its $62 in total with the OpenAI category past the 95 % throttle
-level and set to run out before the cycle ends; one idea that cost eight times its
-category's median; the circuit breaker half-open; logs with rate limiting and evidence
-timeouts. Times are relative to now, so the story holds whenever it is seeded. It writes
-only into a database it created itself (marked by an `opslib_demo` table).
+Planted: a pipeline at work (two ideas finished within the last hour, two in flight, the
+newest two waiting); three ideas stuck in processing for 7 to 9 hours; a weekly budget
+cycle five days in, at 81.5 % of its $62 in total with the OpenAI category past the 95 %
+throttle level and set to run out before the cycle ends; one idea that cost eight times
+its category's median; the circuit breaker half-open; logs with a rate limit, evidence
+timeouts and a failed deck render, each at least once in the last five hours. No
+pipeline process runs, so the morning check finds the pipeline down. Times are relative
+to now, so the story holds whenever it is seeded. It writes only into a database it
+created itself (marked by an `opslib_demo` table).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ CYCLE_DAY = 5  # how far into its cycle the demo is
 IDEAS = 240
 STUCK_HOURS = (7.0, 8.0, 9.0)
 OUTLIER_TIMES_MEDIAN = 8
+RECENT_MINUTES = (20, 45)  # two ideas finished this long ago: the last hour has work to judge
 SCHEMA = [
     """CREATE TABLE ideas (
         idea_id text PRIMARY KEY, title text NOT NULL, current_stage text NOT NULL,
@@ -62,7 +66,7 @@ def _ideas(now: datetime, rng: random.Random) -> list[dict]:
     start = now - timedelta(days=CYCLE_DAY)
     rows = []
     for number in range(1, IDEAS + 1):
-        created = start + timedelta(minutes=number * CYCLE_DAY * 24 * 60 / (IDEAS + 10))
+        created = start + timedelta(minutes=number * (CYCLE_DAY * 24 * 60 - 15) / IDEAS)
         started = created + timedelta(minutes=rng.uniform(1, 20))
         finished = started + timedelta(hours=rng.uniform(0.5, 3.5))
         row = {
@@ -80,6 +84,15 @@ def _ideas(now: datetime, rng: random.Random) -> list[dict]:
     for idea, hours in zip(rows[100:], STUCK_HOURS, strict=False):  # stuck: no progress
         idea.update(status="processing", completed_at=None, updated_at=now - timedelta(hours=hours))
         idea["started_at"] = idea["updated_at"] - timedelta(minutes=20)
+    for idea, minutes in zip(rows[-6:-4], RECENT_MINUTES, strict=True):  # done in the last hour
+        finished = now - timedelta(minutes=minutes)
+        idea.update(status="completed", updated_at=finished, completed_at=finished)
+    for idea, minutes in zip(rows[-4:-2], (4, 9), strict=True):  # in flight, moving
+        idea.update(status="processing", completed_at=None)
+        idea["updated_at"] = max(idea["started_at"], now - timedelta(minutes=minutes))
+    for idea in rows[-2:]:  # the newest wait for a worker
+        idea.update(status="queued", started_at=None, updated_at=idea["created_at"])
+        idea["completed_at"] = None
     return rows
 
 
@@ -91,8 +104,7 @@ def _spend(ideas: list[dict], now: datetime, rng: random.Random) -> list[dict]:
         weights = [rng.uniform(0.8, 1.2) for _ in billed]
         if category == "openai":
             weights[len(weights) // 2] = OUTLIER_TIMES_MEDIAN
-        cents = [round(total * 100 * weight / sum(weights)) for weight in weights]
-        cents[-1] += round(total * 100) - sum(cents)  # exact to the cent
+        cents = _cents(round(total * 100), weights)
         for idea, amount in zip(billed, cents, strict=True):
             moment = min(idea["updated_at"], now - timedelta(minutes=1))
             rows.append(
@@ -100,6 +112,17 @@ def _spend(ideas: list[dict], now: datetime, rng: random.Random) -> list[dict]:
                  "amount_usd": amount / 100, "created_at": moment}
             )  # fmt: skip
     return rows
+
+
+def _cents(total: int, weights: list[float]) -> list[int]:
+    """`total` cents shared in proportion to `weights`, exact to the cent and none negative:
+    each share rounded down, the cents left over to the largest remainders."""
+    shares = [total * weight / sum(weights) for weight in weights]
+    cents = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: cents[i] - shares[i])
+    for index in by_remainder[: total - sum(cents)]:
+        cents[index] += 1
+    return cents
 
 
 def _budgets(now: datetime) -> list[dict]:
@@ -122,11 +145,17 @@ def write_logs(folder: Path, ideas: list[dict], now: datetime, rng: random.Rando
         entries.append(
             (idea["created_at"], "pipeline.ingestion", "INFO", f"idea {idea['idea_id']} accepted")
         )
-        if rng.random() < 0.08:
+        if idea["started_at"] is not None and rng.random() < 0.08:
             message = rng.choice(LOG_ERRORS).format(idea=idea["idea_id"], n=rng.choice((30, 60)))
             entries.append((idea["started_at"], f"pipeline.{STAGES[1]}", "ERROR", message))
         logger = f"pipeline.{idea['current_stage']}"
         entries.append((idea["updated_at"], logger, "INFO", "stage progress saved"))
+    # each kind of failure the manual troubleshoots at least once in the last hours (what
+    # high-error-rate reads by default): a rate limit too
+    recent = [i for i in ideas if i["started_at"] and now - timedelta(hours=5) < i["started_at"]]
+    for idea, message in zip(recent[::2], LOG_ERRORS, strict=False):
+        text = message.format(idea=idea["idea_id"], n=30)
+        entries.append((idea["started_at"], f"pipeline.{STAGES[1]}", "ERROR", text))
     entries.sort(key=lambda entry: entry[0])
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     older = "".join(python_log_line(*entry) for entry in entries if entry[0] < midnight)

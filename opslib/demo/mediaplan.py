@@ -6,9 +6,12 @@ Planted: a corrupt input (a workbook cut off mid-write), an input whose client h
 mapping rule (Globex), an Office lock file (`~$…`, someone has a workbook open in Excel),
 an input named against the convention; outputs missing for two inputs, one output under
 the 100 KB floor with fewer rows than its input, one older than its re-delivered input; a
-comprehensive report with mapping coverage under 100 %; a processing log with thirty days
-of per-file durations where the latest run of one file took 2.6 times its usual time;
-and two outputs of earlier months' batches, past the 30-day archive age.
+comprehensive report with mapping coverage under 100 % naming two unmapped columns; a
+performance report with the batch's total time and slowest file; a processing log with
+thirty days of per-file durations where the latest run of one file took 2.6 times its
+usual time; the workflow monitor's and the mapper's logs of the last batch (an extraction
+error, the unmapped columns); and two outputs of earlier months' batches, past the 30-day
+archive age.
 """
 
 from __future__ import annotations
@@ -93,12 +96,13 @@ def _log_line(moment: datetime, level: str, message: str) -> str:
     return python_log_line(moment, "excel_processor", level, message)
 
 
-def _history(now: datetime, sizes: dict[str, float], rng: random.Random) -> list[str]:
-    """Thirty nightly batches of per-file durations; in the last one the Sensodyne
-    delivery took 2.6 times its usual time."""
+def _history(batch: datetime, sizes: dict[str, float], rng: random.Random) -> list[str]:
+    """Thirty daily batches of per-file durations, each at the time of day of the last one
+    (so the last batch is always within a few hours, whatever the hour the demo is made);
+    in the last one the Sensodyne delivery took 2.6 times its usual time."""
     lines = []
     for days_ago in range(30, -1, -1):
-        moment = (now - timedelta(days=days_ago)).replace(hour=2, minute=0, second=0)
+        moment = batch - timedelta(days=days_ago)
         for stem, megabytes in sizes.items():
             slow = days_ago == 0 and stem == "DELIVERED_sensodyne_20261120"
             seconds = megabytes * SECONDS_PER_MB * rng.uniform(0.85, 1.15) * (2.6 if slow else 1)
@@ -166,12 +170,44 @@ def _fill(root: Path, seed: int) -> None:
         path.write_text(text)
         set_mtime(path, batch + timedelta(minutes=20))
     log = root / "logs" / "excel_processor.log"
-    log.write_text("".join(_history(now, sizes, rng)))
+    log.write_text("".join(_history(batch, sizes, rng)))
+    _workflow_logs(root, batch)
     (root / "config" / "client_mapping_rules.json").write_text(json.dumps(MAPPING, indent=2))
     (root / "config" / "schema" / "client_mapping_rules.schema.json").write_text(
         json.dumps(MAPPING_SCHEMA, indent=2)
     )
     _earlier_outputs(root, now, random.Random(seed + 1))
+
+
+# the manual's two other log folders: the workflow monitor's and the mapper's (its quick
+# reference tails simple_llm_mapper.log)
+MONITOR_LOG = "production_workflow/05_monitoring/logs/workflow_monitor.log"
+MAPPER_LOG = "main_scripts/logs/simple_llm_mapper.log"
+
+
+def _workflow_logs(root: Path, batch: datetime) -> None:
+    """The last batch as the workflow monitor and the mapper logged it."""
+    monitor = [
+        (0, "INFO", "workflow started: 7 input file(s)"),
+        (1, "ERROR", f"extraction step failed for {CORRUPT}.xlsx"),
+        (19, "INFO", "workflow completed with 2 failed input(s)"),
+    ]
+    mapper = [
+        (12, "INFO", "mapping batch_20261120 with client rules"),
+        (13, "WARNING", "unmapped columns: UNIQUES_REACH, FREQUENCY"),
+        (18, "INFO", "mapping finished: coverage 92.5%"),
+    ]
+    for relative, lines, logger in ((MONITOR_LOG, monitor, "workflow_monitor"),
+                                    (MAPPER_LOG, mapper, "simple_llm_mapper")):  # fmt: skip
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "".join(
+                python_log_line(batch + timedelta(minutes=minutes), logger, level, message)
+                for minutes, level, message in lines
+            )
+        )
+        set_mtime(path, batch + timedelta(minutes=20))
 
 
 def _earlier_outputs(root: Path, now: datetime, rng: random.Random) -> None:

@@ -4,6 +4,8 @@ queue and the problems its manual is about, so every video runbook has something
 Planted: jobs stuck in processing, an orphan in the Redis processing set and a job the
 set has lost, a video over the $3 cost limit, and rows breaking the profile's invariants
 (negative cost, completed without output, started before created, a cost without video).
+The pipeline's log (a line per job started, finished or failed) goes into the profile's
+log folder, as the demo's own log does, so the error-rate and log steps have one to read.
 Its queue stores times as `timestamptz`, the type PostgreSQL recommends, so the everyday
 path reads them. It writes only into a database it created itself (marked by an
 `opslib_demo` table) and refuses any other that already has a `video_queue`.
@@ -11,10 +13,14 @@ path reads them. It writes only into a database it created itself (marked by an
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from opslib import paths
 from opslib.clock import utc_now
 from opslib.demo import tables as demo_tables
 from opslib.demo.builtin import story
-from opslib.probes import db
+from opslib.demo.common import log_line
+from opslib.probes import ProbeError, db
 from opslib.probes.redis import client
 from opslib.profiles import Profile
 
@@ -95,8 +101,12 @@ def seed(profile: Profile) -> dict[str, int]:
     costs.append(
         {"video_id": 999_999, "category": "gpu", "amount_usd": 0.42, "created_at": utc_now()}
     )
+    logs = _log_folder(profile)
+    demo_tables.refuse_foreign_folder(logs)  # refused before the database is touched
     with db.change(profile) as connection:
         demo_tables.recreate(connection, SCHEMA, {"video_queue": videos, "pipeline_costs": costs})
+    demo_tables.replace_folder(logs, _write_log)
+    _statement_statistics(profile)
     processing = [str(v["id"]) for v in videos if v["status"] == "processing"]
     queued = [str(v["id"]) for v in videos if v["status"] == "queued"]
     planted["lost"] = int(processing[0])
@@ -113,6 +123,31 @@ def seed(profile: Profile) -> dict[str, int]:
     return planted
 
 
+def _statement_statistics(profile: Profile) -> None:
+    """pg_stat_statements in the demo database where the server can have it, so the slow
+    processing runbook shows where the time goes (the manual's bottleneck hunt). A server
+    that does not preload the library, or a role that may not create it, leaves the demo as
+    it is: that runbook then says what is missing."""
+    try:
+        with db.change(profile) as connection:
+            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            connection.exec_driver_sql("SELECT count(*) FROM pg_stat_statements")
+    except ProbeError:
+        return
+
+
+def _log_folder(profile: Profile) -> Path:
+    """The folder of the profile's first log glob (the demo's: under the data folder)."""
+    return Path(profile.log_globs()[0]).parent
+
+
+def _write_log(folder: Path) -> None:
+    """The pipeline's log as its workers write it: ISO stamp, level, message."""
+    lines = (log_line(moment, level, message) for moment, level, message in story(utc_now()).log)
+    (folder / "pipeline.log").write_text("".join(lines), encoding="utf-8")
+
+
 def where(profile: Profile) -> str:
     """What `seed` writes into, for the command's one line."""
-    return f"{profile.database_display()} and Redis"
+    shown = paths.shown(_log_folder(profile))
+    return f"{profile.database_display()}, Redis and {shown}"

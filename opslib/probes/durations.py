@@ -10,6 +10,7 @@ pipeline, predicted from that file's own history.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import humanfriendly
@@ -94,5 +95,35 @@ def ratios(profile: Profile, window_hours: float = 24 * 30) -> list[Metric]:
             continue
         earlier = runs["seconds"].iloc[:-1]
         usual = f", usually {describe(earlier.median())}" if len(earlier) else ""
-        metrics.append(against_expected(name, runs, settings.expected, usual))
+        expected, basis = settings.expected, ""
+        if settings.per:
+            try:
+                expected, basis = _scaled(profile, name, settings, runs.iloc[-1]["finished"])
+            except ProbeError as exc:
+                metrics.append(Metric(None, f"{name}: {exc.reason}", label=name))
+                continue
+        metrics.append(against_expected(name, runs, expected, basis + usual))
     return metrics
+
+
+def _scaled(
+    profile: Profile, name: str, settings: Duration, finished: datetime | None
+) -> tuple[float, str]:
+    """The expected time of the run that ended at `finished` for the items it handled: the
+    newest count `count_log` gave up to then, at `expected` per `per` items."""
+    if not settings.count_log:
+        raise ProbeError(f"durations.{name}.per needs count_log, a regex with a group count")
+    finished = None if pd.isna(finished) else finished  # an undated line: the newest count
+    formats = tuple(profile.targets.logs.timestamp_formats) if profile.targets.logs else ()
+    counts = []
+    for stamp, groups in matching_lines(log_files(profile), settings.count_log, formats):
+        if "count" not in groups:
+            raise ProbeError(f"durations.{name}.count_log needs a group named count")
+        if stamp is None or finished is None or stamp <= finished:
+            number = int(re.sub(r"[,_ ]", "", groups["count"]))
+            counts.append((stamp is not None, stamp or datetime.min, len(counts), number))
+    if not counts:
+        raise ProbeError(f"no line before the run ended matches durations.{name}.count_log")
+    count = max(counts, key=lambda row: row[:3])[3]
+    per = f"{describe(settings.expected)} per {settings.per:,}"
+    return settings.expected * count / settings.per, f" for {count:,} items ({per})"

@@ -22,8 +22,9 @@ import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from opslib.errors import ProfileError
-from opslib.probes import Metric, ProbeError, TargetUnreachable
+from opslib.probes import Metric, NotApplicable, ProbeError, TargetUnreachable
 from opslib.profiles import Profile
+from opslib.profiles.needs import switched_off
 from opslib.profiles.secrets import scrub
 from opslib.profiles.targets import HttpEndpoint
 from opslib.status import Status
@@ -49,11 +50,25 @@ def endpoints(profile: Profile) -> list[Metric]:
         raise ProbeError(f"{profile.source} has no targets.http")
     metrics, rows = [], []
     for name, endpoint in profile.targets.http.items():
+        if _switched_off(profile, name, endpoint):
+            continue
         metric, row = check_endpoint(profile, name, endpoint)
         metrics.append(metric)
         rows.append(row)
+    if not metrics:
+        raise NotApplicable("every endpoint of targets.http is switched off (url set to nothing)")
     metrics[-1].table = pd.DataFrame(rows).astype({"status_code": "Int64"})
     return metrics
+
+
+def _switched_off(profile: Profile, name: str, endpoint: HttpEndpoint) -> bool:
+    """An endpoint whose `url: ${VAR:-}` resolves to nothing is off here (an external
+    service checked only where its variable is set); a variable without a default that
+    is not set is left to `check_endpoint` to report."""
+    try:
+        return switched_off(profile, endpoint.url, f"targets.http.{name}.url")
+    except ProfileError:
+        return False
 
 
 def check_endpoint(

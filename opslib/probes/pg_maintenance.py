@@ -18,6 +18,7 @@ SELECT relname AS "table",
        n_live_tup AS live_rows,
        n_dead_tup AS dead_rows,
        round(100.0 * n_dead_tup / greatest(n_live_tup + n_dead_tup, 1), 1) AS dead_pct,
+       n_tup_ins AS inserts, n_tup_upd AS updates, n_tup_del AS deletes,
        greatest(last_vacuum, last_autovacuum) AS last_vacuum,
        greatest(last_analyze, last_autoanalyze) AS last_analyze,
        seq_scan, coalesce(idx_scan, 0) AS idx_scan
@@ -72,7 +73,8 @@ def _statements_sql(order: str, server_version: int) -> str:
 
 
 def dead_tuples(profile: Profile) -> Metric:
-    """The highest share of dead rows in any table, with every table's size and upkeep."""
+    """The highest share of dead rows in any table, with every table's size, upkeep and
+    activity (rows inserted, updated and deleted since the statistics were reset)."""
     with db.connect(profile) as connection:
         tables = db.frame(connection, TABLES_SQL)
     if tables.empty:

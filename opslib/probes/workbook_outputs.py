@@ -25,6 +25,10 @@ from opslib.status import Status
 OUTPUT_PROBLEMS = ("missing", "small", "stale", "unreadable", "rows")
 COVERAGE = re.compile(r"coverage[^\n%]*?([\d.]+)\s*%", re.I)
 ERROR_LINE = re.compile(r"\berror\b", re.I)
+# the comprehensive report's columns no rule maps, and the performance report's timing
+UNMAPPED = re.compile(r"unmapped columns?\s*:\s*(\S[^\n]*)", re.I)
+TOTAL_TIME = re.compile(r"total processing time\s*:\s*([\d.]+\s*[a-z]*)", re.I)
+SLOWEST = re.compile(r"slowest file\s*:\s*(\S[^\n]*)", re.I)
 
 
 def output_space(profile: Profile) -> Metric:
@@ -111,9 +115,33 @@ def failed_inputs(profile: Profile) -> pd.DataFrame:
     return table[table["problem"] != ""]
 
 
+def _read_report(text: str) -> dict:
+    """What a batch report says, as far as the manual asks: error lines, the mapping
+    coverage and the columns left unmapped (comprehensive report), the batch's time and
+    its slowest file (performance report)."""
+    errors = [line.strip() for line in text.splitlines() if ERROR_LINE.search(line)]
+    coverage = [float(value) for value in COVERAGE.findall(text)]
+    unmapped = ", ".join(match.strip() for match in UNMAPPED.findall(text))
+    timing = "; ".join(
+        f"{label} {match.group(1).strip()}"
+        for label, pattern in (("total", TOTAL_TIME), ("slowest", SLOWEST))
+        if (match := pattern.search(text))
+    )
+    low = [f"coverage {value:g}%" for value in coverage if value < 100]
+    if unmapped:
+        low = [f"{', '.join(low) or 'unmapped'} (unmapped columns: {unmapped})"]
+    return {
+        "errors": len(errors),
+        "coverage": f"{min(coverage):g}%" if coverage else "",
+        "unmapped_columns": unmapped,
+        "timing": timing,
+        "looks_off": "; ".join(errors[:2] + low),
+    }
+
+
 def batch_reports(profile: Profile, window_hours: float = 24) -> Metric:
-    """The reports the latest batch wrote (modified in the window): error lines, and a
-    mapping coverage under 100 %."""
+    """The reports the latest batch wrote (modified in the window): error lines, a mapping
+    coverage under 100 % with the columns left unmapped, and the batch's timing."""
     name = profile.workbooks.reports
     if name is None:
         raise ProbeError("the profile names no reports file set")
@@ -124,14 +152,8 @@ def batch_reports(profile: Profile, window_hours: float = 24) -> Metric:
         if status.st_mtime < since:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        errors = [line.strip() for line in text.splitlines() if ERROR_LINE.search(line)]
-        coverage = [float(value) for value in COVERAGE.findall(text)]
-        low = [value for value in coverage if value < 100]
-        rows.append(
-            {"report": path.name, "modified": datetime.fromtimestamp(int(status.st_mtime), UTC).replace(tzinfo=None),
-             "errors": len(errors), "coverage_pct": min(coverage) if coverage else None,
-             "looks_off": "; ".join(errors[:2] + [f"coverage {v:g}%" for v in low]) or ""}
-        )  # fmt: skip
+        modified = datetime.fromtimestamp(int(status.st_mtime), UTC).replace(tzinfo=None)
+        rows.append({"report": path.name, "modified": modified, **_read_report(text)})
     if not rows:
         return Metric(0, f"no report written in the last {window_hours:g} h")
     table = pd.DataFrame(rows).set_index("report")

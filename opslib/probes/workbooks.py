@@ -1,6 +1,7 @@
 """A pipeline of spreadsheet files, its inputs: are they readable workbooks with the
 sheets and columns the mapping needs, named by the convention, not open in Excel, is
-every client mapped, is the API key set (the outputs are `workbook_outputs`).
+every client mapped, is any too large to process whole, is the API key set (the outputs
+are `workbook_outputs`).
 
 Workbooks are opened with openpyxl in read-only mode (the XML is streamed, not loaded);
 what an input holds is read once per run and reused while the file is unchanged. One
@@ -14,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import humanfriendly
 import pandas as pd
 from openpyxl import load_workbook
 from tqdm import tqdm
@@ -187,9 +189,24 @@ def _lock_owner(path: Path) -> str:
     return raw[1 : 1 + raw[0]].decode("latin-1", "replace").strip() if raw else ""
 
 
+def _large(profile: Profile, workbooks: list[Path]) -> list[dict]:
+    """Inputs past `workbooks.large_input` (the manual's 100 MB): to be processed platform
+    by platform, with more memory, and watched."""
+    limit = profile.workbooks.large_input
+    shown = humanfriendly.format_size(limit)
+    return [
+        {"file": path.name,
+         "problem": f"{_megabytes(path):g} MB, over {shown}: process it platform by platform "
+                    "(the large-file procedure) and watch its memory"}
+        for path in workbooks
+        if path.stat().st_size > limit
+    ]  # fmt: skip
+
+
 def conventions(profile: Profile) -> Metric:
-    """Inputs named against the profile's convention, and Office lock files: a workbook
-    someone still has open in Excel may be half-saved."""
+    """Inputs named against the profile's convention, Office lock files (a workbook
+    someone still has open in Excel may be half-saved), and inputs too large to process
+    whole (over `workbooks.large_input`)."""
     workbooks, locks = input_files(profile)
     pattern = profile.workbooks.name_pattern
     rows = [
@@ -197,6 +214,7 @@ def conventions(profile: Profile) -> Metric:
         for path in workbooks
         if pattern and not re.search(pattern, path.name)
     ]
+    rows += _large(profile, workbooks)
     for lock in locks:
         owner = _lock_owner(lock)
         opened = lock.name.removeprefix(LOCK_PREFIX)
@@ -207,7 +225,10 @@ def conventions(profile: Profile) -> Metric:
             }
         )
     if not rows:
-        return Metric(0, f"{len(workbooks)} input(s) follow the naming convention; no lock file")
+        return Metric(
+            0,
+            f"{len(workbooks)} input(s) follow the naming convention; no lock file, none too large",
+        )
     table = pd.DataFrame(rows).set_index("file")
     return Metric(len(rows), "; ".join(f"{r['file']}: {r['problem']}" for r in rows[:3]), table)
 

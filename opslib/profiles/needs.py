@@ -31,6 +31,15 @@ def has_target(profile: Profile, kind: str) -> bool:
     section = getattr(profile.targets, kind)
     if not section:
         return False
+    enabled = getattr(section, "enabled", None)  # `enabled: ${VIDEO_GPU:-}`: empty is off
+    if enabled is not None and not profile.expand(enabled, f"targets.{kind}.enabled").strip():
+        return False
+    if isinstance(section, dict):  # endpoints by name (http): on while one resolves
+        return any(
+            getattr(item, "url", None) is None
+            or not switched_off(profile, item.url, f"targets.{kind}.{name}.url")
+            for name, item in section.items()
+        )
     url = getattr(section, "url", None)
     return url is None or not switched_off(profile, url, f"targets.{kind}.url")
 
@@ -82,6 +91,7 @@ DERIVED: dict[str, Callable[[Profile], bool]] = {
     "services": lambda profile: bool(enabled_services(profile)),
     "listeners": lambda profile: bool(profile.processes.listeners),
     "benchmarks": _has_in_database("benchmarks"),
+    "kpis": _has_in_database("kpis"),
     "workbooks": lambda profile: profile.workbooks is not None,
     "processing_log": lambda profile: (
         profile.workbooks is not None

@@ -18,6 +18,7 @@ from opslib.errors import ProfileError
 from opslib.profiles import needs, secrets, urls
 from opslib.profiles.channels import Notify
 from opslib.profiles.fields import SeverityCondition, StrictModel
+from opslib.profiles.manual import Manual
 from opslib.profiles.sections import (
     Backups,
     Budget,
@@ -55,6 +56,8 @@ class Profile(StrictModel):
     processes: Processes = Processes()
     # name -> a read-only query whose time the query-benchmark runbook measures
     benchmarks: dict[str, str] = {}
+    # name -> a read-only query returning one number the manual reads (a count, a revenue)
+    kpis: dict[str, str] = {}
     # name -> a set of files the pipeline writes, checked for age, size and JSON validity
     files: dict[str, FileSet] = {}
     # name -> how long a run should take and where its durations are recorded
@@ -68,6 +71,8 @@ class Profile(StrictModel):
     cleanups: dict[str, Cleanup] = {}
     # incident level -> conditions `check=STATUS`; the first level with a match is the run's
     severity: dict[Literal["P1", "P2", "P3", "P4"], list[SeverityCondition]] = {}
+    # the operations manual this profile carries out: its symptoms and quick commands
+    manual: Manual | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 

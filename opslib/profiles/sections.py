@@ -119,6 +119,8 @@ class Workbooks(StrictModel):
     outputs: str  # the folder outputs are written to
     output_name: str = "{stem}_MAPPED.xlsx"
     min_output_size: Bytes = 100_000.0
+    # an input over it is flagged for the large-file procedure (split by platform)
+    large_input: Bytes = 100_000_000.0
     output_size_factor: Annotated[float, Field(gt=0)] = 2.0  # expected output vs input size
     reports: str | None = None  # the file set of the reports a batch writes
     # a log line per processed file: groups `file`, `seconds` and optionally `megabytes`
@@ -178,10 +180,14 @@ class Budget(StrictModel):
 class Duration(StrictModel):
     """How long one run of something (a stage, a cycle) should take, and where its actual
     durations are written: a log line whose regex group `seconds` or `minutes` holds one
-    run's time, or a numeric field of a file set's JSON files (in `unit`)."""
+    run's time, or a numeric field of a file set's JSON files (in `unit`). With `per`, the
+    expected time is for `per` items, scaled by the count that `count_log` (a log regex
+    with a group `count`) last gave before the run ended: 10 min per 100,000 spots."""
 
     expected: Seconds
     log: Regex | None = None
+    per: Annotated[int, Field(gt=0)] | None = None
+    count_log: Regex | None = None
     file_set: str | None = None
     field: str | None = None
     unit: Literal["s", "min", "h"] = "s"

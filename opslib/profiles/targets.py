@@ -60,6 +60,9 @@ class GpuTarget(StrictModel):
 
     devices: list[int] | None = None
     terminable: list[Regex] = []
+    # a `${VAR:-}` reference that switches the target on: empty, the profile has no GPU
+    # here (a profile shipped for render hosts and for machines without a GPU)
+    enabled: str | None = None
 
 
 class RedisTarget(StrictModel):

@@ -8,11 +8,10 @@ message sent."""
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psycopg
@@ -36,7 +35,7 @@ from faults_support import (
     sqlite_digest,
     statuses,
 )
-from support import Workspace
+from support import Workspace, answering
 
 from opslib.clock import utc_now
 from opslib.status import Status
@@ -56,21 +55,11 @@ def echo_endpoint() -> Iterator[str]:
     """A health endpoint that answers with the Authorization header it was sent, as a
     misconfigured debug endpoint does (not JSON, so opslib shows the start of it)."""
 
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the name http.server dispatches to
-            body = f"unauthorized: {self.headers.get('Authorization', '')}".encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        return 200, f"unauthorized: {request.headers.get('Authorization', '')}".encode()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    server.shutdown()
+    with answering(answer) as base:
+        yield f"{base}/health"
 
 
 @dataclass
