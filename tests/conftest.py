@@ -4,12 +4,14 @@ tree, and runs the real `opslib` command in a subprocess, as cron would."""
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +35,34 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "opslib", "demo"], env=env, check=True, capture_output=True
     )
     return data
+
+
+# Modules that start processes the shipped profiles look for across the whole machine
+# (stage scripts, the catalog's monitor, the ideas pipeline) or run checks that look for
+# them: in two pytest workers a test of one would find the other's processes, so their
+# tests take turns, holding one lock file between the workers.
+SYSTEM_WIDE_PROCESSES = {
+    "test_sqlite_stages",
+    "test_sqlite_locks",
+    "test_sqlite_recovery",
+    "test_faults_sqlite",
+    "test_manual_spots",
+    "test_catalog",
+    "test_manual_catalog",
+    "test_ideas",
+    "test_manual_ideas",
+}
+TURNS = Path(tempfile.gettempdir()) / f"opslib-tests-{os.getuid()}.turns"
+
+
+@pytest.fixture(autouse=True)
+def one_at_a_time_across_workers(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.path.stem not in SYSTEM_WIDE_PROCESSES:
+        yield
+        return
+    with TURNS.open("a") as turns:
+        fcntl.flock(turns, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(autouse=True)

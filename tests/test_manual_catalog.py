@@ -5,15 +5,18 @@ is set), the manual's response windows and its symptom index."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from support import Workspace, answering
+from postgres_server import PostgresServer
+from support import Workspace, act, answering
 
 from opslib.alerting.severity import classify
 from opslib.clock import utc_now
@@ -227,3 +230,184 @@ def test_every_symptom_of_the_manual_opens_a_runbook_that_applies_to_catalog() -
         assert applies(find_runbook(runbook), profile), f"{words}: {runbook}"
     for alias, line in profile.manual.commands.items():
         assert line.startswith("opslib ") and "--profile catalog" in line, alias
+
+
+def test_weekly_review_rates_each_step_and_asks_for_three_cycles_in_a_row(
+    catalog: Path, workspace: Workspace
+) -> None:
+    """The Monday review, end to end on the demo: the last cycle's import rate (93.6 %)
+    is under the manual's 95 % (CRITICAL), its embeddings are rated, and the signs to
+    scale up are judged over the last cycles (one slow week is not one)."""
+    result = workspace.opslib("run", "weekly-review", "--profile", "catalog")
+    assert result.returncode == 2, result.stdout + result.stderr  # the import rate: CRITICAL
+    assert "summary_rate[import]" in result.stdout
+    report = max(workspace.reports.rglob("*weekly-review*.html"), key=lambda p: p.stat().st_mtime)
+    text = html.unescape(report.read_text())
+    assert "summary_rate[import]" in text and "14 failed of 218" in text
+    assert "summary_rate[embedding]" in text
+    assert "summary_sustained[execution_time_minutes]" in text
+    assert "summary_sustained[import_success_rate]" in text
+
+
+def test_memory_past_80_percent_of_the_ram_is_the_manuals_sign_to_scale_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """catalog lowers the catalogue's 90 % memory line to the manual's 80 %: 85 % in use is
+    a WARNING there and still OK for a profile without the manual's line."""
+    from opslib.probes import host
+
+    total = 16 * 2**30
+    monkeypatch.setattr(
+        host.psutil,
+        "virtual_memory",
+        lambda: SimpleNamespace(total=total, available=int(total * 0.15)),
+    )
+    memory = _results("host_memory")["host_memory"]
+    assert memory.value == pytest.approx(85, abs=0.01)
+    assert memory.status is Status.WARNING
+    other = Runbook("t", load_profile("video")).evaluate("host_memory")
+    assert [result.status for result in other.results] == [Status.OK]
+
+
+@pytest.fixture
+def catalog_db(
+    catalog: Path, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PostgresServer]:
+    """A `catalog` database of 1,200 fragrances with their embeddings, named by CATALOG_DSN (a direct
+    connection, as the manual's database could be reached besides its REST endpoint)."""
+    server.fresh_database("catalog")
+    engine = server.engine("catalog")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION pg_stat_statements")
+        connection.exec_driver_sql(
+            "CREATE TABLE fragrances (id serial PRIMARY KEY, name text, embedding real[])"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO fragrances (name, embedding) SELECT 'scent ' || n, ARRAY[n / 1200.0]"
+            " FROM generate_series(1, 1200) n"
+        )
+    engine.dispose()
+    monkeypatch.setenv("CATALOG_DSN", server.url("catalog"))
+    yield server
+
+
+def test_the_weekly_review_counts_the_fragrances_and_their_growth_since_last_week(
+    catalog_db: PostgresServer,
+) -> None:
+    """The manual's "the database grew": the fragrances are counted, against the count a
+    run recorded a week ago (none yet: the first count is the baseline)."""
+    from datetime import timedelta
+
+    from opslib.archive.ledger import Ledger, RunRecord
+    from opslib.checks import CheckResult
+
+    first = _results("table_rows", days=7)["table_rows[fragrances]"]
+    assert first.value == 1200 and "no run 7 days ago" in first.summary
+    run = RunRecord(
+        "last-sunday", "weekly-review", "catalog", utc_now() - timedelta(days=8), 1.0, "OK",
+        0, "", None, None, None, "ops", "cron", "host", {},
+    )  # fmt: skip
+    Ledger().record_run(run, [CheckResult("table_rows[fragrances]", Status.OK, 1188, "rows")])
+    grown = _results("table_rows", days=7)["table_rows[fragrances]"]
+    assert grown.value == 1200 and "+12 (+1.0%) since" in grown.summary
+
+
+def test_an_emergency_backup_of_the_catalog_restores_into_a_new_database_and_verifies(
+    catalog_db: PostgresServer, catalog: Path
+) -> None:
+    """The manual's emergency data recovery: back up the current data, restore it (into a
+    new database, never over the live one) and check it matches the backup, row for row."""
+    from opslib.actions.backup import RestoreVerified, TakeBackup
+    from opslib.actions.pg_dump import drop_database
+
+    profile = load_profile("catalog")
+    dry = act(TakeBackup(profile))
+    assert dry.mode == "dry-run" and not (catalog / "backups").exists()
+    taken = act(TakeBackup(profile), apply=True)
+    assert taken.mode == "applied", taken.message
+    (dump,) = (catalog / "backups").glob("catalog-*.dump")
+    manifest = json.loads(dump.with_suffix(".manifest.json").read_text())
+    assert manifest["tables"]["fragrances"]["rows"] == 1200
+    restored = act(RestoreVerified(profile), apply=True)
+    assert restored.mode == "applied", restored.message
+    (change,) = restored.applied.changes
+    engine = catalog_db.engine(change["into"])
+    try:
+        with engine.connect() as connection:
+            count = connection.exec_driver_sql("SELECT count(*) FROM fragrances").scalar_one()
+    finally:
+        engine.dispose()
+        drop_database(profile, change["into"])
+    assert count == 1200 and change["verified"]
+
+
+def test_the_slow_query_behind_a_degraded_cycle_is_named(catalog_db: PostgresServer) -> None:
+    """The manual's performance degradation, step 3: which query is slow (the one to run
+    EXPLAIN ANALYZE on), from pg_stat_statements in the catalog's database."""
+    engine = catalog_db.engine("catalog")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT count(*) FROM fragrances, pg_sleep(0.2)").scalar_one()
+    engine.dispose()
+    slowest = _results("pg_slowest_statements")["pg_slowest_statements"]
+    assert slowest.value >= 200, slowest.summary
+    assert "fragrances" in slowest.summary and "pg_sleep" in slowest.summary
+
+
+def test_fragrances_still_without_an_embedding_are_the_mornings_warning(
+    catalog_db: PostgresServer,
+) -> None:
+    """The manual's morning look at embeddings that need attention: none pending is OK,
+    the 7 fragrances a cycle left without one are a WARNING."""
+    assert _results("kpi_value")["kpi_value[pending_embeddings]"].status is Status.OK
+    engine = catalog_db.engine("catalog")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE fragrances SET embedding = NULL WHERE id > 1193")
+    engine.dispose()
+    pending = _results("kpi_value")["kpi_value[pending_embeddings]"]
+    assert pending.value == 7 and pending.status is Status.WARNING
+
+
+def test_slow_processing_looks_at_the_disks_traffic_and_the_network_connections(
+    catalog: Path,
+) -> None:
+    """The manual's infrastructure monitoring (iotop, netstat) as slow-processing's steps:
+    the disks' traffic over a short sample, and the machine's connections by state (an
+    open connection of this test among them)."""
+    import socket
+
+    steps = find_runbook("slow-processing").read_text()
+    assert 'rb.evaluate(\\"disk_io\\")' in steps and 'rb.evaluate(\\"host_connections\\")' in steps
+    assert applies(find_runbook("slow-processing"), load_profile("catalog"))
+    disks = _results("disk_io", window_s=0.2)["disk_io"]
+    assert disks.status is not Status.UNKNOWN and disks.value >= 0
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        try:
+            finding = Runbook("t", load_profile("catalog")).evaluate("host_connections")
+        finally:
+            client.close()
+            accepted.close()
+    (during,) = finding.results
+    assert during.status is Status.OK and "ESTABLISHED" in during.summary
+    states = dict(zip(finding.table["state"], finding.table["connections"], strict=True))
+    assert states["ESTABLISHED"] >= 2 and states["LISTEN"] >= 1
+    assert during.value >= sum(states.values()) >= 3
+
+
+def test_ten_connections_to_the_catalogs_database_are_past_the_manuals_kpi(
+    catalog_db: PostgresServer,
+) -> None:
+    """The manual's system KPI: under 10 connections to the database. The check's own
+    one is counted; nine more make ten, a WARNING."""
+    calm = _results("kpi_value")["kpi_value[database_connections]"]
+    assert 1 <= calm.value < 10 and calm.status is Status.OK
+    engine = catalog_db.engine("catalog", pool_size=12)
+    held = [engine.connect() for _ in range(9)]
+    try:
+        busy = _results("kpi_value")["kpi_value[database_connections]"]
+    finally:
+        for connection in held:
+            connection.close()
+        engine.dispose()
+    assert busy.value >= 10 and busy.status is Status.WARNING

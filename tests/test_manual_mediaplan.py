@@ -27,12 +27,12 @@ from opslib.checks import CheckResult
 from opslib.cli import build_parser
 from opslib.context import RunContext
 from opslib.demo import mediaplan as mediaplan_demo_module
-from opslib.demo.mediaplan import MAPPER_LOG, MONITOR_LOG
+from opslib.demo.mediaplan import COLUMNS, MAPPER_LOG, MONITOR_LOG, write_workbook
 from opslib.notebooks import applies, find_runbook
 from opslib.probes import NoHistory
 from opslib.probes.logs import error_patterns, error_rate, log_files
-from opslib.probes.workbook_outputs import batch_reports, output_space
-from opslib.probes.workbooks import api_key, conventions, folders
+from opslib.probes.workbook_outputs import batch_completion, batch_reports, output_space
+from opslib.probes.workbooks import api_key, conventions, folders, reach_data
 from opslib.profiles import load_profile
 from opslib.runbook import Runbook
 from opslib.status import Status
@@ -95,7 +95,7 @@ def test_the_manuals_three_log_folders_are_read_and_the_last_batch_is_recent(
     assert read == {"logs/excel_processor.log", MONITOR_LOG, MAPPER_LOG}
     # the demo's last batch is five hours old at any hour: high-error-rate's 6 h sees it
     recent = error_rate(profile, window_hours=6)
-    assert recent.value == pytest.approx(100 * 3 / 14, abs=0.1)
+    assert recent.value == pytest.approx(100 * 3 / 15, abs=0.1)
 
 
 def test_high_error_rate_on_the_demo_judges_the_last_batch(
@@ -106,7 +106,7 @@ def test_high_error_rate_on_the_demo_judges_the_last_batch(
     assert applies(find_runbook("high-error-rate"), profile)
     (result,) = Runbook("t", profile).evaluate("log_error_rate", window_hours=6).results
     assert result.status is Status.CRITICAL, result.summary
-    assert "3 error(s) in 14 log line(s) in the last 6 h" in result.summary
+    assert "3 error(s) in 15 log line(s) in the last 6 h" in result.summary
 
 
 def test_morning_check_on_the_mediaplan_demo_reads_the_daily_checklist(
@@ -118,7 +118,7 @@ def test_morning_check_on_the_mediaplan_demo_reads_the_daily_checklist(
     assert run.returncode == 2, run.stdout + run.stderr
     assert "CRITICAL output_files[missing]: 2 input(s) with no output" in run.stdout
     assert "(unmapped columns: UNIQUES_REACH, FREQUENCY)" in run.stdout
-    assert "CRITICAL log_error_rate: 3 error(s) in 14 log line(s)" in run.stdout
+    assert "CRITICAL log_error_rate: 3 error(s) in 15 log line(s)" in run.stdout
     assert "incident P3" in run.stdout  # the operators' level: missing outputs, the rules
     (page,) = [p for p in workspace.archive_files() if p.suffix == ".html"]
     html = page.read_text()
@@ -240,3 +240,42 @@ def test_the_diagnostic_package_takes_the_main_scripts_logs_as_the_manual_does(
     names = {Path(str(source)).name for source in included["source"]}
     assert {"simple_llm_mapper.log", "workflow_monitor.log", "excel_processor.log"} <= names
     assert "batch_20261120_PERFORMANCE_REPORT.txt" in names
+
+
+def test_the_processing_log_must_end_with_the_batch_completed(
+    workspace: Workspace, mediaplan: Path
+) -> None:
+    """The manual's "check completion" (tail the processing log): the demo's batch logged
+    its end; a run that started after it and stopped part way has no such line."""
+    profile = load_profile("mediaplan")
+    (result,) = Runbook("t", profile).evaluate("batch_completion").results
+    assert result.status is Status.OK, result.summary
+    assert "batch completed: 5 of 7 file(s) processed" in result.summary
+    with (mediaplan / "logs" / "excel_processor.log").open("a") as log:
+        log.write(
+            "2026-11-23 06:00:00,000 - excel_processor - INFO - "
+            "processed PLANNED_acme_20261120.xlsx (1.20 MB) in 480.0 s\n"
+        )
+    found = batch_completion(profile)
+    assert found.value == 1
+    assert "1 file(s) processed after its last completion line" in found.summary
+    (mediaplan / "logs" / "excel_processor.log").write_text("")
+    assert "no line saying the run completed" in batch_completion(profile).summary
+    (result,) = Runbook("t", profile).evaluate("batch_completion").results
+    assert result.status is Status.WARNING
+
+
+def test_the_reach_and_frequency_sheets_with_no_reach_are_named(
+    workspace: Workspace, mediaplan: Path
+) -> None:
+    """The manual's "R&F data missing": the demo's Sensodyne delivery has three platforms
+    at zero or blank reach; an input without an *_RF sheet is named too."""
+    profile = load_profile("mediaplan")
+    (result,) = Runbook("t", profile).evaluate("reach_data").results
+    assert result.status is Status.WARNING, result.summary
+    assert result.summary.startswith("1 of 6 input(s) with reach and frequency data missing")
+    assert "DELIVERED_sensodyne_20261120.xlsx: 3 of 4 row(s) with no PLATFORM" in result.summary
+    write_workbook(mediaplan / "input" / "PLANNED_acme_20261120.xlsx", "Data", COLUMNS, [])
+    found = reach_data(profile)
+    assert found.value == 2
+    assert found.table.loc["PLANNED_acme_20261120.xlsx", "problem"] == "no sheet named *_RF"

@@ -166,6 +166,7 @@ def test_the_run_watch_runs_every_ten_minutes_and_is_quiet_between_runs(
     assert statuses["disk_io"] in ("OK", "WARNING")  # iostat's %util, sampled
     assert quiet == {
         "stuck_stages": "OK",
+        "stage_cpu": "OK",
         "stage_memory": "OK",
         "sqlite_locks": "OK",
         "sqlite_competitors": "OK",
@@ -208,3 +209,109 @@ def test_a_221k_spot_run_of_20_minutes_is_within_the_manual(spots: Path) -> None
     assert stage1.value == pytest.approx(1200 / (600 * 2.21245), abs=0.01)
     assert stage1.status is Status.OK
     assert "for 221,245 items" in stage1.summary
+
+
+def test_this_months_query_times_are_compared_with_a_run_a_month_ago(spots: Path) -> None:
+    """The monthly benchmark comparison: each query against its time in the newest run at
+    least 28 days old. A run from last week is not last month; with none, this month's
+    time is the baseline (1x)."""
+    from datetime import timedelta
+
+    from opslib.archive.ledger import Ledger, RunRecord
+
+    ledger = Ledger()
+    for run_id, days_ago, timings in [
+        ("month-ago", 35, {"revenue_by_month": 1e-6, "spots_in_a_year": 100.0}),
+        ("last-week", 7, {"unassigned_spots": 1e-6}),
+    ]:
+        run = RunRecord(
+            run_id, "query-benchmark", "spots", utc_now() - timedelta(days=days_ago), 1.0, "OK",
+            0, "", None, None, None, "ops", "cron", "host", {},
+        )  # fmt: skip
+        ledger.record_run(
+            run,
+            [CheckResult(f"query_time[{q}]", Status.OK, s, "s") for q, s in timings.items()],
+        )
+    results = _by_name(Runbook("t", load_profile("spots")).evaluate("query_time_change"))
+    slower = results["query_time_change[revenue_by_month]"]
+    assert slower.value > 5 and slower.status is Status.CRITICAL
+    assert "0 ms on " in slower.summary and "x)" in slower.summary
+    faster = results["query_time_change[spots_in_a_year]"]
+    assert faster.value < 0.01 and faster.status is Status.OK
+    for recent in ("unassigned_spots", "direct_response_revenue"):
+        baseline = results[f"query_time_change[{recent}]"]
+        assert baseline.value == 1 and baseline.status is Status.OK
+        assert "no run 28 days ago to compare with" in baseline.summary
+
+
+def test_the_indexes_are_listed_with_the_queries_that_use_them(spots: Path) -> None:
+    """`.indexes` and their use: the month queries go through spots_month, the revenue sum
+    by customer reads the whole table; with the index dropped, the month queries scan too."""
+    runbook = Runbook("t", load_profile("spots"))
+    finding = runbook.evaluate("sqlite_index_usage")
+    scans = {result.name: result.value for result in finding.results}
+    assert scans == {
+        "sqlite_index_usage[spots_in_a_year]": 0,
+        "sqlite_index_usage[revenue_by_month]": 0,
+        "sqlite_index_usage[unassigned_spots]": 0,
+        "sqlite_index_usage[direct_response_revenue]": 1,
+    }
+    indexes = finding.tables[-1].set_index("index")
+    assert indexes.loc["spots_month", "used_by"] == "spots_in_a_year, revenue_by_month"
+    assert indexes.loc["spots_month", "columns"] == "broadcast_month"
+    with sqlite3.connect(spots) as connection:
+        connection.execute("DROP INDEX spots_month")
+    connection.close()
+    after = _by_name(runbook.evaluate("sqlite_index_usage"))
+    assert after["sqlite_index_usage[spots_in_a_year]"].value == 1
+    assert (
+        after["sqlite_index_usage[revenue_by_month]"].summary
+        == "revenue_by_month: SCAN spots; USE TEMP B-TREE FOR GROUP BY"
+    )
+
+
+def test_query_times_are_judged_per_1000_records_they_read(spots: Path, tmp_path: Path) -> None:
+    """The manual's "under 1 second per 1K records": 20,000 spots allow a month query
+    20 s. A query spending ~0.2 s over the 42 language blocks is past 1 s per 1,000; the
+    rows a WITH clause makes up are not records of the database."""
+    settings = yaml.safe_load((PROJECT / "parameters/profiles/spots.yaml").read_text())
+    settings["benchmarks"] = {
+        "spots_in_a_year": settings["benchmarks"]["spots_in_a_year"],
+        "slow_over_blocks": "SELECT count(*) FROM language_blocks WHERE (WITH RECURSIVE "
+        "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500000) "
+        "SELECT count(*) FROM c) > 0",
+    }
+    path = tmp_path / "spots.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    results = _by_name(Runbook("t", load_profile(str(path))).evaluate("query_time_per_1k"))
+    month = results["query_time_per_1k[spots_in_a_year]"]
+    assert month.status is Status.OK and "over 20,000 rows of spots" in month.summary
+    slow = results["query_time_per_1k[slow_over_blocks]"]
+    assert "over 42 rows of language_blocks)" in slow.summary
+    assert slow.value > 1 and slow.status in (Status.WARNING, Status.CRITICAL)
+
+
+def test_stage_cpu_is_named_by_the_manuals_bands(spots: Path) -> None:
+    """80-100 % is a stage at work, about 0 % an idle one; the bands between are named
+    too, so a reader tells a working stage from one waiting on the database."""
+    from opslib.probes.stage_cpu import band
+
+    assert [band(cpu, idle=1) for cpu in (95, 10, 0.2, 40)] == [
+        "active processing",
+        "waiting on the database",
+        "idle: stuck if it lasts (stuck_stages)",
+        "between the manual's bands",
+    ]
+    runbook = Runbook("t", load_profile("spots"))
+    with (
+        holding("busy", spots, tag="cli_01_assign_language_blocks") as busy,
+        holding("idle", spots, tag="cli_02_assign_business_rules") as idle,
+    ):
+        finding = runbook.evaluate("stage_cpu", window_s=0.5)
+    results = _by_name(finding)
+    working = results["stage_cpu[language_blocks]"]
+    assert working.value > 20 and f"pid {busy.pid}" in working.summary
+    resting = results["stage_cpu[business_rules]"]
+    assert resting.value < 1 and f"pid {idle.pid}" in resting.summary
+    assert resting.summary.endswith("idle: stuck if it lasts (stuck_stages)")
+    assert set(finding.tables[0]["pid"]) == {busy.pid, idle.pid}

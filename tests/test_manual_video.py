@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import fake_pynvml
+import nbformat
+import psycopg
 import pytest
 from fake_pynvml import GIB, FakeDevice
 from manual_maps import MANUALS, manual_problems, problems
@@ -26,8 +30,9 @@ from opslib.checks import CheckResult, judge
 from opslib.checks.catalogue import catalogue
 from opslib.clock import utc_now
 from opslib.demo import video as video_demo
-from opslib.notebooks import applies, find_runbook
+from opslib.notebooks import applies, find_runbook, steps
 from opslib.probes import backups
+from opslib.probes.postgres import blocking_chains
 from opslib.profiles import Profile, load_profile
 from opslib.runbook import Runbook
 from opslib.schedule.entries import load_schedule
@@ -219,4 +224,131 @@ def test_the_manuals_symptoms_and_quick_commands_open_runbooks_that_apply(
         "restartpipeline",
         "emergency",
     }
-    assert Path(MANUALS / "video.md").read_text().count("| works |") >= 33
+    assert Path(MANUALS / "video.md").read_text().count("| works |") >= 37
+
+
+def _run_in_process(name: str, **parameters: object) -> Runbook:
+    """The runbook's own code cells, run in this process in their order (so the NVML
+    stand-in can play the render host's cards): the parameters cell with its defaults,
+    then `parameters` over them, then every step. Returns the notebook's `rb`."""
+    notebook = nbformat.read(find_runbook(name), as_version=4)
+    namespace: dict[str, object] = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, f"{name}:{cell.id}", "exec"), namespace)
+            if "parameters" in cell.metadata.get("tags", []):
+                namespace.update(parameters)
+    runbook = namespace["rb"]
+    assert isinstance(runbook, Runbook)
+    return runbook
+
+
+@pytest.fixture
+def render_host(seeded: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """VIDEO_GPU set, and the stand-in pynvml playing three cards: one over the manual's
+    95 % utilisation and 30 GB of 32, one in its 85-95 % band, one in its normal range."""
+    monkeypatch.setenv("VIDEO_GPU", "1")
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml)
+    fake_pynvml.configure(
+        [
+            FakeDevice(memory_total=32 * GIB, memory_used=int(30.5 * GIB), utilization_gpu_pct=97),
+            FakeDevice(memory_total=32 * GIB, memory_used=20 * GIB, utilization_gpu_pct=90),
+            FakeDevice(memory_total=32 * GIB, memory_used=16 * GIB, utilization_gpu_pct=70),
+        ]
+    )
+
+
+def test_the_gpu_runbooks_judge_utilisation_in_the_manuals_bands(render_host: None) -> None:
+    """The manual's GPU utilisation KPI (60-85 % normal, 85-95 % warning, over 95 %
+    critical), read by the gpu-memory runbook run whole on the render host, and a step of
+    the morning check."""
+    assert "gpu_utilization" in steps(find_runbook("morning-check"))
+    runbook = _run_in_process("gpu-memory", profile="video")
+    busy = {r.name: r.status for r in runbook.results if r.name.startswith("gpu_utilization")}
+    assert busy == {
+        "gpu_utilization[gpu0]": Status.CRITICAL,
+        "gpu_utilization[gpu1]": Status.WARNING,
+        "gpu_utilization[gpu2]": Status.OK,
+    }
+    assert runbook.status is Status.CRITICAL
+
+
+def test_queue_not_processing_finds_a_worker_waiting_on_a_lock(
+    seeded: dict[str, str], server: PostgresServer
+) -> None:
+    """The manual's diagnosis of a queue that does not move: besides the processing set
+    and Redis, the ungranted locks. A worker holds a row of video_queue in an open
+    transaction and another worker's UPDATE of it waits: the runbook names the holder."""
+    profile = load_profile("video")
+    (row,) = [r.value for r in Runbook("t", profile).evaluate("pg_blocked_sessions").results]
+    assert row == 0
+    holder = psycopg.connect(server.url("video"), application_name="pipeline-worker")
+    waiter = psycopg.connect(server.url("video"), application_name="pipeline-worker")
+    blocker = holder.info.backend_pid
+    try:
+        holder.execute("UPDATE video_queue SET error = 'held by a stalled worker' WHERE id = 1")
+        waiting = threading.Thread(
+            target=lambda: waiter.execute("UPDATE video_queue SET priority = 0 WHERE id = 1"),
+            daemon=True,
+        )
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while blocking_chains(profile).empty and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runbook = _run_in_process("queue-not-processing", profile="video")
+    finally:
+        holder.close()  # rolled back: the row is as the demo left it, the UPDATE goes on
+        waiting.join(timeout=10)
+        waiter.close()  # rolled back too
+    found = {r.name: r for r in runbook.results}
+    locks = found["pg_blocked_sessions"]
+    assert locks.status is Status.CRITICAL and locks.value == 1, locks.summary
+    assert f"on pid {blocker}" in locks.summary
+    assert "held by a stalled worker" in locks.summary
+    assert found["processing_drift"].status is not Status.OK  # the demo's planted orphan
+    assert found["redis_reachable"].status is Status.OK
+
+
+def test_post_recovery_validation_checks_database_redis_api_queue_and_gpu(
+    render_host: None, health_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manual's five recovery checks, the runbook run whole on the render host: the
+    database, Redis, the API's detailed health, the queue and the GPUs (a card still
+    full after the restart is CRITICAL)."""
+    monkeypatch.setenv("VIDEO_API_URL", health_api)
+    runbook = _run_in_process("post-recovery-validation", profile="video")
+    found = {r.name: r.status for r in runbook.results}
+    for ok in ("database_reachable", "redis_reachable", "http_endpoint[api]", "queue_depth"):
+        assert found.get(ok) is Status.OK, (ok, found)
+    assert found["gpu_memory[gpu0]"] is Status.CRITICAL
+    assert found["gpu_memory[gpu2]"] is Status.OK
+    assert "processing_drift" in found and "stuck_jobs" in found
+
+
+def test_monthly_maintenance_looks_for_both_of_the_manuals_key_indexes(
+    seeded: dict[str, str], server: PostgresServer
+) -> None:
+    """The queue's index by status and the costs' index by time, each a step of the
+    monthly maintenance: both on the demo; without the second, the statement to add it."""
+    notebook = find_runbook("monthly-maintenance")
+    assert {"pg_queue_index", "pg_cost_index"} <= set(steps(notebook))
+    profile = load_profile("video")
+    runbook = Runbook("t", profile)
+    (queue,) = runbook.evaluate("pg_queue_index").results
+    (costs,) = runbook.evaluate("pg_cost_index").results
+    assert queue.status is Status.OK and queue.value == 0, queue.summary
+    assert costs.status is Status.OK and "pipeline_costs_recent" in costs.summary
+    engine = server.engine("video")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX pipeline_costs_recent")
+        (missing,) = Runbook("t", profile).evaluate("pg_cost_index").results
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE INDEX IF NOT EXISTS pipeline_costs_recent "
+                "ON pipeline_costs (created_at DESC)"
+            )
+        engine.dispose()
+    assert missing.status is Status.WARNING and missing.value == 1
+    assert "CREATE INDEX CONCURRENTLY ON pipeline_costs (created_at DESC)" in missing.summary

@@ -39,6 +39,8 @@ SCHEMA = [
         id bigserial PRIMARY KEY, video_id bigint NOT NULL, category text NOT NULL,
         amount_usd numeric(8, 2) NOT NULL, created_at timestamp NOT NULL)""",
     "CREATE INDEX pipeline_costs_video ON pipeline_costs (video_id)",
+    # the manual's idx_costs_recent: the day's and the last hour's spend read by time
+    "CREATE INDEX pipeline_costs_recent ON pipeline_costs (created_at DESC)",
     """CREATE TABLE pipeline_control (
         key text PRIMARY KEY, value text NOT NULL, updated_at timestamp NOT NULL)""",
 ]

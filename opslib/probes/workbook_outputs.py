@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import humanfriendly
 import pandas as pd
 
 from opslib.clock import utc_now
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, NotApplicable, ProbeError
 from opslib.probes.durations import against_expected, timed_runs
 from opslib.probes.files import matched
 from opslib.probes.workbooks import Contents, cached_workbook, input_files, read_inputs
@@ -194,3 +195,31 @@ def processing_ratio(profile: Profile, window_days: float = 30) -> list[Metric]:
         basis = f" from {len(earlier)} earlier run(s)" + (" of its size" if sized else "")
         metrics.append(against_expected(str(name), runs, expected, basis))
     return metrics
+
+
+def batch_completion(profile: Profile, tail: int = 50) -> Metric:
+    """Whether the last lines of the newest log of `workbooks.completion_log` say the run
+    completed (the manual tails the processing log for it), with no file processed after
+    that line (`workbooks.processing_log`): 0 when so, 1 when the run stopped part way or
+    is still going."""
+    settings = profile.workbooks
+    if settings.completion_log is None or settings.completion_line is None:
+        raise NotApplicable("the profile names no workbooks.completion_log and completion_line")
+    logs = matched(profile, settings.completion_log)
+    if not logs:
+        raise ProbeError(f"no log matches {profile.file_glob(settings.completion_log)}")
+    newest = logs[-1]
+    with newest.open(encoding="utf-8", errors="replace") as handle:
+        last = [line.strip() for line in deque(handle, maxlen=tail)]
+    done = re.compile(settings.completion_line)
+    work = re.compile(settings.processing_log) if settings.processing_log else None
+    ends = [n for n, line in enumerate(last) if done.search(line)]
+    after = [line for line in last[ends[-1] + 1 :] if work and work.search(line)] if ends else []
+    if ends and not after:
+        return Metric(0, f"{newest.name} ends with the run completed: {last[ends[-1]]}")
+    why = (
+        f"{len(after)} file(s) processed after its last completion line, the latest: {after[-1]}"
+        if after
+        else f"no line saying the run completed in its last {len(last)} line(s)"
+    )
+    return Metric(1, f"{newest.name}: {why} (the run stopped part way or is still going)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import humanfriendly
@@ -20,7 +21,7 @@ import pandas as pd
 from openpyxl import load_workbook
 from tqdm import tqdm
 
-from opslib.probes import Metric, ProbeError
+from opslib.probes import Metric, NotApplicable, ProbeError
 from opslib.probes.files import json_schema, matched, read_json
 from opslib.profiles import Profile
 from opslib.status import Status
@@ -281,3 +282,78 @@ def api_key(profile: Profile) -> Metric:
     if profile.expand(raw, "workbooks.api_key"):
         return Metric(0, "the API key is set")
     return Metric(1, "the API key is not set (workbooks.api_key resolves to nothing)")
+
+
+def _reach_rows(sheet, names: str, values: str) -> tuple[int, int, str]:
+    """(rows, rows lacking a metric name or a reach above zero, a problem) of one sheet."""
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(cell).strip() if cell is not None else "" for cell in next(rows, ())]
+    missing = [column for column in (names, values) if column not in header]
+    if missing:
+        return 0, 0, f"lacks column(s) {', '.join(missing)}"
+    name_at, value_at = header.index(names), header.index(values)
+    count = lacking = 0
+    for row in rows:
+        if not any(cell is not None for cell in row):
+            continue
+        count += 1
+        name = row[name_at] if name_at < len(row) else None
+        value = row[value_at] if value_at < len(row) else None
+        if (
+            name is None
+            or not str(name).strip()
+            or not isinstance(value, int | float)
+            or value <= 0
+        ):
+            lacking += 1
+    return count, lacking, ""
+
+
+def reach_data(profile: Profile) -> Metric:
+    """The manual's "R&F data missing": each readable input's reach and frequency sheets
+    (`workbooks.reach_sheets`), each row with its metric name and a reach above zero; the
+    value is the count of inputs with no such sheet or with rows lacking either."""
+    settings = profile.workbooks
+    if settings.reach_sheets is None:
+        raise NotApplicable("the profile names no workbooks.reach_sheets")
+    workbooks, _locks = input_files(profile)
+    rows = []
+    for path in workbooks:
+        row = {"input": path.name, "sheets": "", "rows": 0, "lacking": 0, "problem": ""}
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+        except Exception:  # noqa: BLE001 - named by input_workbooks; not read here
+            continue
+        try:
+            found = [name for name in book.sheetnames if fnmatch(name, settings.reach_sheets)]
+            row["sheets"] = ", ".join(found)
+            problems = [] if found else [f"no sheet named {settings.reach_sheets}"]
+            for name in found:
+                count, lacking, problem = _reach_rows(
+                    book[name], settings.reach_names, settings.reach_values
+                )
+                row["rows"] += count
+                row["lacking"] += lacking
+                problems += [f"{name} {problem}"] if problem else []
+            if row["lacking"]:
+                problems.append(
+                    f"{row['lacking']} of {row['rows']} row(s) with no {settings.reach_names} "
+                    f"or no {settings.reach_values} above 0"
+                )
+            row["problem"] = "; ".join(problems)
+        except Exception as exc:  # noqa: BLE001 - damaged inside
+            row["problem"] = _unreadable(exc)
+        finally:
+            book.close()
+        rows.append(row)
+    if not rows:
+        raise ProbeError(f"no readable input workbook in {profile.file_glob(settings.inputs)}")
+    table = pd.DataFrame(rows).set_index("input")
+    off = table[table["problem"] != ""]
+    summary = (
+        f"{len(off)} of {len(table)} input(s) with reach and frequency data missing: "
+        + "; ".join(f"{name}: {problem}" for name, problem in off["problem"].head(3).items())
+        if len(off)
+        else f"the reach and frequency sheets of {len(table)} input(s) are complete"
+    )
+    return Metric(len(off), summary, table)

@@ -127,6 +127,14 @@ class Workbooks(StrictModel):
     processing_log: Regex | None = None
     rerun_command: str | None = None  # `{files}` becomes the inputs to process again
     api_key: str | None = None  # ${VAR}: checked to be set, never shown
+    # the log whose last lines must say the run completed (a file set), and that line
+    completion_log: str | None = None
+    completion_line: Regex | None = None
+    # the reach and frequency sheets (a name glob, e.g. "*_RF"): each row names its metric
+    # in `reach_names` and holds a reach above zero in `reach_values`
+    reach_sheets: str | None = None
+    reach_names: str = "PLATFORM"
+    reach_values: str = "UNIQUES_REACH"
 
     @model_validator(mode="after")
     def _usable(self) -> Workbooks:

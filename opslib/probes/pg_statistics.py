@@ -1,0 +1,79 @@
+"""PostgreSQL's own view of how well it reads (the ideas manual's database optimisation):
+how much of each heavy statement's reading came from the buffer cache, and the planner's
+column statistics (distinct values and physical order) that ANALYZE keeps. Read-only,
+under the profile's timeouts."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from opslib.probes import Metric, ProbeError, db
+from opslib.profiles import Profile
+
+# the heaviest statements in total, each with the share of its blocks found in the cache
+CACHE_SQL = """
+SELECT calls, round({total}::numeric, 1)::float8 AS total_ms, rows,
+       round(100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0), 1)::float8
+           AS hit_pct,
+       shared_blks_read AS blocks_read, left(query, 200) AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%pg_stat_statements%'
+ORDER BY {total} DESC LIMIT 5
+"""
+
+COLUMNS_SQL = """
+SELECT s.schemaname AS schema, s.tablename AS "table", s.attname AS "column",
+       s.n_distinct, round(s.correlation::numeric, 3)::float8 AS correlation
+FROM pg_stats s
+WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema')
+  AND s.schemaname NOT LIKE 'pg_toast%'
+ORDER BY s.n_distinct DESC
+"""
+
+UNANALYZED_SQL = """
+SELECT relname FROM pg_stat_user_tables
+WHERE last_analyze IS NULL AND last_autoanalyze IS NULL ORDER BY relname
+"""
+
+
+def statement_cache(profile: Profile) -> Metric:
+    """The five statements that used the most time, with the share of their blocks read
+    from the cache; the value is the lowest share among them (a statement reading from
+    disk). UNKNOWN without pg_stat_statements, with how to load it."""
+    with db.connect(profile) as connection:
+        installed = connection.execute(
+            sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        ).scalar_one()
+        if not installed:
+            raise ProbeError(
+                "pg_stat_statements is not installed: add it to shared_preload_libraries and "
+                "CREATE EXTENSION pg_stat_statements"
+            )
+        version = int(connection.execute(sa.text("SHOW server_version_num")).scalar_one())
+        total = "total_exec_time" if version >= 130000 else "total_time"
+        statements = db.frame(connection, CACHE_SQL.format(total=total))
+    measured = statements.dropna(subset=["hit_pct"])
+    if measured.empty:
+        return Metric(None, "no recorded statement has read a block yet", statements)
+    low = measured.loc[measured["hit_pct"].idxmin()]
+    query = " ".join(str(low["query"]).split())[:120]
+    return Metric(
+        float(low["hit_pct"]),
+        f"lowest cache hit share among the {len(statements)} heaviest statements: "
+        f"{low['hit_pct']:g}% ({low['blocks_read']} block(s) read from disk): {query}",
+        statements,
+    )
+
+
+def column_statistics(profile: Profile) -> Metric:
+    """The planner's statistics per column (pg_stats: distinct values, correlation); the
+    value is the number of user tables never analyzed, whose plans are guesses."""
+    with db.connect(profile) as connection:
+        columns = db.frame(connection, COLUMNS_SQL)
+        unanalyzed = [row[0] for row in connection.execute(sa.text(UNANALYZED_SQL))]
+    tables = columns["table"].nunique() if not columns.empty else 0
+    summary = f"statistics for {len(columns)} column(s) of {tables} table(s)"
+    if unanalyzed:
+        summary += f"; never analyzed: {', '.join(unanalyzed)}"
+    return Metric(len(unanalyzed), summary, columns)
