@@ -259,3 +259,23 @@ def sqlite_file(path: Path, *, readonly: bool, busy_s: float) -> Iterator[sqlite
         yield connection
     finally:
         connection.close()
+
+
+def each_query(
+    profile: Profile, queries: dict[str, str]
+) -> Iterator[tuple[str, pd.DataFrame | str]]:
+    """The profile's named read-only queries (invariants, KPIs) on one connection, each as
+    (name, its rows) or (name, why it failed) when only that query failed; a failure of
+    the database itself raises, since every query after it would fail the same way."""
+    with connect(profile) as connection:
+        for name, query in queries.items():
+            try:
+                rows = frame(connection, query)
+            except sa.exc.SQLAlchemyError as exc:
+                connection.rollback()
+                error = classify(exc)
+                if error.status is Status.CRITICAL:  # the database, not this query, is broken
+                    raise error from None
+                yield name, error.reason
+                continue
+            yield name, rows

@@ -6,11 +6,8 @@ line of YAML. Each runs on a read-only connection under the statement timeout.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from opslib.probes import Metric, ProbeError, db
 from opslib.profiles import Profile
-from opslib.status import Status
 
 SHOWN_ROWS = 20
 
@@ -18,25 +15,16 @@ SHOWN_ROWS = 20
 def violations(profile: Profile) -> list[Metric]:
     """One metric per invariant: how many rows break it, with the first of them."""
     metrics = []
-    with db.connect(profile) as connection:
-        for name, query in profile.invariants.items():
-            try:
-                rows = db.frame(connection, query)
-            except sa.exc.SQLAlchemyError as exc:
-                connection.rollback()
-                error = db.classify(exc)
-                if error.status is Status.CRITICAL:  # the database, not this rule, is broken
-                    raise error from None
-                metrics.append(
-                    Metric(
-                        None, f"invariant {name} could not be checked: {error.reason}", label=name
-                    )
-                )
-                continue
-            summary = f"{len(rows)} row(s) break {name}" if len(rows) else f"no row breaks {name}"
+    for name, rows in db.each_query(profile, profile.invariants):
+        if isinstance(rows, str):
             metrics.append(
-                Metric(len(rows), summary, rows.head(SHOWN_ROWS) if len(rows) else None, label=name)
+                Metric(None, f"invariant {name} could not be checked: {rows}", label=name)
             )
+            continue
+        summary = f"{len(rows)} row(s) break {name}" if len(rows) else f"no row breaks {name}"
+        metrics.append(
+            Metric(len(rows), summary, rows.head(SHOWN_ROWS) if len(rows) else None, label=name)
+        )
     if not metrics:
         raise ProbeError(f"{profile.source} defines no invariants")
     return metrics

@@ -12,11 +12,9 @@ from __future__ import annotations
 import numbers
 
 import pandas as pd
-import sqlalchemy as sa
 
 from opslib.probes import Metric, ProbeError, db
 from opslib.profiles import Profile
-from opslib.status import Status
 
 
 def _number(rows: pd.DataFrame) -> float | None:
@@ -34,34 +32,23 @@ def _number(rows: pd.DataFrame) -> float | None:
 def values(profile: Profile) -> list[Metric]:
     """One metric per KPI: the number its query returns."""
     metrics, rows = [], []
-    with db.connect(profile) as connection:
-        for name, query in profile.kpis.items():
-            try:
-                answer = db.frame(connection, query)
-            except sa.exc.SQLAlchemyError as exc:
-                connection.rollback()
-                error = db.classify(exc)
-                if error.status is Status.CRITICAL:  # the database, not this query, is broken
-                    raise error from None
-                metrics.append(
-                    Metric(None, f"{name} could not be read: {error.reason}", label=name)
-                )
-                continue
-            value = _number(answer)
-            if value is None:
-                metrics.append(
-                    Metric(
-                        None,
-                        f"{name}: the query must return one number, it returned "
-                        f"{answer.shape[0]} row(s) of {answer.shape[1]} column(s) (kpis.{name})",
-                        label=name,
-                    )
-                )
-                continue
+    for name, answer in db.each_query(profile, profile.kpis):
+        if isinstance(answer, str):
+            metrics.append(Metric(None, f"{name} could not be read: {answer}", label=name))
+            continue
+        value = _number(answer)
+        if value is None:
             metrics.append(
-                Metric(value, f"{name} = {value:,.2f}".rstrip("0").rstrip("."), label=name)
+                Metric(
+                    None,
+                    f"{name}: the query must return one number, it returned "
+                    f"{answer.shape[0]} row(s) of {answer.shape[1]} column(s) (kpis.{name})",
+                    label=name,
+                )
             )
-            rows.append({"kpi": name, "value": value, "sql": query})
+            continue
+        metrics.append(Metric(value, f"{name} = {value:,.2f}".rstrip("0").rstrip("."), label=name))
+        rows.append({"kpi": name, "value": value, "sql": profile.kpis[name]})
     if not metrics:
         raise ProbeError(f"{profile.source} defines no kpis")
     if rows:

@@ -6,6 +6,7 @@ The SQL is at the top; every query runs read-only under the profile's timeouts.
 
 from __future__ import annotations
 
+import pandas as pd
 import sqlalchemy as sa
 
 from opslib.probes import Metric, NotApplicable, ProbeError, db
@@ -41,7 +42,10 @@ FROM pg_stat_user_indexes WHERE relname = :table
 # opslib's own reading of pg_stat_statements is left out of what it reports
 STATEMENTS_SQL = """
 SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 2) AS mean_ms,
-       rows, left(query, 200) AS query
+       rows,
+       round(100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0), 1)::float8
+           AS hit_pct,
+       shared_blks_read AS blocks_read, left(query, 200) AS query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query NOT LIKE '%pg_stat_statements%'
@@ -128,10 +132,10 @@ def queue_index_use(profile: Profile) -> Metric:
     )
 
 
-def top_statements(profile: Profile, by: str = "total") -> Metric:
-    """The statements that used the most time in total (`by="total"`) or per call
-    (`by="mean"`), from pg_stat_statements; the value is the top one's mean time. UNKNOWN
-    when the extension is not loaded, with how to load it."""
+def read_statements(profile: Profile, by: str = "total") -> pd.DataFrame:
+    """This database's ten heaviest statements in total or per call, from
+    pg_stat_statements, with their cache hit share; a `ProbeError` saying how to load the
+    extension where it is not."""
     if by not in STATEMENT_ORDERS:
         raise ProbeError(f"by={by!r}: order statements by one of {', '.join(STATEMENT_ORDERS)}")
     with db.connect(profile) as connection:
@@ -144,7 +148,14 @@ def top_statements(profile: Profile, by: str = "total") -> Metric:
                 "CREATE EXTENSION pg_stat_statements"
             )
         version = connection.execute(sa.text("SHOW server_version_num")).scalar_one()
-        statements = db.frame(connection, _statements_sql(by, int(version)))
+        return db.frame(connection, _statements_sql(by, int(version)))
+
+
+def top_statements(profile: Profile, by: str = "total") -> Metric:
+    """The statements that used the most time in total (`by="total"`) or per call
+    (`by="mean"`), from pg_stat_statements; the value is the top one's mean time. UNKNOWN
+    when the extension is not loaded, with how to load it."""
+    statements = read_statements(profile, by)
     if statements.empty:
         return Metric(0.0, "no statement recorded yet")
     top = statements.iloc[0]

@@ -7,20 +7,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from opslib.probes import Metric, ProbeError, db
+from opslib.probes import Metric, db
+from opslib.probes.pg_maintenance import read_statements
 from opslib.profiles import Profile
-
-# the heaviest statements in total, each with the share of its blocks found in the cache
-CACHE_SQL = """
-SELECT calls, round({total}::numeric, 1)::float8 AS total_ms, rows,
-       round(100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0), 1)::float8
-           AS hit_pct,
-       shared_blks_read AS blocks_read, left(query, 200) AS query
-FROM pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND query NOT LIKE '%pg_stat_statements%'
-ORDER BY {total} DESC LIMIT 5
-"""
 
 COLUMNS_SQL = """
 SELECT s.schemaname AS schema, s.tablename AS "table", s.attname AS "column",
@@ -41,18 +30,7 @@ def statement_cache(profile: Profile) -> Metric:
     """The five statements that used the most time, with the share of their blocks read
     from the cache; the value is the lowest share among them (a statement reading from
     disk). UNKNOWN without pg_stat_statements, with how to load it."""
-    with db.connect(profile) as connection:
-        installed = connection.execute(
-            sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
-        ).scalar_one()
-        if not installed:
-            raise ProbeError(
-                "pg_stat_statements is not installed: add it to shared_preload_libraries and "
-                "CREATE EXTENSION pg_stat_statements"
-            )
-        version = int(connection.execute(sa.text("SHOW server_version_num")).scalar_one())
-        total = "total_exec_time" if version >= 130000 else "total_time"
-        statements = db.frame(connection, CACHE_SQL.format(total=total))
+    statements = read_statements(profile, "total").head(5).drop(columns="mean_ms")
     measured = statements.dropna(subset=["hit_pct"])
     if measured.empty:
         return Metric(None, "no recorded statement has read a block yet", statements)
